@@ -1,0 +1,154 @@
+"""Every fill option in one typed structure: defaults, a one-line description each, presets.
+
+The CLI, the daemon protocol and the GIMP dialog are generated from or checked against this module,
+so an option is added here once and nowhere else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import OptionsError
+
+TEXTURE_LAYERS = ("relu3_1", "relu4_1")
+CONTENT_PREDICTORS = ("diffusion", "none")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def _opt(default: Any, help: str, **limits: Any) -> Any:
+    """A dataclass field carrying its one-line description and numeric limits."""
+    metadata = {"help": help, **limits}
+    if isinstance(default, (list, tuple)):
+        return field(default_factory=lambda: tuple(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class FillOptions:
+    working_size: int = _opt(512, "Longest side, in pixels, of a crop at the finest scale; bigger crops are "
+                             "synthesised at this size and brought back to native resolution.", min=64, max=2048)
+    scales: int = _opt(3, "Pyramid levels, coarse to fine, each twice the size of the one before.", min=1, max=5)
+    iterations: tuple[int, ...] = _opt((100, 100, 100), "L-BFGS iterations per scale, coarsest first "
+                                       "(one value is used for every scale).", min=0, max=1000)
+    content: str = _opt("diffusion", "Content predictor giving the global structure: 'diffusion' "
+                        "(non-learned smooth fill) or 'none' (no content term: the paper's ablation).",
+                        choices=CONTENT_PREDICTORS)
+    content_weight: float = _opt(20.0, "Weight of the content term (relu4_2 features vs. the content reference).",
+                                 min=0.0)
+    texture_weight: float = _opt(1e-4, "Weight of the texture term per VGG layer (neural patch matching).", min=0.0)
+    tv_weight: float = _opt(1e-4, "Weight of the total-variation smoothness term.", min=0.0)
+    texture_layers: tuple[str, ...] = _opt(("relu4_1",), "VGG-19 layers whose 3x3 patches are matched.",
+                                           choices=TEXTURE_LAYERS)
+    candidate_stride: int = _opt(2, "Stride, in feature cells, between candidate patches from the known region.",
+                                 min=1, max=8)
+    nn_updates: int = _opt(1, "Nearest-neighbour searches per scale, spread over its iterations "
+                           "(1 = once at the start, the fast reference release).", min=1, max=100)
+    context: float = _opt(0.5, "Context kept around each hole, as a fraction of the hole's larger side on each "
+                          "side (0.5 puts the hole in the middle half of its crop, as in the paper).", min=0.1, max=4.0)
+    min_context: int = _opt(32, "Smallest context margin, in pixels, on each side of a hole.", min=8, max=1024)
+    detail_transfer: bool = _opt(True, "Bring back native-resolution detail from the photo's known pixels when a "
+                                 "crop is larger than the working size.")
+    seed: int = _opt(0, "Random seed: the same seed, input and device give the same result.", min=0)
+    device: str = _opt("auto", "Compute device: auto (cuda, then mps, then cpu), cpu, cuda or mps.", choices=DEVICES)
+    threads: int = _opt(0, "CPU threads for torch (0 = one per physical core).", min=0, max=256)
+
+    def __post_init__(self) -> None:
+        # Tuples keep the structure hashable and frozen even when lists come in from msgpack or argparse.
+        for name in ("iterations", "texture_layers"):
+            value = getattr(self, name)
+            if isinstance(value, (str, int)):
+                value = (value,)
+            object.__setattr__(self, name, tuple(value))
+        self.validate()
+
+    def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            values = value if isinstance(value, tuple) else (value,)
+            if isinstance(value, tuple) and not value:
+                raise OptionsError(f"option '{f.name}' needs at least one value")
+            for v in values:
+                _check_one(f, v)
+        if len(self.iterations) not in (1, self.scales):
+            raise OptionsError(f"option 'iterations' has {len(self.iterations)} values but there are "
+                               f"{self.scales} scales: give one value or one per scale")
+
+    def iterations_per_scale(self) -> tuple[int, ...]:
+        if len(self.iterations) == 1:
+            return self.iterations * self.scales
+        return self.iterations
+
+    def replace(self, **changes: Any) -> FillOptions:
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise OptionsError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+                for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], preset: str = "default") -> FillOptions:
+        """Options from a preset with some fields overridden (unknown names are an error)."""
+        return get_preset(preset).replace(**values)
+
+    @staticmethod
+    def describe() -> list[dict[str, Any]]:
+        """Name, type, default and description of every option: the schema the CLI and the protocol use."""
+        rows = []
+        for f in dataclasses.fields(FillOptions):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            rows.append({"name": f.name, "type": _type_name(f), "default": default, **f.metadata})
+        return rows
+
+
+def _type_name(f: dataclasses.Field) -> str:
+    return str(f.type).replace("typing.", "")
+
+
+def _check_one(f: dataclasses.Field, v: Any) -> None:
+    meta = f.metadata
+    base = str(f.type)
+    if "bool" in base:
+        if not isinstance(v, bool):
+            raise OptionsError(f"option '{f.name}' must be true or false, not {v!r}")
+        return
+    if "int" in base and (not isinstance(v, int) or isinstance(v, bool)):
+        raise OptionsError(f"option '{f.name}' must be a whole number, not {v!r}")
+    if "float" in base and (not isinstance(v, (int, float)) or isinstance(v, bool)):
+        raise OptionsError(f"option '{f.name}' must be a number, not {v!r}")
+    if "str" in base and not isinstance(v, str):
+        raise OptionsError(f"option '{f.name}' must be text, not {v!r}")
+    if "choices" in meta and v not in meta["choices"]:
+        raise OptionsError(f"option '{f.name}' must be one of {', '.join(meta['choices'])}, not {v!r}")
+    if "min" in meta and v < meta["min"]:
+        raise OptionsError(f"option '{f.name}' must be at least {meta['min']}, not {v!r}")
+    if "max" in meta and v > meta["max"]:
+        raise OptionsError(f"option '{f.name}' must be at most {meta['max']}, not {v!r}")
+
+
+PRESETS: dict[str, tuple[str, FillOptions]] = {}
+
+
+def _preset(name: str, description: str, **values: Any) -> None:
+    PRESETS[name] = (description, FillOptions(**values))
+
+
+_preset("paper", "The reference configuration of Yang et al.: 3 scales x 100 L-BFGS iterations, 512 px.",
+        working_size=512, scales=3, iterations=(100, 100, 100))
+_preset("default", "The best quality per second: fewer iterations where they stop paying off.",
+        working_size=512, scales=3, iterations=(60, 30, 12))
+_preset("preview", "A quick look in seconds: two scales at 256 px.",
+        working_size=256, scales=2, iterations=(25, 8))
+
+
+def get_preset(name: str, **overrides: Any) -> FillOptions:
+    """The named preset, with any fields overridden."""
+    try:
+        options = PRESETS[name][1]
+    except KeyError:
+        raise OptionsError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}") from None
+    return options.replace(**overrides) if overrides else options
