@@ -292,7 +292,7 @@ def check_weights() -> None:
 def run_fill(image: np.ndarray, mask: np.ndarray, options: FillOptions, progress: ProgressCallback,
              cancel: CancelCheck) -> np.ndarray:
     """The engine's fill (tests put a fake here: they are about files and flags, not the method)."""
-    from engine.fill import fill  # late: loads torch and the network code
+    from engine import fill  # late: loads torch and the network code
 
     return fill(image, mask, options, progress=progress, cancel=cancel)
 

@@ -19,7 +19,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "fill":
-        from .fill import fill
+        from .pipeline import fill
 
         return fill
     raise AttributeError(f"module 'engine' has no attribute {name!r}")

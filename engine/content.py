@@ -45,6 +45,10 @@ class DiffusionPredictor:
 
 def make_predictor(name: str) -> ContentPredictor | None:
     """The predictor named by FillOptions.content; None switches the content term off (the paper's ablation)."""
+    if name == "patches":
+        from .patch_fill import PatchFillPredictor
+
+        return PatchFillPredictor()
     if name == "diffusion":
         return DiffusionPredictor()
     if name == "none":

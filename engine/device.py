@@ -30,8 +30,11 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
-def configure_threads(threads: int) -> None:
-    """Torch's intra-op threads: the cores this process may use, unless the options name a number."""
+def configure_cpu(threads: int) -> None:
+    """Torch's intra-op threads (the cores this process may use, unless the options name a number), and
+    denormal floats flushed to zero: L-BFGS history and deep features drift into denormals, which the CPU
+    handles dozens of times slower (measured: the whole fill ran twice as long)."""
+    torch.set_flush_denormal(True)
     wanted = threads or usable_cores()
     if torch.get_num_threads() != wanted:
         torch.set_num_threads(wanted)

@@ -21,5 +21,5 @@ class WeightsError(RuntimeError):
     """VGG-19 weights missing, truncated or wrong; the message says how to fetch them."""
 
 
-class Cancelled(Exception):
+class Cancelled(Exception):  # noqa: N818 - a cancelled fill is an outcome, not an error
     """Raised inside fill() when the cancel check answers True."""

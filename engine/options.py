@@ -13,7 +13,7 @@ from typing import Any
 from .errors import OptionsError
 
 TEXTURE_LAYERS = ("relu3_1", "relu4_1")
-CONTENT_PREDICTORS = ("diffusion", "none")
+CONTENT_PREDICTORS = ("patches", "diffusion", "none")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -30,21 +30,25 @@ class FillOptions:
     working_size: int = _opt(512, "Longest side, in pixels, of a crop at the finest scale; bigger crops are "
                              "synthesised at this size and brought back to native resolution.", min=64, max=2048)
     scales: int = _opt(3, "Pyramid levels, coarse to fine, each twice the size of the one before.", min=1, max=5)
-    iterations: tuple[int, ...] = _opt((100, 100, 100), "L-BFGS iterations per scale, coarsest first "
-                                       "(one value is used for every scale).", min=0, max=1000)
-    content: str = _opt("diffusion", "Content predictor giving the global structure: 'diffusion' "
-                        "(non-learned smooth fill) or 'none' (no content term: the paper's ablation).",
+    iterations: tuple[int, ...] = _opt((100, 100, 100), "L-BFGS iterations per scale, coarsest first (one value "
+                                       "serves every scale; with fewer values than scales the first repeats for "
+                                       "the coarser ones, with more the coarsest extra ones are dropped).",
+                                       min=0, max=1000)
+    content: str = _opt("patches", "Content predictor giving the global structure: 'patches' (coarse patch-based "
+                        "completion), 'diffusion' (smooth fill) or 'none' (no content term: the paper's ablation).",
                         choices=CONTENT_PREDICTORS)
     content_weight: float = _opt(20.0, "Weight of the content term (relu4_2 features vs. the content reference).",
                                  min=0.0)
     texture_weight: float = _opt(1e-4, "Weight of the texture term per VGG layer (neural patch matching).", min=0.0)
     tv_weight: float = _opt(1e-4, "Weight of the total-variation smoothness term.", min=0.0)
-    texture_layers: tuple[str, ...] = _opt(("relu4_1",), "VGG-19 layers whose 3x3 patches are matched.",
+    texture_layers: tuple[str, ...] = _opt(("relu3_1", "relu4_1"), "VGG-19 layers whose 3x3 patches are matched.",
                                            choices=TEXTURE_LAYERS)
     candidate_stride: int = _opt(2, "Stride, in feature cells, between candidate patches from the known region.",
                                  min=1, max=8)
     nn_every: int = _opt(5, "L-BFGS iterations between nearest-neighbour searches (0 = search once at the start "
                          "of each scale, as the reference's fast release).", min=0, max=1000)
+    vote_rounds: int = _opt(1, "Rounds of patch voting that start each scale from matched known pixels before "
+                            "L-BFGS refines them (0 = start from the upsampled previous scale only).", min=0, max=10)
     context: float = _opt(0.5, "Context kept around each hole, as a fraction of the hole's larger side on each "
                           "side (0.5 puts the hole in the middle half of its crop, as in the paper).", min=0.1, max=4.0)
     min_context: int = _opt(32, "Smallest context margin, in pixels, on each side of a hole.", min=8, max=1024)
@@ -71,14 +75,11 @@ class FillOptions:
                 raise OptionsError(f"option '{f.name}' needs at least one value")
             for v in values:
                 _check_one(f, v)
-        if len(self.iterations) not in (1, self.scales):
-            raise OptionsError(f"option 'iterations' has {len(self.iterations)} values but there are "
-                               f"{self.scales} scales: give one value or one per scale")
 
     def iterations_per_scale(self) -> tuple[int, ...]:
-        if len(self.iterations) == 1:
-            return self.iterations * self.scales
-        return self.iterations
+        """One count per scale, coarsest first: so `scales` can change without restating `iterations`."""
+        counts = self.iterations[-self.scales:]
+        return (counts[0],) * (self.scales - len(counts)) + counts
 
     def replace(self, **changes: Any) -> FillOptions:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
@@ -137,12 +138,14 @@ def _preset(name: str, description: str, **values: Any) -> None:
     PRESETS[name] = (description, FillOptions(**values))
 
 
-_preset("paper", "The reference configuration of Yang et al.: 3 scales x 100 L-BFGS iterations, 512 px.",
-        working_size=512, scales=3, iterations=(100, 100, 100))
-_preset("default", "The best quality per second: fewer iterations where they stop paying off.",
-        working_size=512, scales=3, iterations=(60, 30, 12))
 _preset("preview", "A quick look in seconds: two scales at 256 px.",
         working_size=256, scales=2, iterations=(25, 8))
+_preset("default", "The best quality per second: fewer iterations where they stop paying off.",
+        working_size=512, scales=3, iterations=(60, 30, 12))
+_preset("paper", "The reference configuration of Yang et al.'s released code: 3 scales x 100 L-BFGS iterations at "
+        "512 px, relu4_1 patches matched at the start of each scale, no patch voting.",
+        working_size=512, scales=3, iterations=(100, 100, 100), texture_layers=("relu4_1",), nn_every=0,
+        vote_rounds=0)
 
 
 def get_preset(name: str, **overrides: Any) -> FillOptions:

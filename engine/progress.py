@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 from .errors import Cancelled
 
@@ -27,7 +27,7 @@ CancelCheck = Callable[[], bool]
 class Reporter:
     """Turns the engine's nested loops into monotone overall fractions and polls cancel on every report."""
 
-    def __init__(self, callback: Optional[ProgressCallback], cancel: Optional[CancelCheck]) -> None:
+    def __init__(self, callback: ProgressCallback | None, cancel: CancelCheck | None) -> None:
         self._callback = callback
         self._cancel = cancel
         self._last = 0.0

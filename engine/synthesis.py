@@ -9,8 +9,8 @@ over the hole's pixels only; known pixels are fixed. Each scale starts from the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F  # noqa: N812 - the torch convention
@@ -19,6 +19,7 @@ from .content import ContentPredictor, push_pull_fill
 from .options import FillOptions
 from .patches import Match, PatchBank, cells_touching
 from .vgg import LAYER_STRIDE, VGGFeatures
+from .voting import vote_patches
 
 ALIGN = 8  # crop and window sizes are multiples of the deepest layer's stride, so cells line up across scales
 MIN_SIDE = 64  # a scale smaller than this has too few relu4 cells to match patches
@@ -142,10 +143,14 @@ class CropSynthesis:
             return x255
         opts = self.options
         banks = self._banks(x255, hole, excluded)
+        for _ in range(opts.vote_rounds):
+            x255 = self._vote(x255, hole, excluded)
         top, bottom, left, right = hole_window(hole, WINDOW_MARGIN)
         window = (..., slice(top, bottom), slice(left, right))
         win_hole = hole[window]
         fixed = (x255[window] * (1 - win_hole)).detach()
+        # Only the hole's pixels are variables: L-BFGS's vector work then scales with the hole, not the window.
+        inside = win_hole[0, 0].flatten().nonzero()[:, 0]
         hole_cells = {n: cells_touching(win_hole, LAYER_STRIDE[n]) for n in self.layers}
         content_target = None
         if reference255 is not None:
@@ -153,10 +158,12 @@ class CropSynthesis:
                 content_target = self._features(reference255[window], (CONTENT_LAYER,))[CONTENT_LAYER]
             # Normalised by the whole scale's feature count, as the reference's MSE over the full image.
             content_norm = content_target.shape[1] * (x255.shape[-2] // 8) * (x255.shape[-1] // 8)
-        variable = x255[window].clone().requires_grad_(True)
+        variable = x255[window].flatten(2)[..., inside].clone().requires_grad_(True)
 
         def compose() -> torch.Tensor:
-            return fixed + variable * win_hole
+            image = fixed.flatten(2).clone()
+            image[..., inside] = variable
+            return image.view_as(fixed)
 
         evaluations = 0
 
@@ -196,6 +203,20 @@ class CropSynthesis:
         self.report(index, iterations, iterations)
         return result
 
+    def _vote(self, x255: torch.Tensor, hole: torch.Tensor, excluded: torch.Tensor) -> torch.Tensor:
+        """Copy the matched known patches' pixels into the hole: a sharp start the optimisation then refines."""
+        name = self._detail_layer()
+        stride = LAYER_STRIDE[name]
+        with torch.no_grad():
+            features = with_colour(self._features(x255, (name,))[name], x255, stride)
+        never = cells_touching((hole > 0) | (excluded > 0), stride)
+        bank = PatchBank(features, never, self.options.candidate_stride)
+        match = bank.match(features, cells_touching(hole, stride), self.check_cancel)
+        usable = ((hole == 0) & (excluded == 0)).to(x255.dtype)
+        voted, weight = vote_patches(x255, usable, match, stride, stride)
+        take = (hole > 0) & (weight > 0)
+        return torch.where(take, voted, x255)
+
     def _detail_layer(self) -> str:
         return min(self.layers, key=lambda n: LAYER_STRIDE[n])
 
@@ -208,6 +229,16 @@ class CropSynthesis:
         never = (hole > 0) | (excluded > 0)
         bank = PatchBank(features, cells_touching(never, stride), 1)
         return bank.match(features, cells_touching(hole, stride), self.check_cancel)
+
+
+VOTE_COLOUR_WEIGHT = 1.0  # colour (0..255) against relu3_1 features (norms ~1e3): brightness counts, not rules
+
+
+def with_colour(features: torch.Tensor, x255: torch.Tensor, stride: int) -> torch.Tensor:
+    """Features with each cell's mean colour appended: cosine matching alone ignores brightness, and voting
+    copies pixels, so a dark patch whose features point the same way as a bright one must not win."""
+    colour = F.avg_pool2d(x255, stride, stride, ceil_mode=True)[..., :features.shape[-2], :features.shape[-1]]
+    return torch.cat([features, VOTE_COLOUR_WEIGHT * (colour - 128)], dim=1)
 
 
 def _chunks(total: int, every: int) -> list[int]:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import torch
-import torchvision
 from torch import nn
+from torchvision.models.vgg import cfgs, make_layers
 
 from .weights import CAFFE_MEAN_BGR, load_vgg19_state_dict
 
@@ -20,7 +20,8 @@ class VGGFeatures(nn.Module):
     def __init__(self, state_dict: dict[str, torch.Tensor] | None = None, last_layer: str = "relu4_2") -> None:
         super().__init__()
         depth = LAYER_INDEX[last_layer] + 1
-        self.layers = torchvision.models.vgg19(weights=None).features[:depth]
+        # torchvision's VGG-19 definition ('E'), convolutions only: the classifier would cost 0.5 GB for nothing.
+        self.layers = make_layers(cfgs["E"])[:depth]
         if state_dict is not None:
             kept = {k: v for k, v in state_dict.items() if int(k.split(".")[0]) < depth}
             self.layers.load_state_dict(kept)

@@ -13,7 +13,7 @@ import torch.nn.functional as F  # noqa: N812 - the torch convention
 
 from .content import make_predictor, push_pull_fill
 from .detail import transfer_detail
-from .device import configure_threads, resolve_device
+from .device import configure_cpu, resolve_device
 from .errors import ImageError, MaskError
 from .options import FillOptions, get_preset
 from .progress import CancelCheck, ProgressCallback, Reporter
@@ -39,32 +39,40 @@ def fill(image: np.ndarray, mask: np.ndarray, options: FillOptions | None = None
     reporter = Reporter(progress, cancel)
     scale_max = check_image(image)
     amount = normalise_mask(mask, image.shape[:2])
-    colour, alpha = split_channels(image.astype(np.float32) / scale_max)
-    # Fully transparent pixels carry no colour worth copying: synthesise them too, but only write the hole.
-    synthesise = amount > 0 if alpha is None else (amount > 0) | (alpha == 0)
-    if synthesise.all():
+    if no_known_pixels(image, amount):
         raise MaskError("the mask covers the whole image: there are no known pixels left to copy from")
 
     device = resolve_device(options.device)
     if device.type == "cpu":
-        configure_threads(options.threads)
+        configure_cpu(options.threads)
     torch.manual_seed(options.seed)
     reporter.report("prepare", 0.0)
     synthesis = CropSynthesis(load_vgg(device), options, make_predictor(options.content),
                               report=lambda *a: None, check_cancel=reporter.check_cancel)
 
-    filled = colour.copy()
+    # Only the crops are converted to floats and worked on: a 50-megapixel photo with a small hole costs what
+    # a small photo does, in time and in memory.
+    result = image.copy()
     boxes = crop_boxes(amount > 0, options.context, options.min_context)
     for number, box in enumerate(boxes):
         region = RegionProgress(reporter, number, len(boxes), box, options)
         synthesis.report = region.iteration
-        crop = fill_crop(synthesis, colour[box.slices], synthesise[box.slices], options, device, region)
-        hole = synthesise[box.slices]
-        filled[box.slices][hole] = crop[hole]
-    reporter.report("blend", 1.0)
-    result = blend(image, scale_max, filled, alpha, amount)
+        original = image[box.slices]
+        colour, alpha = split_channels(original.astype(np.float32) / scale_max)
+        crop_amount = amount[box.slices]
+        # Fully transparent pixels carry no colour worth copying: synthesise them too, but only write the hole.
+        synthesise = crop_amount > 0 if alpha is None else (crop_amount > 0) | (alpha == 0)
+        filled = fill_crop(synthesis, colour, synthesise, options, device, region)
+        result[box.slices] = blend(original, scale_max, filled, alpha, crop_amount)
     reporter.report("done", 1.0)
     return result
+
+
+def no_known_pixels(image: np.ndarray, amount: np.ndarray) -> bool:
+    known = amount == 0
+    if image.ndim == 3 and image.shape[2] in (2, 4):
+        known &= image[..., -1] > 0
+    return not known.any()
 
 
 def check_image(image: np.ndarray) -> float:
@@ -126,7 +134,7 @@ class RegionProgress:
         size = working_shape(box.height, box.width, options.working_size)
         sizes = pyramid_sizes(*size, options.scales)
         iterations = options.iterations_per_scale()[-len(sizes):]
-        costs = [n * h * w for n, (h, w) in zip(iterations, sizes)]
+        costs = [n * h * w for n, (h, w) in zip(iterations, sizes, strict=False)]
         total = sum(costs) or 1
         self.starts = [sum(costs[:i]) / total for i in range(len(costs))]
         self.shares = [c / total for c in costs]
@@ -186,7 +194,7 @@ def fill_crop(synthesis: CropSynthesis, colour: np.ndarray, hole: np.ndarray, op
 
 def blend(image: np.ndarray, scale_max: float, filled: np.ndarray, alpha: np.ndarray | None,
           amount: np.ndarray) -> np.ndarray:
-    """Composite the fill through the (soft) mask in the image's own layout and sample type."""
+    """Composite the fill through the (soft) mask in the image's own layout and sample type (one crop)."""
     channels = 1 if image.ndim == 2 else image.shape[2]
     if channels in (1, 2):
         filled = filled.mean(axis=2, keepdims=True)

@@ -1,0 +1,52 @@
+"""The one options structure: defaults, presets, validation, and the schema other layers are generated from."""
+
+import pytest
+
+from engine.errors import OptionsError
+from engine.options import PRESETS, FillOptions, get_preset
+
+
+def test_every_option_has_a_description_and_default():
+    rows = FillOptions.describe()
+    assert {row["name"] for row in rows} >= {"working_size", "scales", "iterations", "seed", "device", "content"}
+    for row in rows:
+        assert row["help"].strip(), row["name"]
+        assert "default" in row
+
+
+def test_presets_name_intent_and_paper_is_the_reference_configuration():
+    assert set(PRESETS) == {"preview", "default", "paper"}
+    paper = get_preset("paper")
+    assert (paper.scales, paper.iterations, paper.working_size) == (3, (100, 100, 100), 512)
+    assert sum(get_preset("preview").iterations) < sum(get_preset("default").iterations) < sum(paper.iterations)
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"scales": 0}, "at least 1"),
+    ({"working_size": "big"}, "whole number"),
+    ({"device": "tpu"}, "one of"),
+    ({"texture_layers": ("relu9_9",)}, "one of"),
+    ({"iterations": ()}, "at least one value"),
+    ({"detail_transfer": 1}, "true or false"),
+    ({"colour": 3}, "unknown option"),
+])
+def test_bad_options_are_named(change, words):
+    with pytest.raises(OptionsError, match=words):
+        get_preset("default", **change)
+
+
+def test_unknown_preset_lists_the_known_ones():
+    with pytest.raises(OptionsError, match="preview, default, paper"):
+        get_preset("fast")
+
+
+def test_iterations_follow_a_changed_scale_count():
+    assert get_preset("default", scales=2).iterations_per_scale() == (30, 12)
+    assert get_preset("default", scales=4).iterations_per_scale() == (60, 60, 30, 12)
+    assert get_preset("default", iterations=(7,)).iterations_per_scale() == (7, 7, 7)
+
+
+def test_round_trip_through_a_plain_dict():
+    options = get_preset("preview", seed=3)
+    assert FillOptions.from_dict(options.to_dict()) == options
+    assert FillOptions.from_dict({"seed": 9}, preset="paper") == get_preset("paper", seed=9)
