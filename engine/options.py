@@ -47,8 +47,9 @@ class FillOptions:
                                  min=1, max=8)
     nn_every: int = _opt(5, "L-BFGS iterations between nearest-neighbour searches (0 = search once at the start "
                          "of each scale, as the reference's fast release).", min=0, max=1000)
-    vote_rounds: int = _opt(1, "Rounds of patch voting that start each scale from matched known pixels before "
-                            "L-BFGS refines them (0 = start from the upsampled previous scale only).", min=0, max=10)
+    vote_rounds: int = _opt(0, "Rounds of patch voting that start each scale from matched known pixels before "
+                            "L-BFGS refines them: sharper regular textures (bricks, tiles), but it can copy wrong "
+                            "structure into smooth areas (0 = off).", min=0, max=10)
     context: float = _opt(0.5, "Context kept around each hole, as a fraction of the hole's larger side on each "
                           "side (0.5 puts the hole in the middle half of its crop, as in the paper).", min=0.1, max=4.0)
     min_context: int = _opt(32, "Smallest context margin, in pixels, on each side of a hole.", min=8, max=1024)
@@ -139,13 +140,12 @@ def _preset(name: str, description: str, **values: Any) -> None:
 
 
 _preset("preview", "A quick look in seconds: two scales at 256 px.",
-        working_size=256, scales=2, iterations=(25, 8))
+        working_size=256, scales=2, iterations=(10, 3))
 _preset("default", "The best quality per second: fewer iterations where they stop paying off.",
-        working_size=512, scales=3, iterations=(60, 30, 12))
+        working_size=512, scales=3, iterations=(30, 15, 6))
 _preset("paper", "The reference configuration of Yang et al.'s released code: 3 scales x 100 L-BFGS iterations at "
         "512 px, relu4_1 patches matched at the start of each scale, no patch voting.",
-        working_size=512, scales=3, iterations=(100, 100, 100), texture_layers=("relu4_1",), nn_every=0,
-        vote_rounds=0)
+        working_size=512, scales=3, iterations=(100, 100, 100), texture_layers=("relu4_1",), nn_every=0)
 
 
 def get_preset(name: str, **overrides: Any) -> FillOptions:
