@@ -18,7 +18,7 @@ from .errors import ImageError, MaskError
 from .options import FillOptions, get_preset
 from .progress import CancelCheck, ProgressCallback, Reporter
 from .regions import Box, crop_boxes
-from .synthesis import ALIGN, MIN_SIDE, CropSynthesis, pyramid_sizes
+from .synthesis import ALIGN, MIN_SIDE, CropSynthesis, hole_at, scale_plan
 from .vgg import load_vgg
 
 SAMPLE_TYPES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0}
@@ -131,14 +131,11 @@ class RegionProgress:
     def __init__(self, reporter: Reporter, number: int, count: int, box: Box, options: FillOptions) -> None:
         self.reporter = reporter
         self.number, self.count = number, count
-        size = working_shape(box.height, box.width, options.working_size)
-        sizes = pyramid_sizes(*size, options.scales)
-        iterations = options.iterations_per_scale()[-len(sizes):]
-        costs = [n * h * w for n, (h, w) in zip(iterations, sizes, strict=False)]
+        plan = scale_plan(*working_shape(box.height, box.width, options.working_size), options)
+        costs = [n * h * w for (h, w), n in plan]
         total = sum(costs) or 1
         self.starts = [sum(costs[:i]) / total for i in range(len(costs))]
         self.shares = [c / total for c in costs]
-        self.iterations = iterations
 
     def at(self, stage: str, within: float, **where: int) -> None:
         fraction = (self.number + within) / self.count
@@ -171,7 +168,7 @@ def fill_crop(synthesis: CropSynthesis, colour: np.ndarray, hole: np.ndarray, op
     region.at("content", 0.0)
     if downscaled:
         work = F.interpolate(native, size=size, mode="area")
-        work_hole = F.max_pool2d((F.interpolate(native_hole, size=size, mode="area") > 1e-6).float(), 3, 1, 1)
+        work_hole = hole_at(native_hole, size)
         excluded = torch.zeros_like(work_hole)
     else:
         # Pad to alignment by repeating the border; padded pixels are never copied from.

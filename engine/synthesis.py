@@ -50,6 +50,20 @@ def pyramid_sizes(height: int, width: int, scales: int) -> list[tuple[int, int]]
     return sizes
 
 
+def scale_plan(height: int, width: int, options: FillOptions) -> list[tuple[tuple[int, int], int]]:
+    """(size, L-BFGS iterations) per scale, coarse to fine; small crops drop their coarsest scales."""
+    sizes = pyramid_sizes(height, width, options.scales)
+    return list(zip(sizes, options.iterations_per_scale()[-len(sizes):], strict=True))
+
+
+def hole_at(hole: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A {0,1} hole mask at another size: any pixel the hole touches, grown by one pixel for the resampling
+    filter's reach, so no colour of the removed object leaks into a smaller scale."""
+    if tuple(hole.shape[-2:]) == size:
+        return hole
+    return _dilate((_resize(hole, size, "area") > 1e-6).to(hole.dtype))
+
+
 def _align(value: float) -> int:
     return max(ALIGN, int(round(value / ALIGN)) * ALIGN)
 
@@ -93,19 +107,14 @@ class CropSynthesis:
 
     def run(self, image: torch.Tensor, hole: torch.Tensor, excluded: torch.Tensor, want_match: bool) -> CropResult:
         """image (1,3,H,W) 0..1; hole (1,1,H,W) {0,1} pixels to synthesise; excluded: pixels never copied from."""
-        sizes = pyramid_sizes(*image.shape[-2:], self.options.scales)
-        iterations = self.options.iterations_per_scale()[-len(sizes):]
-        coarse_image = _resize(image, sizes[0], "area")
-        coarse_hole = self._hole_at(hole, sizes[0])
-        start = push_pull_fill(coarse_image, 1 - coarse_hole)
-        prediction = None
-        if self.predictor is not None:
-            prediction = self.predictor.predict(coarse_image, coarse_hole)
-            start = prediction
-        current = start
-        for index, size in enumerate(sizes):
-            level_image = image if size == tuple(image.shape[-2:]) else _resize(image, size, "area")
-            level_hole = self._hole_at(hole, size)
+        plan = scale_plan(*image.shape[-2:], self.options)
+        coarse_size = plan[0][0]
+        coarse_image, coarse_hole = _resize(image, coarse_size, "area"), hole_at(hole, coarse_size)
+        prediction = None if self.predictor is None else self.predictor.predict(coarse_image, coarse_hole)
+        current = push_pull_fill(coarse_image, 1 - coarse_hole) if prediction is None else prediction
+        for index, (size, iterations) in enumerate(plan):
+            level_image = _resize(image, size, "area")
+            level_hole = hole_at(hole, size)
             level_excluded = _resize(excluded, size, "area") > 0
             known = 1 - level_hole
             current = level_image * known + _resize(current, size) * level_hole
@@ -114,16 +123,9 @@ class CropSynthesis:
                 reference = level_image * known + _resize(prediction, size) * level_hole
             current = self._optimise_scale(current * 255, level_hole, level_excluded,
                                            None if reference is None else reference * 255,
-                                           index, iterations[index]) / 255
+                                           index, iterations) / 255
         match = self._final_match(current * 255, hole, excluded) if want_match else None
         return CropResult(current.clamp(0, 1), match, LAYER_STRIDE[self._detail_layer()])
-
-    def _hole_at(self, hole: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        if tuple(hole.shape[-2:]) == size:
-            return hole
-        # Any pixel touched by the hole is synthesised, and one more for the resampling filter's reach,
-        # so no colour of the removed object leaks into a coarse scale.
-        return _dilate((_resize(hole, size, "area") > 1e-6).to(hole.dtype))
 
     def _features(self, x255: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
         if x255.device.type == "cpu":

@@ -41,8 +41,10 @@ def test_unknown_preset_lists_the_known_ones():
 
 
 def test_iterations_follow_a_changed_scale_count():
-    assert get_preset("default", scales=2).iterations_per_scale() == (30, 12)
-    assert get_preset("default", scales=4).iterations_per_scale() == (60, 60, 30, 12)
+    counts = get_preset("default").iterations
+    assert len(counts) == 3
+    assert get_preset("default", scales=2).iterations_per_scale() == counts[-2:]
+    assert get_preset("default", scales=4).iterations_per_scale() == (counts[0],) + counts
     assert get_preset("default", iterations=(7,)).iterations_per_scale() == (7, 7, 7)
 
 
