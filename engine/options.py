@@ -140,7 +140,7 @@ def _preset(name: str, description: str, **values: Any) -> None:
 
 
 _preset("preview", "A quick look in seconds: two scales at 256 px.",
-        working_size=256, scales=2, iterations=(10, 3))
+        working_size=256, scales=2, iterations=(8, 2))
 _preset("default", "The best quality per second: fewer iterations where they stop paying off.",
         working_size=512, scales=3, iterations=(30, 15, 6))
 _preset("paper", "The reference configuration of Yang et al.'s released code: 3 scales x 100 L-BFGS iterations at "
