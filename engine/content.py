@@ -46,7 +46,7 @@ class DiffusionPredictor:
 def make_predictor(name: str) -> ContentPredictor | None:
     """The predictor named by FillOptions.content; None switches the content term off (the paper's ablation)."""
     if name == "patches":
-        from .patch_fill import PatchFillPredictor
+        from .patch_fill import PatchFillPredictor  # here, not at the top: patch_fill imports this module
 
         return PatchFillPredictor()
     if name == "diffusion":

@@ -47,7 +47,6 @@ class PatchBank:
         patches = F.unfold(features, PATCH, padding=PATCH // 2)[0]  # (C*9, h*w)
         self.patches = patches[:, centres[:, 0] * width + centres[:, 1]].contiguous()  # (C*9, n)
         self.normalised = self.patches / self.patches.norm(dim=0, keepdim=True).clamp_min(1e-8)
-        self.squared_norms = (self.patches ** 2).sum(dim=0)
         self.centres = centres
         self.channels = channels
 
@@ -65,7 +64,7 @@ class PatchBank:
 
     @torch.no_grad()
     def match(self, features: torch.Tensor, hole_cells: torch.Tensor,
-              check: Callable[[], None] = lambda: None, metric: str = "cosine") -> Match:
+              check: Callable[[], None] = lambda: None) -> Match:
         """Best candidate for every patch of `features` that overlaps `hole_cells`, and the target map they make."""
         _, channels, height, width = features.shape
         query_cells = patch_footprint(hole_cells).nonzero()  # (q,2)
@@ -78,12 +77,8 @@ class PatchBank:
         # The query's own norm scales all its scores alike, so the argmax needs only the candidates normalised.
         for start in range(0, flat.shape[0], QUERY_CHUNK):
             check()
-            chunk = patches[:, start:start + QUERY_CHUNK].T
             # (chunk, n): the argmax runs along contiguous rows, several times faster than down columns.
-            if metric == "cosine":
-                scores = chunk @ self.normalised
-            else:  # -|q - k|^2 up to the query's own |q|^2, which is the same for every candidate
-                scores = 2 * (chunk @ self.patches) - self.squared_norms[None, :]
+            scores = patches[:, start:start + QUERY_CHUNK].T @ self.normalised
             best[start:start + QUERY_CHUNK] = scores.argmax(dim=1)
         chosen = torch.zeros(channels * PATCH * PATCH, height * width, device=features.device, dtype=features.dtype)
         chosen[:, flat] = self.patches[:, best]
