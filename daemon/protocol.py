@@ -1,0 +1,175 @@
+"""The Neural Fill wire protocol: the one definition of every message (docs/protocol.md describes it for other
+languages).
+
+A message is a ZeroMQ multipart message: frame 0 is a msgpack map (the header), any further frames are raw bytes
+(pixels, mask). Clients use a DEALER socket, the daemon a ROUTER. Every header carries `v` (the protocol version)
+and `op`. Standard library and msgpack only: the GIMP plug-in imports this module inside GIMP's own Python.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+PROTOCOL_VERSION = 1
+
+# Requests a client may send, and the extra frames each carries.
+REQUEST_FRAMES = {"hello": 0, "ping": 0, "fill": 2, "cancel": 0, "status": 0, "shutdown": 0}
+# Replies and events the daemon sends.
+REPLIES = ("hello", "pong", "accepted", "progress", "result", "error", "cancelled", "status", "bye")
+
+SAMPLE_BYTES = {"u8": 1, "u16": 2, "f32": 4}
+MAX_JOB_ID = 64
+MAX_HEADER_BYTES = 64 * 1024
+
+
+class ErrorCode:
+    """Stable error codes: clients branch on these, people read the message beside them."""
+
+    BAD_MESSAGE = "bad_message"  # not msgpack, not a map, wrong frame count
+    UNSUPPORTED_VERSION = "unsupported_version"
+    UNKNOWN_OP = "unknown_op"
+    BAD_FIELD = "bad_field"  # a field missing, of the wrong type or out of range
+    SIZE_MISMATCH = "size_mismatch"  # pixel or mask bytes do not match the declared size
+    TOO_LARGE = "too_large"  # more pixels than the daemon's limit
+    QUEUE_FULL = "queue_full"
+    DUPLICATE_JOB = "duplicate_job"
+    NOT_FOUND = "not_found"  # cancel of a job this client does not have
+    BAD_INPUT = "bad_input"  # the engine refused the image, mask or options (its message says why)
+    UNAUTHORISED = "unauthorised"
+    INTERNAL = "internal"  # the job failed inside the daemon; the daemon goes on
+
+
+class ProtocolError(Exception):
+    def __init__(self, code: str, message: str, job_id: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.job_id = job_id
+
+
+@dataclass
+class Message:
+    header: dict[str, Any]
+    blobs: list[bytes] = field(default_factory=list)
+
+    @property
+    def op(self) -> str:
+        return self.header["op"]
+
+
+def encode(header: dict[str, Any], *blobs: bytes) -> list[bytes]:
+    """Header (the version is added) and raw frames -> the multipart frames to send."""
+    return [msgpack.packb({"v": PROTOCOL_VERSION, **header}, use_bin_type=True), *blobs]
+
+
+def decode(frames: list[bytes]) -> Message:
+    """Frames -> Message, checking only the envelope (map, version, op, frame count); ProtocolError otherwise."""
+    if not frames:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "empty message")
+    if len(frames[0]) > MAX_HEADER_BYTES:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"header larger than {MAX_HEADER_BYTES} bytes")
+    try:
+        header = msgpack.unpackb(frames[0], raw=False, strict_map_key=True, max_bin_len=0,
+                                 max_array_len=1024, max_map_len=256)
+    except Exception as error:  # msgpack raises several types for malformed input
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"header is not valid msgpack: {error}") from None
+    if not isinstance(header, dict):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "header must be a msgpack map")
+    job_id = header.get("id") if isinstance(header.get("id"), str) else None
+    if header.get("v") != PROTOCOL_VERSION:
+        raise ProtocolError(ErrorCode.UNSUPPORTED_VERSION,
+                            f"protocol version {header.get('v')!r} is not supported (this side speaks "
+                            f"{PROTOCOL_VERSION})", job_id)
+    op = header.get("op")
+    if not isinstance(op, str) or (op not in REQUEST_FRAMES and op not in REPLIES):
+        raise ProtocolError(ErrorCode.UNKNOWN_OP, f"unknown operation {op!r}", job_id)
+    expected = REQUEST_FRAMES.get(op)
+    if expected is not None and len(frames) - 1 != expected:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE,
+                            f"'{op}' carries {expected} data frame(s), not {len(frames) - 1}", job_id)
+    return Message(header, list(frames[1:]))
+
+
+def field_of(header: dict[str, Any], name: str, kind: type | tuple[type, ...], job_id: str | None = None) -> Any:
+    """A required header field of the given type, or ProtocolError(bad_field) naming it."""
+    if name not in header:
+        raise ProtocolError(ErrorCode.BAD_FIELD, f"field '{name}' is missing", job_id)
+    value = header[name]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ProtocolError(ErrorCode.BAD_FIELD, f"field '{name}' has the wrong type ({type(value).__name__})",
+                            job_id)
+    return value
+
+
+@dataclass(frozen=True)
+class FillRequest:
+    """A checked `fill`: sizes agree with the bytes, within the daemon's pixel limit. Pixels stay bytes here."""
+
+    job_id: str
+    width: int
+    height: int
+    channels: int
+    sample: str
+    mask_sample: str
+    preset: str
+    options: dict[str, Any]
+    pixels: bytes
+    mask: bytes
+
+
+def parse_fill(message: Message, max_pixels: int) -> FillRequest:
+    header = message.header
+    job_id = field_of(header, "id", str)
+    if not 0 < len(job_id) <= MAX_JOB_ID:
+        raise ProtocolError(ErrorCode.BAD_FIELD, f"field 'id' must be 1 to {MAX_JOB_ID} characters")
+    width = field_of(header, "width", int, job_id)
+    height = field_of(header, "height", int, job_id)
+    channels = field_of(header, "channels", int, job_id)
+    sample = field_of(header, "sample", str, job_id)
+    mask_sample = header.get("mask_sample", "u8")
+    preset = header.get("preset", "default")
+    options = header.get("options", {})
+    if width < 1 or height < 1:
+        raise ProtocolError(ErrorCode.BAD_FIELD, f"image size {width}x{height} is not positive", job_id)
+    if width * height > max_pixels:
+        raise ProtocolError(ErrorCode.TOO_LARGE, f"{width}x{height} is {width * height} pixels; this daemon "
+                            f"takes at most {max_pixels}", job_id)
+    if channels not in (1, 2, 3, 4):
+        raise ProtocolError(ErrorCode.BAD_FIELD, f"channels must be 1 to 4, not {channels}", job_id)
+    for name, value in (("sample", sample), ("mask_sample", mask_sample)):
+        if value not in SAMPLE_BYTES:
+            raise ProtocolError(ErrorCode.BAD_FIELD, f"{name} must be one of {', '.join(SAMPLE_BYTES)}, "
+                                f"not {value!r}", job_id)
+    if not isinstance(preset, str):
+        raise ProtocolError(ErrorCode.BAD_FIELD, "field 'preset' must be text", job_id)
+    if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
+        raise ProtocolError(ErrorCode.BAD_FIELD, "field 'options' must be a map of option names", job_id)
+    pixels, mask = message.blobs
+    expected = width * height * channels * SAMPLE_BYTES[sample]
+    if len(pixels) != expected:
+        raise ProtocolError(ErrorCode.SIZE_MISMATCH, f"pixel frame has {len(pixels)} bytes; {width}x{height}x"
+                            f"{channels} {sample} needs {expected}", job_id)
+    expected_mask = width * height * SAMPLE_BYTES[mask_sample]
+    if len(mask) != expected_mask:
+        raise ProtocolError(ErrorCode.SIZE_MISMATCH, f"mask frame has {len(mask)} bytes; {width}x{height} "
+                            f"{mask_sample} needs {expected_mask}", job_id)
+    return FillRequest(job_id, width, height, channels, sample, mask_sample, preset, options, pixels, mask)
+
+
+def fill_request(job_id: str, width: int, height: int, channels: int, sample: str, pixels: bytes, mask: bytes,
+                 mask_sample: str = "u8", preset: str = "default",
+                 options: dict[str, Any] | None = None) -> list[bytes]:
+    """The frames of a `fill` request (what a client sends)."""
+    header = {"op": "fill", "id": job_id, "width": width, "height": height, "channels": channels,
+              "sample": sample, "mask_sample": mask_sample, "preset": preset, "options": options or {}}
+    return encode(header, pixels, mask)
+
+
+def error_reply(code: str, message: str, job_id: str | None = None) -> list[bytes]:
+    header: dict[str, Any] = {"op": "error", "code": code, "message": message}
+    if job_id is not None:
+        header["id"] = job_id
+    return encode(header)

@@ -1,0 +1,83 @@
+"""The wire protocol without sockets: envelopes, fill checks, and malformed input always a ProtocolError."""
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from daemon.protocol import (
+    PROTOCOL_VERSION,
+    ErrorCode,
+    ProtocolError,
+    decode,
+    encode,
+    error_reply,
+    fill_request,
+    parse_fill,
+)
+
+MAX_PIXELS = 10_000
+
+
+def test_a_fill_request_round_trips():
+    frames = fill_request("job-1", 4, 3, 3, "u16", bytes(4 * 3 * 3 * 2), bytes(12), options={"seed": 2})
+    request = parse_fill(decode(frames), MAX_PIXELS)
+    assert (request.job_id, request.width, request.height, request.channels, request.sample) == \
+        ("job-1", 4, 3, 3, "u16")
+    assert request.options == {"seed": 2} and request.preset == "default"
+
+
+@pytest.mark.parametrize("frames, code", [
+    ([], ErrorCode.BAD_MESSAGE),
+    ([b"\xc1"], ErrorCode.BAD_MESSAGE),  # never valid msgpack
+    ([msgpack.packb([1, 2])], ErrorCode.BAD_MESSAGE),
+    ([msgpack.packb({"v": 99, "op": "ping"})], ErrorCode.UNSUPPORTED_VERSION),
+    ([msgpack.packb({"v": PROTOCOL_VERSION, "op": "explode"})], ErrorCode.UNKNOWN_OP),
+    ([msgpack.packb({"v": PROTOCOL_VERSION, "op": "ping"}), b"extra"], ErrorCode.BAD_MESSAGE),
+    (encode({"op": "fill", "id": "x"}, b"pixels"), ErrorCode.BAD_MESSAGE),
+])
+def test_bad_envelopes_have_codes(frames, code):
+    with pytest.raises(ProtocolError) as caught:
+        decode(frames)
+    assert caught.value.code == code
+
+
+@pytest.mark.parametrize("change, code, words", [
+    ({"width": "4"}, ErrorCode.BAD_FIELD, "'width'"),
+    ({"width": True}, ErrorCode.BAD_FIELD, "'width'"),
+    ({"channels": 5}, ErrorCode.BAD_FIELD, "channels"),
+    ({"sample": "f64"}, ErrorCode.BAD_FIELD, "sample"),
+    ({"width": 1000, "height": 1000}, ErrorCode.TOO_LARGE, "at most 10000"),
+    ({"height": 4}, ErrorCode.SIZE_MISMATCH, "pixel frame"),
+    ({"options": ["seed"]}, ErrorCode.BAD_FIELD, "options"),
+    ({"id": ""}, ErrorCode.BAD_FIELD, "'id'"),
+])
+def test_bad_fill_fields_are_named(change, code, words):
+    header = msgpack.unpackb(fill_request("job", 4, 3, 3, "u8", bytes(36), bytes(12))[0])
+    header.update(change)
+    with pytest.raises(ProtocolError, match=words) as caught:
+        parse_fill(decode([msgpack.packb(header), bytes(36), bytes(12)]), MAX_PIXELS)
+    assert caught.value.code == code
+
+
+def test_error_replies_carry_code_message_and_job():
+    reply = decode(error_reply(ErrorCode.QUEUE_FULL, "the queue is full", "job-9"))
+    assert reply.header == {"v": PROTOCOL_VERSION, "op": "error", "code": "queue_full",
+                            "message": "the queue is full", "id": "job-9"}
+
+
+headers = st.dictionaries(st.sampled_from(["v", "op", "id", "width", "height", "channels", "sample", "options"]),
+                          st.one_of(st.integers(-2**40, 2**40), st.text(max_size=8), st.none(), st.booleans(),
+                                    st.lists(st.integers(), max_size=3), st.binary(max_size=8)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(first=st.one_of(st.binary(max_size=64), headers.map(msgpack.packb)),
+       rest=st.lists(st.binary(max_size=64), max_size=3))
+def test_malformed_input_only_ever_raises_protocol_errors(first, rest):
+    try:
+        message = decode([first, *rest])
+        if message.op == "fill":
+            parse_fill(message, MAX_PIXELS)
+    except ProtocolError as error:
+        assert error.code in vars(ErrorCode).values() and error.message
