@@ -173,7 +173,8 @@ class CropSynthesis:
             nonlocal evaluations
             self.check_cancel()
             optimizer.zero_grad()
-            features = self._features(compose(), self.names)
+            x = compose()
+            features = self._features(x, self.names)
             loss = torch.zeros((), device=x255.device)
             for name in self.layers:
                 match = matches[name]
@@ -181,7 +182,6 @@ class CropSynthesis:
             if content_target is not None:
                 diff = features[CONTENT_LAYER] - content_target
                 loss = loss + opts.content_weight * (diff ** 2).sum() / content_norm
-            x = compose()
             tv = ((x[..., 1:, :] - x[..., :-1, :]) ** 2).sum() + ((x[..., :, 1:] - x[..., :, :-1]) ** 2).sum()
             loss = loss + opts.tv_weight * tv
             loss.backward()
