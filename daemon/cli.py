@@ -1,7 +1,9 @@
-"""The `neural-fill` command: fill the hole in an image file, fetch the VGG-19 weights, list the options.
+"""The `neural-fill` command: fill the hole in an image file, fetch the VGG-19 weights, list the options, run the
+daemon.
 
-The fill runs in this process for now. Every option flag is generated from `engine.options.FillOptions`, so an
-option added there appears here (and in `neural-fill options`) with no change to this file.
+The fill runs in this process, or on a running daemon with `--daemon ENDPOINT`. Every option flag is generated
+from `engine.options.FillOptions`, so an option added there appears here (and in `neural-fill options`) with no
+change to this file.
 
 Exit codes: 0 done, 2 bad input (nothing was written), 1 runtime failure, 130 cancelled with Ctrl-C.
 """
@@ -10,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import logging
 import signal
 import sys
 import textwrap
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,10 +27,15 @@ import numpy as np
 from tqdm import tqdm
 
 from engine.errors import Cancelled, FillError, MaskError, OptionsError, WeightsError
-from engine.options import PRESETS, FillOptions, get_preset
+from engine.options import DEVICES, PRESETS, FillOptions, get_preset
 from engine.progress import CancelCheck, Progress, ProgressCallback
 
+from .client import Client, DaemonError, DaemonUnavailable
+from .endpoints import DEFAULT_ENDPOINT
 from .image_files import ImageFileError, PrecisionWarning, check_writable, has_alpha, read_image, read_mask, write_image
+from .protocol import ErrorCode
+from .server import DEFAULT_MAX_PIXELS, DEFAULT_MAX_QUEUE, DaemonConfigError, serve  # torch loads at start()
+from .version import package_version
 
 PROG = "neural-fill"
 DEFAULT_PRESET = "default"
@@ -110,16 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_fill_command(commands)
     add_fetch_weights_command(commands)
     add_options_command(commands)
+    add_daemon_command(commands)
     return parser
-
-
-def package_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("neural-fill")
-    except PackageNotFoundError:  # running from a source checkout that was never installed
-        return "0+unknown"
 
 
 def add_fill_command(commands: argparse._SubParsersAction) -> None:
@@ -136,6 +136,8 @@ def add_fill_command(commands: argparse._SubParsersAction) -> None:
     fill.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="settings",
                       help="set any option by name (repeatable; lists as 1,2,3); applied after the flags below")
     fill.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    fill.add_argument("--daemon", metavar="ENDPOINT", help="fill on a running daemon (e.g. tcp://127.0.0.1:5557, "
+                      f"started with `{PROG} daemon`) instead of in this process")
     add_option_flags(fill)
     fill.set_defaults(run=command_fill)
 
@@ -151,6 +153,19 @@ def add_fetch_weights_command(commands: argparse._SubParsersAction) -> None:
 def add_options_command(commands: argparse._SubParsersAction) -> None:
     options = commands.add_parser("options", help="list every fill option and preset")
     options.set_defaults(run=command_options)
+
+
+def add_daemon_command(commands: argparse._SubParsersAction) -> None:
+    daemon = commands.add_parser("daemon", help="run the fill daemon in the foreground (Ctrl-C or SIGTERM stops it)",
+                                 description="Keep the networks loaded and serve fills over ZeroMQ.")
+    daemon.add_argument("--bind", metavar="ENDPOINT", default=DEFAULT_ENDPOINT,
+                        help=f"where to listen: loopback tcp:// or ipc:// (default: {DEFAULT_ENDPOINT})")
+    daemon.add_argument("--device", choices=DEVICES, default="auto", help="compute device (default: auto)")
+    daemon.add_argument("--max-queue", type=int, default=DEFAULT_MAX_QUEUE, metavar="N",
+                        help=f"jobs that may wait (default: {DEFAULT_MAX_QUEUE})")
+    daemon.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                        help=f"largest image, in pixels, the daemon accepts (default: {DEFAULT_MAX_PIXELS})")
+    daemon.set_defaults(run=command_daemon)
 
 
 # ------------------------------------------------------------------------------------ options, from FillOptions
@@ -260,10 +275,12 @@ def command_fill(args: argparse.Namespace) -> int:
     image = read_image(args.image)
     mask = read_mask(args.mask, image)
     check_mask_usable(mask, args.mask or args.image)
-    check_weights()
+    if args.daemon is None:
+        check_weights()  # a daemon has its own
+    runner = run_fill if args.daemon is None else daemon_runner(args.daemon)
     with ctrl_c_cancels() as cancel, ProgressBar(enabled=False if args.quiet else None) as progress:
         result = fill_image(image, mask, options, mask_from_alpha=args.mask is None, progress=progress,
-                            cancel=cancel)
+                            cancel=cancel, runner=runner)
     write_image(args.output, result, like=args.image)
     return EXIT_OK
 
@@ -297,13 +314,36 @@ def run_fill(image: np.ndarray, mask: np.ndarray, options: FillOptions, progress
     return fill(image, mask, options, progress=progress, cancel=cancel)
 
 
+Runner = Callable[[np.ndarray, np.ndarray, FillOptions, ProgressCallback, CancelCheck], np.ndarray]
+
+# Daemon error codes that mean "your input", as the engine's FillError does in-process.
+BAD_INPUT_CODES = (ErrorCode.BAD_FIELD, ErrorCode.SIZE_MISMATCH, ErrorCode.TOO_LARGE, ErrorCode.BAD_INPUT)
+
+
+def daemon_runner(endpoint: str) -> Runner:
+    """A runner that sends the fill to the daemon at `endpoint`, with the same exit codes as in-process."""
+    def run(image: np.ndarray, mask: np.ndarray, options: FillOptions, progress: ProgressCallback,
+            cancel: CancelCheck) -> np.ndarray:
+        try:
+            with Client(endpoint) as client:
+                return client.fill(image, mask, options=options, progress=progress, cancel=cancel)
+        except DaemonError as error:
+            exit_code = EXIT_BAD_INPUT if error.code in BAD_INPUT_CODES else EXIT_FAILURE
+            raise CliError(f"the daemon at {endpoint}: {error}", exit_code) from None
+        except DaemonUnavailable as error:
+            raise CliError(str(error), EXIT_FAILURE) from None
+
+    return run
+
+
 def fill_image(image: np.ndarray, mask: np.ndarray, options: FillOptions, *, mask_from_alpha: bool,
-               progress: ProgressCallback, cancel: CancelCheck) -> np.ndarray:
+               progress: ProgressCallback, cancel: CancelCheck, runner: Runner | None = None) -> np.ndarray:
     """Fill `image`; when its transparency is the hole, fill the colour alone and make the result opaque."""
+    run = runner or run_fill
     if not (mask_from_alpha and has_alpha(image)):
-        return run_fill(image, mask, options, progress, cancel)
+        return run(image, mask, options, progress, cancel)
     colour = image[..., :-1]
-    filled = run_fill(colour[..., 0] if colour.shape[2] == 1 else colour, mask, options, progress, cancel)
+    filled = run(colour[..., 0] if colour.shape[2] == 1 else colour, mask, options, progress, cancel)
     filled = filled.reshape(colour.shape)
     opaque = np.full(image.shape[:2] + (1,), np.iinfo(image.dtype).max, dtype=image.dtype)
     return np.concatenate([filled, opaque], axis=2)
@@ -372,6 +412,18 @@ def command_fetch_weights(args: argparse.Namespace) -> int:
 
     path = fetch_vgg19(source=args.source, force=args.force, log=lambda line: print(line, file=sys.stderr))
     print(f"VGG-19 weights: {path}")
+    return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------------ daemon
+
+
+def command_daemon(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
+    try:
+        serve(args.bind, device=args.device, max_queue=args.max_queue, max_pixels=args.max_pixels)
+    except DaemonConfigError as error:
+        raise CliError(str(error)) from None
     return EXIT_OK
 
 

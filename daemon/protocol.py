@@ -140,7 +140,7 @@ def parse_fill(message: Message, max_pixels: int) -> FillRequest:
     if channels not in (1, 2, 3, 4):
         raise ProtocolError(ErrorCode.BAD_FIELD, f"channels must be 1 to 4, not {channels}", job_id)
     for name, value in (("sample", sample), ("mask_sample", mask_sample)):
-        if value not in SAMPLE_BYTES:
+        if not isinstance(value, str) or value not in SAMPLE_BYTES:  # a list or map here is unhashable
             raise ProtocolError(ErrorCode.BAD_FIELD, f"{name} must be one of {', '.join(SAMPLE_BYTES)}, "
                                 f"not {value!r}", job_id)
     if not isinstance(preset, str):

@@ -68,7 +68,7 @@ def test_error_replies_carry_code_message_and_job():
 
 headers = st.dictionaries(st.sampled_from(["v", "op", "id", "width", "height", "channels", "sample", "options"]),
                           st.one_of(st.integers(-2**40, 2**40), st.text(max_size=8), st.none(), st.booleans(),
-                                    st.lists(st.integers(), max_size=3), st.binary(max_size=8)))
+                                    st.lists(st.integers(-2**40, 2**40), max_size=3), st.binary(max_size=8)))
 
 
 @settings(max_examples=300, deadline=None)

@@ -1,0 +1,94 @@
+"""Fill jobs and the bounded queue between the socket loop (which adds and removes jobs) and the compute worker
+(which takes them one at a time)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.options import FillOptions
+
+from .protocol import ErrorCode, ProtocolError
+
+
+@dataclass(eq=False)  # compared by identity: two jobs with equal fields are still two jobs
+class Job:
+    client: bytes  # the ROUTER identity of the client that sent it
+    job_id: str  # chosen by the client, unique among that client's live jobs
+    image: np.ndarray
+    mask: np.ndarray
+    options: FillOptions
+    cancel: threading.Event = field(default_factory=threading.Event)
+    accepted_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def key(self) -> tuple[bytes, str]:
+        return (self.client, self.job_id)
+
+    def describe(self) -> str:
+        return f"job '{self.job_id}' of client {self.client.hex()[:10]}"
+
+
+class JobQueue:
+    """Waiting jobs, at most `limit` of them, plus the one running; safe to use from both threads."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._waiting: deque[Job] = deque()
+        self._changed = threading.Condition()
+        self._closed = False
+        self._running: Job | None = None
+
+    def put(self, job: Job) -> int:
+        """Queue `job` and return how many jobs are ahead of it (the running one included)."""
+        with self._changed:
+            if len(self._waiting) >= self._limit:
+                raise ProtocolError(ErrorCode.QUEUE_FULL, f"the queue is full ({self._limit} jobs waiting); try "
+                                    "again when one has finished", job.job_id)
+            self._waiting.append(job)
+            self._changed.notify()
+            return len(self._waiting) - 1 + (self._running is not None)
+
+    def take(self) -> Job | None:
+        """The next job, marked running (waits for one); None once the queue is closed."""
+        with self._changed:
+            while not self._waiting and not self._closed:
+                self._changed.wait()
+            if self._closed:
+                return None
+            self._running = self._waiting.popleft()
+            return self._running
+
+    def finished(self) -> None:
+        with self._changed:
+            self._running = None
+
+    def remove(self, job: Job) -> bool:
+        """Take `job` out if it is still waiting (True); False when it is running or already done."""
+        with self._changed:
+            if job in self._waiting:
+                self._waiting.remove(job)
+                return True
+            return False
+
+    def close(self) -> list[Job]:
+        """Stop handing out jobs; returns those that were still waiting."""
+        with self._changed:
+            self._closed = True
+            left = list(self._waiting)
+            self._waiting.clear()
+            self._changed.notify_all()
+            return left
+
+    @property
+    def running(self) -> Job | None:
+        with self._changed:
+            return self._running
+
+    def __len__(self) -> int:
+        with self._changed:
+            return len(self._waiting)

@@ -1,0 +1,275 @@
+"""The Neural Fill daemon: a ROUTER socket, networks loaded once, a bounded job queue and one compute worker.
+
+The socket loop (the thread that calls `run`) owns the ROUTER socket and all bookkeeping; it only decodes, checks,
+queues and forwards, so it answers within milliseconds even while the worker is deep in a fill. Nothing a client
+sends can stop it: every malformed or refused request gets an error reply with a stable code. (A frame over
+ZMQ_MAXMSGSIZE is the one exception: libzmq drops that connection before the daemon sees anything to answer.)
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+
+from engine.options import PRESETS, get_preset
+
+from .endpoints import DEFAULT_ENDPOINT, DaemonConfigError, check_endpoint
+from .jobs import Job, JobQueue
+from .pixels import request_image, request_mask
+from .protocol import (
+    PROTOCOL_VERSION,
+    ErrorCode,
+    Message,
+    ProtocolError,
+    decode,
+    encode,
+    error_reply,
+    field_of,
+    parse_fill,
+)
+from .version import package_version
+from .worker import EVENT, FINAL, Worker
+
+DEFAULT_MAX_PIXELS = 100_000_000
+DEFAULT_MAX_QUEUE = 16
+HEADER_ALLOWANCE = 1 << 20
+POLL_MS = 100  # how soon a stop request (signal, shutdown) is noticed when no message arrives
+BATCH = 64  # messages handled from one socket before looking at the other, so neither starves
+MAX_BACKLOG = 10_000  # replies held for clients that send without reading; beyond this they are dropped
+
+log = logging.getLogger("neural_fill.daemon")
+
+
+def default_max_message_bytes(max_pixels: int) -> int:
+    """The largest frame worth receiving: max_pixels x 4 channels x f32, plus room for a header."""
+    return max_pixels * 4 * 4 + HEADER_ALLOWANCE
+
+
+class Daemon:
+    """`start()` loads the networks and binds; `run()` serves until `stop()` (safe from any thread or a signal
+    handler) or an authorised shutdown."""
+
+    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, device: str = "auto", max_queue: int = DEFAULT_MAX_QUEUE,
+                 max_pixels: int = DEFAULT_MAX_PIXELS, max_message_bytes: int | None = None,
+                 allow_shutdown: bool = False) -> None:
+        check_endpoint(endpoint)
+        if max_queue < 1 or max_pixels < 1:
+            raise DaemonConfigError("max_queue and max_pixels must be at least 1")
+        self.endpoint = endpoint
+        self.device_name = device
+        self.max_queue = max_queue
+        self.max_pixels = max_pixels
+        self.max_message_bytes = max_message_bytes or default_max_message_bytes(max_pixels)
+        self.allow_shutdown = allow_shutdown
+        self.device: Any = None  # a torch.device once started
+        self._stop = threading.Event()
+        self._jobs: dict[tuple[bytes, str], Job] = {}
+        self._backlog: deque[tuple[bytes, list[bytes]]] = deque()  # replies a lagging client could not take yet
+        self._queue = JobQueue(max_queue)
+        self._handlers: dict[str, Callable[[bytes, Message], None]] = {
+            "hello": self._hello, "ping": self._ping, "fill": self._fill, "cancel": self._cancel,
+            "status": self._status, "shutdown": self._shutdown,
+        }
+
+    # ------------------------------------------------------------------------------------------- life cycle
+
+    def start(self) -> None:
+        from engine.device import resolve_device  # late: these load torch
+        from engine.pipeline import fill
+        from engine.vgg import load_vgg
+
+        self.device = resolve_device(self.device_name)
+        load_vgg(self.device)  # now, so the first fill does not pay for it
+        self._context = zmq.Context()
+        self._router = self._context.socket(zmq.ROUTER)
+        self._router.linger = 0
+        self._router.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
+        self._router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # sending to a vanished client fails: its jobs stop
+        self._inbox = self._context.socket(zmq.PULL)
+        self._inbox.linger = 0
+        outbox = f"inproc://neural-fill-worker-{id(self)}"
+        try:
+            self._router.bind(self.endpoint)
+            self._inbox.bind(outbox)
+        except zmq.ZMQError as error:
+            self._context.destroy(linger=0)
+            raise OSError(f"cannot listen on {self.endpoint}: {error}") from None
+        self._worker = Worker(self._context, outbox, self._queue, fill)
+        self._worker.start()
+        log.info("listening on %s (device %s, at most %d pixels, %d queued jobs)", self.endpoint, self.device,
+                 self.max_pixels, self.max_queue)
+
+    def run(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self._router, zmq.POLLIN)
+        poller.register(self._inbox, zmq.POLLIN)
+        try:
+            while not self._stop.is_set():
+                if not self._worker.is_alive():  # cannot happen by design; if it does, say so rather than hang
+                    log.error("the compute worker has died; stopping")
+                    break
+                self._retry_backlog()
+                ready = dict(poller.poll(POLL_MS))
+                if self._inbox in ready:
+                    self._forward_from_worker()
+                if self._router in ready:
+                    self._serve_clients()
+        finally:
+            self._close()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _close(self) -> None:
+        running = self._queue.running
+        if running is not None:
+            running.cancel.set()
+        for job in self._queue.close():
+            self._send(job.client, encode({"op": "cancelled", "id": job.job_id}))
+        self._worker.join(timeout=5)
+        self._forward_from_worker()  # the running job's last word, when it had time to say it
+        self._router.close()
+        self._inbox.close()
+        if self._worker.is_alive():  # a fill that ignores cancel: leave it; the process is ending anyway
+            log.warning("the running fill did not stop within 5 s")
+        else:
+            self._context.term()
+        log.info("stopped")
+
+    # ------------------------------------------------------------------------------------------ the socket loop
+
+    def _serve_clients(self) -> None:
+        for _ in range(BATCH):
+            try:
+                client, *frames = self._router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                self._handle(client, frames)
+            except ProtocolError as error:
+                self._send(client, error_reply(error.code, error.message, error.job_id))
+            except Exception as error:  # a bug here must cost one reply, never the daemon
+                log.exception("request from client %s failed", client.hex()[:10])
+                self._send(client, error_reply(ErrorCode.INTERNAL, f"the daemon failed on this request "
+                                                                   f"({type(error).__name__}): {error}"))
+
+    def _forward_from_worker(self) -> None:
+        for _ in range(BATCH):
+            try:
+                kind, client, job_id, *frames = self._inbox.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if kind == FINAL:
+                self._jobs.pop((client, job_id.decode()), None)
+            self._send(client, frames, droppable=kind == EVENT)
+
+    def _retry_backlog(self) -> None:
+        for _ in range(len(self._backlog)):
+            self._send(*self._backlog.popleft())
+
+    def _send(self, client: bytes, frames: list[bytes], droppable: bool = False) -> None:
+        """Never blocks: when a client is not reading and its queue is full, a progress event is dropped and
+        anything else waits in the backlog; a client that is gone has its jobs cancelled."""
+        try:
+            self._router.send_multipart([client, *frames], zmq.NOBLOCK)
+        except zmq.Again:
+            if not droppable and len(self._backlog) < MAX_BACKLOG:
+                self._backlog.append((client, frames))
+            elif not droppable:
+                log.warning("client %s is not reading its replies: one was dropped", client.hex()[:10])
+        except zmq.ZMQError as error:
+            if error.errno != zmq.EHOSTUNREACH:
+                raise
+            self._client_gone(client)
+
+    def _client_gone(self, client: bytes) -> None:
+        """Nobody is left to receive these jobs' results: stop them."""
+        for job in [job for job in self._jobs.values() if job.client == client]:
+            log.info("%s: its client is gone; cancelling", job.describe())
+            if self._queue.remove(job):
+                del self._jobs[job.key]
+            else:
+                job.cancel.set()
+
+    def _handle(self, client: bytes, frames: list[bytes]) -> None:
+        message = decode(frames)
+        handler = self._handlers.get(message.op)
+        if handler is None:
+            raise ProtocolError(ErrorCode.UNKNOWN_OP, f"'{message.op}' is a reply, not a request",
+                                message.header.get("id") if isinstance(message.header.get("id"), str) else None)
+        handler(client, message)
+
+    # ------------------------------------------------------------------------------------------- operations
+
+    def _hello(self, client: bytes, message: Message) -> None:
+        self._send(client, encode({"op": "hello", "protocol": PROTOCOL_VERSION, "version": package_version(),
+                                   "device": str(self.device), "max_pixels": self.max_pixels,
+                                   "max_queue": self.max_queue, "presets": list(PRESETS)}))
+
+    def _ping(self, client: bytes, message: Message) -> None:
+        self._send(client, encode({"op": "pong"}))
+
+    def _status(self, client: bytes, message: Message) -> None:
+        running = self._queue.running
+        self._send(client, encode({"op": "status", "queued": len(self._queue),
+                                   "running": running.job_id if running is not None else None,
+                                   "device": str(self.device)}))
+
+    def _shutdown(self, client: bytes, message: Message) -> None:
+        if not self.allow_shutdown:
+            raise ProtocolError(ErrorCode.UNAUTHORISED, "this daemon does not take shutdown requests (stop it with "
+                                "SIGTERM or Ctrl-C)")
+        log.info("shutdown requested by client %s", client.hex()[:10])
+        self._send(client, encode({"op": "bye"}))
+        self.stop()
+
+    def _fill(self, client: bytes, message: Message) -> None:
+        request = parse_fill(message, self.max_pixels)
+        if (client, request.job_id) in self._jobs:
+            raise ProtocolError(ErrorCode.DUPLICATE_JOB, f"job '{request.job_id}' is already queued or running",
+                                request.job_id)
+        try:
+            # The daemon owns the device: one worker serves it, whatever device the client's options name.
+            chosen = {name: value for name, value in request.options.items() if name != "device"}
+            options = get_preset(request.preset, **chosen).replace(device=self.device.type)
+        except (ValueError, TypeError) as error:  # OptionsError is a ValueError; a list where a number goes...
+            raise ProtocolError(ErrorCode.BAD_INPUT, f"bad options: {error}", request.job_id) from None
+        job = Job(client, request.job_id, request_image(request), request_mask(request), options)
+        position = self._queue.put(job)
+        self._jobs[job.key] = job
+        log.info("%s: accepted (%dx%dx%d %s, preset %s), %d ahead", job.describe(), request.width, request.height,
+                 request.channels, request.sample, request.preset, position)
+        self._send(client, encode({"op": "accepted", "id": job.job_id, "position": position}))
+
+    def _cancel(self, client: bytes, message: Message) -> None:
+        job_id = field_of(message.header, "id", str)
+        job = self._jobs.get((client, job_id))
+        if job is None:
+            raise ProtocolError(ErrorCode.NOT_FOUND, f"no job '{job_id}' of this client is queued or running", job_id)
+        if self._queue.remove(job):  # still waiting: done at once
+            del self._jobs[job.key]
+            log.info("%s: cancelled while queued", job.describe())
+            self._send(client, encode({"op": "cancelled", "id": job_id}))
+        else:  # running: the engine stops at its next cancel check and the worker sends `cancelled`
+            job.cancel.set()
+
+
+def serve(endpoint: str = DEFAULT_ENDPOINT, device: str = "auto", max_queue: int = DEFAULT_MAX_QUEUE,
+          max_pixels: int = DEFAULT_MAX_PIXELS, allow_shutdown: bool = False) -> None:
+    """Run a daemon in the foreground until SIGTERM or SIGINT (the running job is cancelled, sockets closed)."""
+    daemon = Daemon(endpoint, device=device, max_queue=max_queue, max_pixels=max_pixels,
+                    allow_shutdown=allow_shutdown)
+    daemon.start()
+    stop_signals = (signal.SIGTERM, signal.SIGINT)
+    previous = {sig: signal.signal(sig, lambda signum, frame: daemon.stop()) for sig in stop_signals}
+    try:
+        daemon.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

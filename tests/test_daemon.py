@@ -1,0 +1,449 @@
+"""The daemon over real sockets with the real weights: results, progress, cancel, bad input, many clients, the CLI.
+
+Fills use the preview preset at a 64 px working size on small images, so each takes a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import msgpack
+import numpy as np
+import pytest
+import zmq
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from daemon import cli
+from daemon.client import Client, DaemonError, DaemonUnavailable
+from daemon.image_files import write_image
+from daemon.pixels import mask_to_frame, to_frame
+from daemon.protocol import (
+    PROTOCOL_VERSION,
+    REPLIES,
+    REQUEST_FRAMES,
+    ErrorCode,
+    Message,
+    ProtocolError,
+    decode,
+    encode,
+    fill_request,
+    parse_fill,
+)
+from daemon.server import Daemon, DaemonConfigError, check_endpoint
+from engine import fill
+from engine.errors import Cancelled
+from engine.options import get_preset
+from engine.weights import vgg19_path
+from tests.conftest import centre_mask, noisy_photo
+
+pytestmark = pytest.mark.skipif(not vgg19_path().exists(),
+                                reason="real VGG-19 weights not fetched: run `neural-fill fetch-weights`")
+REPO = Path(__file__).resolve().parents[1]
+FAST = get_preset("preview", working_size=64)
+SLOW = get_preset("preview", working_size=64, scales=1, iterations=[1000])  # a minute or more: only to cancel
+MAX_PIXELS = 1_000_000
+ERROR_CODES = {value for name, value in vars(ErrorCode).items() if name.isupper()}
+
+
+def start_daemon(endpoint: str, **settings) -> tuple[Daemon, threading.Thread]:
+    daemon = Daemon(endpoint, max_pixels=MAX_PIXELS, **settings)
+    daemon.start()
+    thread = threading.Thread(target=daemon.run, name="test-daemon", daemon=True)
+    thread.start()
+    return daemon, thread
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory):
+    address = f"ipc://{tmp_path_factory.mktemp('daemon') / 'fill.sock'}"
+    daemon, thread = start_daemon(address, allow_shutdown=True)
+    yield address
+    daemon.stop()
+    thread.join(10)
+
+
+@pytest.fixture
+def client(endpoint):
+    with Client(endpoint, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def dealer(endpoint):
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.linger = 0
+    sock.connect(endpoint)
+    yield sock
+    sock.close()
+
+
+def receive(sock: zmq.Socket, timeout: float = 5.0) -> Message:
+    assert sock.poll(int(timeout * 1000)), f"no reply within {timeout} s"
+    return decode(sock.recv_multipart())
+
+
+def reply(sock: zmq.Socket, timeout: float = 5.0) -> Message:
+    """The next message that is not a progress event (those of a running job come in between)."""
+    while (message := receive(sock, timeout)).op == "progress":
+        pass
+    return message
+
+
+def send_fill(sock: zmq.Socket, job_id: str, image: np.ndarray, mask: np.ndarray, options) -> None:
+    pixels, holes = to_frame(image), mask_to_frame(mask)
+    sock.send_multipart(fill_request(job_id, pixels.width, pixels.height, pixels.channels, pixels.sample,
+                                     pixels.data, holes.data, holes.sample, options=options.to_dict()))
+
+
+def photo_and_hole(seed: int = 0, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    return noisy_photo(size, size, seed=seed), centre_mask(size, size, size // 4)
+
+
+# ------------------------------------------------------------------------------------------------ results
+
+
+@pytest.mark.parametrize("layout", ["u8 rgb", "u16 grey", "f32 rgba"])
+def test_a_fill_through_the_daemon_equals_the_in_process_fill(client, layout):
+    image, mask = photo_and_hole(seed=1)
+    if layout == "u16 grey":
+        image = image[..., 0].astype(np.uint16) * 257
+    elif layout == "f32 rgba":
+        image = np.concatenate([image, np.full(image.shape[:2] + (1,), 255, np.uint8)], axis=2)
+        image = image.astype(np.float32) / 255
+    options = FAST.replace(seed=5)
+    result = client.fill(image, mask, options=options)
+    assert result.dtype == image.dtype and result.shape == image.shape
+    assert np.array_equal(result, fill(image, mask, options))
+
+
+def test_progress_events_arrive_in_order_before_the_result(dealer):
+    image, mask = photo_and_hole(seed=2)
+    send_fill(dealer, "p1", image, mask, FAST)
+    ops, fractions = [], []
+    while not ops or ops[-1] not in ("result", "error"):
+        message = receive(dealer)
+        assert message.header["id"] == "p1"
+        ops.append(message.op)
+        if message.op == "progress":
+            fractions.append(message.header["fraction"])
+            assert {"stage", "scale", "scales", "iteration", "iterations"} <= set(message.header)
+    assert ops[0] == "accepted" and ops[-1] == "result"
+    assert set(ops[1:-1]) == {"progress"} and len(fractions) >= 3
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+
+
+def test_four_clients_with_two_jobs_each_get_their_own_results(endpoint):
+    cases = {(c, j): photo_and_hole(seed=10 * c + j, size=48) for c in range(4) for j in range(2)}
+    expected = {key: fill(image, mask, FAST) for key, (image, mask) in cases.items()}
+    results, failures = {}, []
+
+    def one_client(number: int) -> None:
+        try:
+            with Client(endpoint, timeout=30) as client:
+                for job in range(2):
+                    results[number, job] = client.fill(*cases[number, job], options=FAST)
+        except Exception as error:  # reported by the main thread
+            failures.append(error)
+
+    threads = [threading.Thread(target=one_client, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not failures
+    assert results.keys() == expected.keys()
+    for key in expected:
+        assert np.array_equal(results[key], expected[key]), key
+
+
+# ------------------------------------------------------------------------------------------------ cancel
+
+
+def test_cancel_stops_a_running_fill_within_a_second_and_the_daemon_serves_the_next(client):
+    image, mask = photo_and_hole(seed=3)
+    asked: list[float] = []
+    started = time.monotonic()
+
+    def cancel() -> bool:
+        if time.monotonic() - started > 0.5:
+            asked.append(time.monotonic())
+            return True
+        return False
+
+    with pytest.raises(Cancelled):
+        client.fill(image, mask, options=SLOW, cancel=cancel)
+    assert time.monotonic() - asked[0] < 1.5
+    assert np.array_equal(client.fill(image, mask, options=FAST), fill(image, mask, FAST))
+
+
+def test_the_socket_loop_answers_during_a_fill_and_a_queued_job_cancels_at_once(endpoint, dealer, client):
+    image, mask = photo_and_hole(seed=4)
+    send_fill(dealer, "long", image, mask, SLOW)
+    assert receive(dealer).op == "accepted"
+    send_fill(dealer, "waiting", image, mask, FAST)
+    accepted = reply(dealer)
+    assert accepted.op == "accepted" and accepted.header["position"] == 1
+    assert client.ping() < 0.2
+    assert client.status()["running"] == "long" and client.status()["queued"] == 1
+    sent = time.monotonic()
+    dealer.send_multipart(encode({"op": "cancel", "id": "waiting"}))
+    message = reply(dealer)
+    assert (message.op, message.header["id"]) == ("cancelled", "waiting") and time.monotonic() - sent < 0.5
+    dealer.send_multipart(encode({"op": "cancel", "id": "long"}))
+    message = reply(dealer)
+    assert (message.op, message.header["id"]) == ("cancelled", "long")
+
+
+def test_job_ids_are_per_client_and_unique_while_live(endpoint, dealer):
+    image, mask = photo_and_hole(seed=5)
+    send_fill(dealer, "same", image, mask, SLOW)
+    assert receive(dealer).op == "accepted"
+    send_fill(dealer, "same", image, mask, FAST)
+    message = reply(dealer)
+    assert (message.op, message.header["code"]) == ("error", ErrorCode.DUPLICATE_JOB)
+    with Client(endpoint) as other:  # another client may use the same id
+        send_fill(other._socket, "same", image, mask, FAST)
+        assert receive(other._socket).op == "accepted"
+        dealer.send_multipart(encode({"op": "cancel", "id": "same"}))
+        message = reply(dealer)
+        assert message.op == "cancelled"
+        message = reply(other._socket)
+        assert message.op == "result"
+    dealer.send_multipart(encode({"op": "cancel", "id": "same"}))
+    assert receive(dealer).header["code"] == ErrorCode.NOT_FOUND
+
+
+def test_a_job_whose_client_is_gone_is_cancelled(endpoint, client):
+    image, mask = photo_and_hole(seed=6)
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.linger = 0
+    sock.connect(endpoint)
+    send_fill(sock, "orphan", image, mask, SLOW)
+    assert receive(sock).op == "accepted"
+    sock.close()
+    started = time.monotonic()
+    client.fill(image, mask, options=FAST)  # would wait a minute or more behind the orphan
+    assert time.monotonic() - started < 5
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+
+
+def test_an_empty_mask_is_bad_input_and_the_daemon_goes_on(client):
+    image, mask = photo_and_hole(seed=7)
+    with pytest.raises(DaemonError) as refused:
+        client.fill(image, np.zeros_like(mask), options=FAST)
+    assert refused.value.code == ErrorCode.BAD_INPUT and "selects nothing" in refused.value.message
+    with pytest.raises(DaemonError) as refused:
+        client.fill(image, mask, options={"scales": "many"})
+    assert refused.value.code == ErrorCode.BAD_INPUT and "scales" in refused.value.message
+    assert client.fill(image, mask, options=FAST).shape == image.shape
+
+
+def is_valid_request(frames: list[bytes]) -> bool:
+    """What the daemon would accept: the fuzz test wants refusals only."""
+    try:
+        message = decode(frames)
+        if message.op == "fill":
+            parse_fill(message, MAX_PIXELS)
+    except ProtocolError:
+        return False
+    return message.op in REQUEST_FRAMES and message.op != "cancel"  # this client has no job to cancel
+
+
+VALID_FILL = {"v": PROTOCOL_VERSION, "op": "fill", "id": "f", "width": 16, "height": 16, "channels": 3,
+              "sample": "u8", "mask_sample": "u8", "preset": "preview", "options": {}}
+any_value = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1),
+                      st.floats(allow_subnormal=False),  # the engine turns subnormals off in this thread
+                      st.text(max_size=8), st.binary(max_size=8), st.lists(st.integers(-5, 5), max_size=3),
+                      st.dictionaries(st.text(max_size=4), st.integers(-9, 9), max_size=2))
+blobs = st.lists(st.binary(max_size=32), max_size=3)
+
+
+@st.composite
+def bad_messages(draw) -> list[bytes]:
+    kind = draw(st.sampled_from(["bytes", "map", "fill field", "fill frames", "fill size", "fill absurd"]))
+    if kind == "bytes":  # anything at all, mostly not msgpack
+        return draw(st.lists(st.binary(max_size=64), min_size=1, max_size=4))
+    if kind == "map":  # msgpack maps with known and unknown ops, versions and fields
+        header = draw(st.dictionaries(st.sampled_from(["v", "op", "id", "x"]) | st.text(max_size=4), any_value,
+                                      max_size=5))
+        header.setdefault("v", draw(st.sampled_from([PROTOCOL_VERSION, 0, 2, "1"])))
+        header.setdefault("op", draw(st.sampled_from([*REQUEST_FRAMES, *REPLIES, "", "FILL"])))
+        return [msgpack.packb(header), *draw(blobs)]
+    header = dict(VALID_FILL)
+    pixels, mask = bytes(16 * 16 * 3), bytes(16 * 16)
+    if kind == "fill field":  # one field missing or of a wrong type
+        name = draw(st.sampled_from(sorted(VALID_FILL)))
+        if draw(st.booleans()):
+            del header[name]
+        else:
+            header[name] = draw(any_value)
+    elif kind == "fill frames":
+        return [msgpack.packb(header), *draw(blobs.filter(lambda b: len(b) != 2))]
+    elif kind == "fill size":  # the declared size and the bytes disagree
+        pixels = bytes(len(pixels) + draw(st.integers(-len(pixels), 64).filter(bool)))
+    else:  # absurd sizes
+        header["width"] = draw(st.integers(-(2**63), 2**63 - 1))
+        header["height"] = draw(st.integers(2**20, 2**40))
+    return [msgpack.packb(header), pixels, mask]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                   HealthCheck.filter_too_much])
+@given(frames=bad_messages())
+def test_every_malformed_message_gets_an_error_reply(dealer, frames):
+    assume(not is_valid_request(frames))
+    dealer.send_multipart(frames)
+    reply = receive(dealer)
+    assert reply.op == "error" and reply.header["code"] in ERROR_CODES and reply.header["message"]
+
+
+def test_the_daemon_still_answers_after_the_malformed_messages(client):
+    assert client.ping() < 0.5
+
+
+def test_a_full_queue_and_an_unauthorised_shutdown_are_refused(tmp_path):
+    daemon, thread = start_daemon(f"ipc://{tmp_path / 'small.sock'}", max_queue=1)
+    image, mask = photo_and_hole(seed=8)
+    try:
+        with Client(daemon.endpoint) as client:
+            sock = client._socket  # the raw socket: fills without waiting for their results
+            send_fill(sock, "a", image, mask, SLOW)
+            while receive(sock).op != "progress":  # "a" runs: the queue is empty again
+                pass
+            for job_id in ("b", "c"):
+                send_fill(sock, job_id, image, mask, SLOW)
+            replies = {}
+            while len(replies) < 2:
+                message = reply(sock)
+                replies[message.header["id"]] = message
+            assert [replies[j].op for j in "bc"] == ["accepted", "error"]
+            assert replies["c"].header["code"] == ErrorCode.QUEUE_FULL
+            with pytest.raises(DaemonError) as refused:
+                client.shutdown()
+            assert refused.value.code == ErrorCode.UNAUTHORISED
+    finally:
+        daemon.stop()  # cancels the running fill and the queued one
+        thread.join(5)
+    assert not thread.is_alive()
+
+
+def test_a_failure_inside_a_job_is_that_jobs_internal_error(tmp_path, monkeypatch):
+    import engine.pipeline
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("no room for the patch bank")
+
+    monkeypatch.setattr(engine.pipeline, "fill", out_of_memory)
+    daemon, thread = start_daemon(f"ipc://{tmp_path / 'failing.sock'}")
+    image, mask = photo_and_hole(seed=11)
+    try:
+        with Client(daemon.endpoint, timeout=5) as client:
+            for _ in range(2):  # the daemon lives on to fail the next one the same way
+                with pytest.raises(DaemonError) as failed:
+                    client.fill(image, mask, options=FAST)
+                assert failed.value.code == ErrorCode.INTERNAL and "MemoryError" in failed.value.message
+            assert client.status()["running"] is None
+    finally:
+        daemon.stop()
+        thread.join(5)
+
+
+def test_a_client_that_sends_without_reading_still_gets_every_reply(dealer):
+    count = 4000  # twice what the ROUTER and DEALER queues hold together: the rest waits in the daemon's backlog
+    for _ in range(count):
+        dealer.send_multipart(encode({"op": "ping"}))
+    time.sleep(0.5)
+    assert sum(1 for _ in range(count) if receive(dealer).op == "pong") == count
+
+
+def test_a_frame_over_the_size_limit_drops_its_sender_and_the_daemon_goes_on(tmp_path):
+    # ZMQ_MAXMSGSIZE makes libzmq close the connection before the message is read: no reply is possible.
+    daemon, thread = start_daemon(f"ipc://{tmp_path / 'tiny.sock'}", max_message_bytes=4096)
+    image, mask = photo_and_hole(seed=10)
+    try:
+        with Client(daemon.endpoint, timeout=0.5) as client, pytest.raises(DaemonUnavailable):
+            client.fill(image, mask, options=FAST)  # 12 kB of pixels
+        with Client(daemon.endpoint, timeout=5) as client:
+            assert client.ping() < 0.5
+    finally:
+        daemon.stop()
+        thread.join(5)
+
+
+# ------------------------------------------------------------------------------------------------ start-up
+
+
+@pytest.mark.parametrize("address", ["tcp://0.0.0.0:5557", "tcp://*:5557", "tcp://192.168.1.2:5557", "tcp://eth0:1"])
+def test_listening_beyond_loopback_is_refused_until_curve_keys_exist(address):
+    with pytest.raises(DaemonConfigError, match="CURVE keys are required to listen beyond loopback"):
+        Daemon(address)
+
+
+def test_the_daemon_command_refuses_a_public_address_before_loading_anything(capsys):
+    assert cli.main(["daemon", "--bind", "tcp://0.0.0.0:5557"]) == cli.EXIT_BAD_INPUT
+    assert "CURVE keys are required to listen beyond loopback" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:5557", "tcp://localhost:5557", "tcp://[::1]:5557",
+                                     "ipc:///tmp/neural-fill.sock"])
+def test_loopback_and_ipc_are_allowed(address):
+    check_endpoint(address)
+
+
+def test_no_daemon_is_reported_with_how_to_start_one(tmp_path):
+    with Client(f"ipc://{tmp_path / 'nobody.sock'}", timeout=0.3) as client, \
+            pytest.raises(DaemonUnavailable, match="neural-fill daemon"):
+        client.ping()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_cli_fills_through_a_daemon_cancels_on_ctrl_c_and_the_daemon_stops_on_sigterm(tmp_path):
+    address = f"tcp://127.0.0.1:{free_port()}"
+    daemon = subprocess.Popen([sys.executable, "-m", "daemon.cli", "daemon", "--bind", address], cwd=REPO,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        image, mask = photo_and_hole(seed=9)
+        write_image(tmp_path / "in.png", image)
+        write_image(tmp_path / "mask.png", mask)
+        common = ["fill", str(tmp_path / "in.png"), "--mask", str(tmp_path / "mask.png"), "--preset", "preview",
+                  "--working-size", "64", "--seed", "2", "-q"]
+        assert cli.main([*common, "-o", str(tmp_path / "local.png")]) == 0
+        with Client(address, timeout=60) as client:
+            assert client.hello()["op"] == "hello"  # waits for the daemon to load its networks
+        done = subprocess.run([sys.executable, "-m", "daemon.cli", *common, "-o", str(tmp_path / "remote.png"),
+                               "--daemon", address], cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / "remote.png").read_bytes() == (tmp_path / "local.png").read_bytes()
+
+        # Ctrl-C in `fill --daemon` cancels the job on the daemon.
+        slow = subprocess.Popen([sys.executable, "-m", "daemon.cli", *common, "--scales", "1", "--iterations", "1000",
+                                 "-o", str(tmp_path / "never.png"), "--daemon", address], cwd=REPO,
+                                stderr=subprocess.PIPE, text=True)
+        with Client(address) as client:
+            while client.status()["running"] is None:
+                time.sleep(0.05)
+            slow.send_signal(signal.SIGINT)
+            assert slow.wait(10) == cli.EXIT_CANCELLED
+            assert "cancelled" in slow.stderr.read() and not (tmp_path / "never.png").exists()
+            assert client.status()["running"] is None
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(10) == 0
+        assert "stopped" in daemon.stderr.read()
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
