@@ -33,6 +33,7 @@ from engine.progress import CancelCheck, Progress, ProgressCallback
 from .client import Client, DaemonError, DaemonUnavailable
 from .endpoints import DEFAULT_ENDPOINT
 from .image_files import ImageFileError, PrecisionWarning, check_writable, has_alpha, read_image, read_mask, write_image
+from .keys import KeysError
 from .protocol import ErrorCode
 from .server import DEFAULT_MAX_PIXELS, DEFAULT_MAX_QUEUE, DaemonConfigError, serve  # torch loads at start()
 from .version import package_version
@@ -119,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_fetch_weights_command(commands)
     add_options_command(commands)
     add_daemon_command(commands)
+    add_batch_command(commands)
     return parser
 
 
@@ -138,6 +140,8 @@ def add_fill_command(commands: argparse._SubParsersAction) -> None:
     fill.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     fill.add_argument("--daemon", metavar="ENDPOINT", help="fill on a running daemon (e.g. tcp://127.0.0.1:5557, "
                       f"started with `{PROG} daemon`) instead of in this process")
+    fill.add_argument("--curve", action="store_true",
+                      help="with --daemon: authenticate and encrypt with the CURVE keys in the user's config dir")
     add_option_flags(fill)
     fill.set_defaults(run=command_fill)
 
@@ -159,7 +163,11 @@ def add_daemon_command(commands: argparse._SubParsersAction) -> None:
     daemon = commands.add_parser("daemon", help="run the fill daemon in the foreground (Ctrl-C or SIGTERM stops it)",
                                  description="Keep the networks loaded and serve fills over ZeroMQ.")
     daemon.add_argument("--bind", metavar="ENDPOINT", default=DEFAULT_ENDPOINT,
-                        help=f"where to listen: loopback tcp:// or ipc:// (default: {DEFAULT_ENDPOINT})")
+                        help=f"where to listen: loopback tcp:// or ipc://, any address with --curve "
+                             f"(default: {DEFAULT_ENDPOINT})")
+    daemon.add_argument("--curve", action="store_true",
+                        help="accept only CURVE clients whose public key is in the keys dir's clients/ folder (keys "
+                             "are made on the first start in the user's config dir, or $NEURAL_FILL_CONFIG_DIR)")
     daemon.add_argument("--device", choices=DEVICES, default="auto", help="compute device (default: auto)")
     daemon.add_argument("--max-queue", type=int, default=DEFAULT_MAX_QUEUE, metavar="N",
                         help=f"jobs that may wait (default: {DEFAULT_MAX_QUEUE})")
@@ -277,7 +285,7 @@ def command_fill(args: argparse.Namespace) -> int:
     check_mask_usable(mask, args.mask or args.image)
     if args.daemon is None:
         check_weights()  # a daemon has its own
-    runner = run_fill if args.daemon is None else daemon_runner(args.daemon)
+    runner = run_fill if args.daemon is None else daemon_runner(args.daemon, curve=args.curve)
     with ctrl_c_cancels() as cancel, ProgressBar(enabled=False if args.quiet else None) as progress:
         result = fill_image(image, mask, options, mask_from_alpha=args.mask is None, progress=progress,
                             cancel=cancel, runner=runner)
@@ -320,17 +328,19 @@ Runner = Callable[[np.ndarray, np.ndarray, FillOptions, ProgressCallback, Cancel
 BAD_INPUT_CODES = (ErrorCode.BAD_FIELD, ErrorCode.SIZE_MISMATCH, ErrorCode.TOO_LARGE, ErrorCode.BAD_INPUT)
 
 
-def daemon_runner(endpoint: str) -> Runner:
+def daemon_runner(endpoint: str, curve: bool = False) -> Runner:
     """A runner that sends the fill to the daemon at `endpoint`, with the same exit codes as in-process."""
     def run(image: np.ndarray, mask: np.ndarray, options: FillOptions, progress: ProgressCallback,
             cancel: CancelCheck) -> np.ndarray:
         try:
-            with Client(endpoint) as client:
+            with Client(endpoint, curve=curve) as client:
                 return client.fill(image, mask, options=options, progress=progress, cancel=cancel)
         except DaemonError as error:
             exit_code = EXIT_BAD_INPUT if error.code in BAD_INPUT_CODES else EXIT_FAILURE
             raise CliError(f"the daemon at {endpoint}: {error}", exit_code) from None
         except DaemonUnavailable as error:
+            raise CliError(str(error), EXIT_FAILURE) from None
+        except KeysError as error:
             raise CliError(str(error), EXIT_FAILURE) from None
 
     return run
@@ -421,10 +431,50 @@ def command_fetch_weights(args: argparse.Namespace) -> int:
 def command_daemon(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
     try:
-        serve(args.bind, device=args.device, max_queue=args.max_queue, max_pixels=args.max_pixels)
+        serve(args.bind, device=args.device, max_queue=args.max_queue, max_pixels=args.max_pixels,
+              curve=args.curve)
     except DaemonConfigError as error:
         raise CliError(str(error)) from None
     return EXIT_OK
+
+
+# ------------------------------------------------------------------------------------------------ batch
+
+
+def add_batch_command(commands: argparse._SubParsersAction) -> None:
+    batch = commands.add_parser(
+        "batch", help="fill every image of a folder on one or more daemons",
+        description="Fill each image of --images with its mask from --masks (NAME.png or NAME_mask.png, any "
+                    "image extension) on the daemons given, writing NAME.EXT into --out; outputs already there "
+                    "are skipped, so a re-run resumes. Exit code 1 when any file failed.")
+    batch.add_argument("--images", metavar="DIR", required=True, type=Path, help="folder of images")
+    batch.add_argument("--masks", metavar="DIR", required=True, type=Path, help="folder of masks")
+    batch.add_argument("--out", metavar="DIR", required=True, type=Path, help="folder for the results")
+    batch.add_argument("--daemon", metavar="ENDPOINT", action="append", dest="daemons",
+                       help=f"a daemon to share the work (repeatable; default: {DEFAULT_ENDPOINT})")
+    batch.add_argument("--preset", choices=list(PRESETS), default=DEFAULT_PRESET, help="starting option values")
+    batch.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="settings",
+                       help="set any option by name (repeatable)")
+    batch.add_argument("--format", choices=["png", "jpeg", "tiff"], help="output format (default: the input's)")
+    batch.add_argument("--timeout", type=float, default=30.0, metavar="S",
+                       help="seconds of silence after which a daemon is dropped (default: 30)")
+    batch.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    batch.set_defaults(run=command_batch)
+
+
+def command_batch(args: argparse.Namespace) -> int:
+    from .batch import run_batch  # late: only this command needs it
+
+    for folder in (args.images, args.masks):
+        if not folder.is_dir():
+            raise CliError(f"{folder}: no such folder")
+    if args.out.resolve() in (args.images.resolve(), args.masks.resolve()):
+        raise CliError("--out must be a folder of its own: results written among the inputs would be taken for "
+                       "inputs (or skipped as done) on the next run")
+    report = run_batch(args.images, args.masks, args.out, args.daemons or [DEFAULT_ENDPOINT],
+                       options_from_args(args), output_format=args.format, timeout=args.timeout, quiet=args.quiet)
+    print(report.summary())
+    return EXIT_FAILURE if report.failed else EXIT_OK
 
 
 # ------------------------------------------------------------------------------------------------ options

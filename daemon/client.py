@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ from engine.options import FillOptions
 from engine.progress import CancelCheck, Progress, ProgressCallback
 
 from .endpoints import DEFAULT_ENDPOINT
+from .keys import CLIENT, SERVER, default_keys_dir, load_pair, load_public
 from .pixels import from_bytes, mask_to_frame, to_frame
 from .protocol import ErrorCode, Message, ProtocolError, decode, encode, fill_request
 
@@ -35,14 +37,31 @@ class DaemonUnavailable(ConnectionError):  # noqa: N818 - reads better at the ra
 
 
 class Client:
-    """One DEALER connection to a daemon. Not thread-safe: give each thread its own Client."""
+    """One DEALER connection to a daemon. Not thread-safe: give each thread its own Client.
 
-    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, timeout: float = 10.0) -> None:
+    curve=True (or a keys_dir) speaks CURVE: the daemon's public key and this client's pair are read from the keys
+    dir (default: the user's config dir, as the daemon's). A daemon that refuses the key never answers: the calls
+    then raise DaemonUnavailable after `timeout`."""
+
+    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, timeout: float = 10.0, curve: bool = False,
+                 keys_dir: Path | str | None = None) -> None:
         self.endpoint = endpoint
         self.timeout = timeout
         self._socket = zmq.Context.instance().socket(zmq.DEALER)
         self._socket.linger = 0
+        if curve or keys_dir is not None:
+            try:
+                self._use_curve(Path(keys_dir) if keys_dir is not None else default_keys_dir())
+            except Exception:
+                self._socket.close()
+                raise
         self._socket.connect(endpoint)
+
+    def _use_curve(self, keys_dir: Path) -> None:
+        own = load_pair(keys_dir, CLIENT)
+        self._socket.curve_serverkey = load_public(keys_dir, SERVER)
+        self._socket.curve_publickey = own.public
+        self._socket.curve_secretkey = own.secret
 
     def close(self) -> None:
         self._socket.close()
@@ -108,7 +127,8 @@ class Client:
 
     def _follow(self, job_id: str, progress: ProgressCallback | None, cancel: CancelCheck | None) -> Message:
         """Waits for the job's result, passing progress on and cancel up. A job may wait in the queue for long
-        without a word, so silence is checked with a ping rather than taken as death."""
+        without a word, so after half the timeout of silence a ping asks whether the daemon is still there; with
+        no answer by the full timeout it is taken as gone (killed, machine down)."""
         accepted = cancel_sent = pinged = False
         last_heard = time.monotonic()
         while True:
@@ -117,11 +137,12 @@ class Client:
                 cancel_sent = True
             message = self._receive(POLL_SECONDS)
             if message is None:
-                if time.monotonic() - last_heard > self.timeout:
-                    if pinged or not accepted:
-                        raise self._unavailable()
+                quiet = time.monotonic() - last_heard
+                if quiet > self.timeout:
+                    raise self._unavailable()
+                if accepted and not pinged and quiet > self.timeout / 2:
                     self._send(encode({"op": "ping"}))
-                    pinged, last_heard = True, time.monotonic()
+                    pinged = True
                 continue
             last_heard, pinged = time.monotonic(), False
             if message.header.get("id", job_id) != job_id:

@@ -4,6 +4,9 @@ The socket loop (the thread that calls `run`) owns the ROUTER socket and all boo
 queues and forwards, so it answers within milliseconds even while the worker is deep in a fill. Nothing a client
 sends can stop it: every malformed or refused request gets an error reply with a stable code. (A frame over
 ZMQ_MAXMSGSIZE is the one exception: libzmq drops that connection before the daemon sees anything to answer.)
+
+With CURVE on, zmq.auth's authenticator (ZAP) lets in only clients whose public key is in the keys dir's
+`clients/` folder; anyone else's handshake fails and they never reach the socket loop.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import signal
 import threading
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import zmq
@@ -21,6 +25,7 @@ from engine.options import PRESETS, get_preset
 
 from .endpoints import DEFAULT_ENDPOINT, DaemonConfigError, check_endpoint
 from .jobs import Job, JobQueue
+from .keys import SERVER, KeyPair, authorised_dir, ensure_keys, load_pair
 from .pixels import request_image, request_mask
 from .protocol import (
     PROTOCOL_VERSION,
@@ -42,6 +47,9 @@ HEADER_ALLOWANCE = 1 << 20
 POLL_MS = 100  # how soon a stop request (signal, shutdown) is noticed when no message arrives
 BATCH = 64  # messages handled from one socket before looking at the other, so neither starves
 MAX_BACKLOG = 10_000  # replies held for clients that send without reading; beyond this they are dropped
+# A peer that answers no ZMTP heartbeat for HEARTBEAT_TIMEOUT_MS is dropped, so a client lost without a TCP close
+# (network gone, machine asleep) is noticed too; its jobs then stop at their next event (ROUTER_MANDATORY).
+HEARTBEAT_IVL_MS, HEARTBEAT_TIMEOUT_MS = 5_000, 15_000
 
 log = logging.getLogger("neural_fill.daemon")
 
@@ -57,8 +65,8 @@ class Daemon:
 
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, device: str = "auto", max_queue: int = DEFAULT_MAX_QUEUE,
                  max_pixels: int = DEFAULT_MAX_PIXELS, max_message_bytes: int | None = None,
-                 allow_shutdown: bool = False) -> None:
-        check_endpoint(endpoint)
+                 allow_shutdown: bool = False, curve: bool = False, keys_dir: Path | None = None) -> None:
+        check_endpoint(endpoint, curve)
         if max_queue < 1 or max_pixels < 1:
             raise DaemonConfigError("max_queue and max_pixels must be at least 1")
         self.endpoint = endpoint
@@ -67,6 +75,10 @@ class Daemon:
         self.max_pixels = max_pixels
         self.max_message_bytes = max_message_bytes or default_max_message_bytes(max_pixels)
         self.allow_shutdown = allow_shutdown
+        self.curve = curve
+        self.keys_dir = keys_dir  # None: the user's config dir (keys.default_keys_dir)
+        self._authenticator: Any = None
+        self._user_id: str | None = None  # the ZAP user id (the client's public key) of the request being handled
         self.device: Any = None  # a torch.device once started
         self._stop = threading.Event()
         self._jobs: dict[tuple[bytes, str], Job] = {}
@@ -86,11 +98,16 @@ class Daemon:
 
         self.device = resolve_device(self.device_name)
         load_vgg(self.device)  # now, so the first fill does not pay for it
+        server_keys = self._server_keys() if self.curve else None  # before any socket: a key problem leaks nothing
         self._context = zmq.Context()
         self._router = self._context.socket(zmq.ROUTER)
         self._router.linger = 0
         self._router.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
         self._router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # sending to a vanished client fails: its jobs stop
+        self._router.heartbeat_ivl = HEARTBEAT_IVL_MS
+        self._router.heartbeat_timeout = HEARTBEAT_TIMEOUT_MS
+        if server_keys is not None:
+            self._start_curve(server_keys)
         self._inbox = self._context.socket(zmq.PULL)
         self._inbox.linger = 0
         outbox = f"inproc://neural-fill-worker-{id(self)}"
@@ -98,12 +115,32 @@ class Daemon:
             self._router.bind(self.endpoint)
             self._inbox.bind(outbox)
         except zmq.ZMQError as error:
+            if self._authenticator is not None:
+                self._authenticator.stop()
             self._context.destroy(linger=0)
             raise OSError(f"cannot listen on {self.endpoint}: {error}") from None
         self._worker = Worker(self._context, outbox, self._queue, fill)
         self._worker.start()
         log.info("listening on %s (device %s, at most %d pixels, %d queued jobs)", self.endpoint, self.device,
                  self.max_pixels, self.max_queue)
+
+    def _server_keys(self) -> KeyPair:
+        """The daemon's pair, made (with one client pair) on the first start."""
+        self.keys_dir = ensure_keys(self.keys_dir)
+        return load_pair(self.keys_dir, SERVER)
+
+    def _start_curve(self, server: KeyPair) -> None:
+        """The authenticator must run before the socket binds, or early handshakes would go unchecked."""
+        from zmq.auth.thread import ThreadAuthenticator
+
+        self._authenticator = ThreadAuthenticator(self._context)
+        self._authenticator.start()
+        # The authorised keys are read now: a key added to clients/ counts from the next start.
+        self._authenticator.configure_curve(domain="*", location=authorised_dir(self.keys_dir))
+        self._router.curve_secretkey = server.secret
+        self._router.curve_publickey = server.public
+        self._router.curve_server = True
+        log.info("CURVE on: keys in %s", self.keys_dir)
 
     def run(self) -> None:
         poller = zmq.Poller()
@@ -136,6 +173,8 @@ class Daemon:
         self._forward_from_worker()  # the running job's last word, when it had time to say it
         self._router.close()
         self._inbox.close()
+        if self._authenticator is not None:
+            self._authenticator.stop()
         if self._worker.is_alive():  # a fill that ignores cancel: leave it; the process is ending anyway
             log.warning("the running fill did not stop within 5 s")
         else:
@@ -147,9 +186,11 @@ class Daemon:
     def _serve_clients(self) -> None:
         for _ in range(BATCH):
             try:
-                client, *frames = self._router.recv_multipart(zmq.NOBLOCK)
+                parts = self._router.recv_multipart(zmq.NOBLOCK, copy=False)  # Frames: they carry the User-Id
             except zmq.Again:
                 return
+            client, *frames = (part.bytes for part in parts)
+            self._user_id = user_id(parts[-1])
             try:
                 self._handle(client, frames)
             except ProtocolError as error:
@@ -222,9 +263,10 @@ class Daemon:
                                    "device": str(self.device)}))
 
     def _shutdown(self, client: bytes, message: Message) -> None:
-        if not self.allow_shutdown:
-            raise ProtocolError(ErrorCode.UNAUTHORISED, "this daemon does not take shutdown requests (stop it with "
-                                "SIGTERM or Ctrl-C)")
+        # Over CURVE, ZAP let only authorised keys in, and it names the key as the User-Id.
+        if not (self.allow_shutdown or (self.curve and self._user_id)):
+            raise ProtocolError(ErrorCode.UNAUTHORISED, "this daemon takes shutdown requests only from CURVE-"
+                                "authorised clients (stop it with SIGTERM or Ctrl-C)")
         log.info("shutdown requested by client %s", client.hex()[:10])
         self._send(client, encode({"op": "bye"}))
         self.stop()
@@ -260,11 +302,20 @@ class Daemon:
             job.cancel.set()
 
 
+def user_id(frame: zmq.Frame) -> str | None:
+    """The ZAP User-Id libzmq attached to a received frame (the client's z85 public key under CURVE), or None."""
+    try:
+        return frame.get("User-Id") or None
+    except zmq.ZMQError:  # no ZAP handler ran for this connection: the property does not exist
+        return None
+
+
 def serve(endpoint: str = DEFAULT_ENDPOINT, device: str = "auto", max_queue: int = DEFAULT_MAX_QUEUE,
-          max_pixels: int = DEFAULT_MAX_PIXELS, allow_shutdown: bool = False) -> None:
+          max_pixels: int = DEFAULT_MAX_PIXELS, allow_shutdown: bool = False, curve: bool = False,
+          keys_dir: Path | None = None) -> None:
     """Run a daemon in the foreground until SIGTERM or SIGINT (the running job is cancelled, sockets closed)."""
     daemon = Daemon(endpoint, device=device, max_queue=max_queue, max_pixels=max_pixels,
-                    allow_shutdown=allow_shutdown)
+                    allow_shutdown=allow_shutdown, curve=curve, keys_dir=keys_dir)
     daemon.start()
     stop_signals = (signal.SIGTERM, signal.SIGINT)
     previous = {sig: signal.signal(sig, lambda signum, frame: daemon.stop()) for sig in stop_signals}

@@ -1,0 +1,244 @@
+"""Batch fills: every image of a folder, with its mask from another folder, filled on one or more daemons.
+
+Pairing rule: an image `NAME.EXT` takes the mask `NAME.<png|jpg|jpeg|tif|tiff>` or `NAME_mask.<...>` from the masks
+folder (the exact stem first). An image without a mask is that file's failure, never a reason to stop.
+
+Work sharing: one thread per daemon, each with its own Client and one job in flight, takes the next file from a
+shared list, so a job goes to whichever daemon is free. A daemon that stops answering (DaemonUnavailable) is
+dropped and its job goes back on the list for the others; an error about the input (bad_input...) is that file's
+failure. Outputs are written atomically, named like the input; an output that already exists is skipped, so a
+re-run resumes where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from engine.errors import Cancelled, FillError
+from engine.options import FillOptions
+
+from .client import Client, DaemonError, DaemonUnavailable
+from .image_files import OUTPUT_FORMATS, ImageFileError, read_image, read_mask, write_image
+from .protocol import ErrorCode
+
+IMAGE_SUFFIXES = tuple(OUTPUT_FORMATS)  # .png .jpg .jpeg .tif .tiff: what read_image and write_image handle
+MASK_SUFFIX = "_mask"
+FORMAT_SUFFIXES = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif"}
+DEFAULT_TIMEOUT = 30.0
+QUEUE_FULL_PAUSE = 1.0  # seconds before a daemon whose queue was full is offered a job again
+
+
+@dataclass
+class Pair:
+    image: Path
+    mask: Path | None
+    output: Path
+
+
+@dataclass
+class Outcome:
+    pair: Pair
+    status: str  # "done", "skipped" or "failed"
+    reason: str = ""
+    daemon: str | None = None
+
+
+@dataclass
+class Report:
+    outcomes: list[Outcome] = field(default_factory=list)
+    by_daemon: dict[str, int] = field(default_factory=dict)  # files filled by each daemon
+    dropped: dict[str, str] = field(default_factory=dict)  # daemon -> why it was dropped
+
+    def count(self, status: str) -> int:
+        return sum(outcome.status == status for outcome in self.outcomes)
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [outcome for outcome in self.outcomes if outcome.status == "failed"]
+
+    def summary(self) -> str:
+        lines = [f"done {self.count('done')}, skipped {self.count('skipped')} (already there), "
+                 f"failed {self.count('failed')}"]
+        lines += [f"  daemon {endpoint}: {count} filled" for endpoint, count in self.by_daemon.items()]
+        lines += [f"  daemon {endpoint} dropped: {why}" for endpoint, why in self.dropped.items()]
+        lines += [f"  failed {outcome.pair.image.name}: {outcome.reason}" for outcome in self.failed]
+        return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------ pairing
+
+
+def find_mask(image: Path, masks: Path) -> Path | None:
+    # In the images' own folder, `photo.png` would be the image itself: only `photo_mask.*` counts there.
+    same_folder = masks.resolve() == image.parent.resolve()
+    stems = (image.stem + MASK_SUFFIX,) if same_folder else (image.stem, image.stem + MASK_SUFFIX)
+    for stem in stems:
+        for suffix in IMAGE_SUFFIXES:
+            for candidate in (masks / (stem + suffix), masks / (stem + suffix.upper())):
+                if candidate.is_file():
+                    return candidate
+    return None
+
+
+def pair_files(images: Path, masks: Path, out: Path, output_format: str | None = None) -> list[Pair]:
+    """Every image in `images` (sorted by name) with its mask and output path. Files named `*_mask.*` are masks,
+    not images, so both may share one folder."""
+    pairs = []
+    for image in sorted(images.iterdir()):
+        if (not image.is_file() or image.name.startswith(".") or image.suffix.lower() not in IMAGE_SUFFIXES
+                or image.stem.endswith(MASK_SUFFIX)):
+            continue
+        suffix = FORMAT_SUFFIXES[output_format] if output_format else image.suffix
+        pairs.append(Pair(image, find_mask(image, masks), out / (image.stem + suffix)))
+    return pairs
+
+
+# ------------------------------------------------------------------------------------------------ sharing
+
+
+class WorkList:
+    """Files not yet filled, shared by the daemon threads. A thread waits while others have jobs in flight,
+    since a job of a failing daemon may come back."""
+
+    def __init__(self, pairs: list[Pair]) -> None:
+        self._pending = deque(pairs)
+        self._in_flight = 0
+        self._changed = threading.Condition()
+        self.stopped = threading.Event()
+
+    def take(self) -> Pair | None:
+        with self._changed:
+            while not self._pending and self._in_flight and not self.stopped.is_set():
+                self._changed.wait(0.5)
+            if not self._pending or self.stopped.is_set():
+                return None
+            self._in_flight += 1
+            return self._pending.popleft()
+
+    def finished(self, give_back: Pair | None = None) -> None:
+        with self._changed:
+            self._in_flight -= 1
+            if give_back is not None:
+                self._pending.appendleft(give_back)
+            self._changed.notify_all()
+
+    def left(self) -> list[Pair]:
+        with self._changed:
+            left, self._pending = list(self._pending), deque()
+            return left
+
+
+OnOutcome = Callable[[Outcome], None]
+
+
+def serve_from(endpoint: str, work: WorkList, fill_one: Callable[[Client, Pair], None], timeout: float,
+               record: OnOutcome, drop: Callable[[str, str], None]) -> None:
+    """One daemon's thread: fill files from `work` until it is empty or the daemon fails."""
+    with Client(endpoint, timeout=timeout) as client:
+        try:
+            client.hello()  # a daemon that is not there is dropped before it is given a job
+        except (DaemonUnavailable, DaemonError) as error:
+            drop(endpoint, str(error))
+            return
+        while (pair := work.take()) is not None:
+            try:
+                fill_one(client, pair)
+            except DaemonUnavailable as error:
+                work.finished(give_back=pair)
+                drop(endpoint, str(error))
+                return
+            except Cancelled:
+                work.finished()
+                record(Outcome(pair, "failed", "cancelled", endpoint))
+                return
+            except DaemonError as error:
+                if error.code == ErrorCode.QUEUE_FULL:  # busy with other clients' jobs: later, or elsewhere
+                    work.finished(give_back=pair)
+                    time.sleep(QUEUE_FULL_PAUSE)
+                else:  # bad_input, too_large, internal...: this file's failure; the daemon goes on serving
+                    work.finished()
+                    record(Outcome(pair, "failed", str(error), endpoint))
+            except (ImageFileError, FillError) as error:
+                work.finished()
+                record(Outcome(pair, "failed", str(error), endpoint))
+            except Exception as error:  # one file's surprise must not stop the others
+                work.finished()
+                record(Outcome(pair, "failed", f"{type(error).__name__}: {error}", endpoint))
+            else:
+                work.finished()
+                record(Outcome(pair, "done", daemon=endpoint))
+
+
+# ------------------------------------------------------------------------------------------------ the batch
+
+
+def run_batch(images: Path, masks: Path, out: Path, endpoints: list[str], options: FillOptions,
+              output_format: str | None = None, timeout: float = DEFAULT_TIMEOUT, quiet: bool = False,
+              on_outcome: OnOutcome | None = None) -> Report:
+    """Fill every image of `images` on the daemons at `endpoints`; see the module docstring for the rules.
+    `on_outcome` is called (from a daemon thread) after each file."""
+    out.mkdir(parents=True, exist_ok=True)
+    report = Report(by_daemon={endpoint: 0 for endpoint in endpoints})
+    lock = threading.Lock()
+    pairs = pair_files(images, masks, out, output_format)
+    bar = tqdm(total=len(pairs), desc="batch", unit="file", disable=True if quiet else None, dynamic_ncols=True)
+
+    def record(outcome: Outcome) -> None:
+        with lock:
+            report.outcomes.append(outcome)
+            if outcome.status == "done" and outcome.daemon is not None:
+                report.by_daemon[outcome.daemon] += 1
+            bar.update(1)
+        if on_outcome is not None:
+            on_outcome(outcome)
+
+    def drop(endpoint: str, why: str) -> None:
+        with lock:
+            report.dropped[endpoint] = why
+        bar.write(f"daemon {endpoint} dropped: {why}")
+
+    def fill_one(client: Client, pair: Pair) -> None:
+        image = read_image(pair.image)
+        mask = read_mask(pair.mask, image)
+        # Whole FillOptions go over the wire, so the preset named here is not used.
+        result = client.fill(image, mask, options=options, cancel=work.stopped.is_set)
+        write_image(pair.output, result, like=pair.image)
+
+    todo, seen = [], set()
+    for pair in pairs:
+        if pair.output in seen:
+            record(Outcome(pair, "failed", f"another image has the same output name {pair.output.name}"))
+        elif pair.output.exists():
+            record(Outcome(pair, "skipped"))
+        elif pair.mask is None:
+            record(Outcome(pair, "failed", f"no mask for it in {masks} (looked for {pair.image.stem}.png, "
+                                           f"{pair.image.stem}{MASK_SUFFIX}.png, .jpg, .tif...)"))
+        else:
+            todo.append(pair)
+        seen.add(pair.output)
+
+    work = WorkList(todo)
+    threads = [threading.Thread(target=serve_from, args=(endpoint, work, fill_one, timeout, record, drop),
+                                name=f"batch {endpoint}", daemon=True) for endpoint in dict.fromkeys(endpoints)]
+    try:
+        for thread in threads:
+            thread.start()
+        while any(thread.is_alive() for thread in threads):
+            time.sleep(0.1)  # not join(): the main thread must stay able to take Ctrl-C
+    except KeyboardInterrupt:
+        work.stopped.set()  # in-flight fills are cancelled on their daemons
+        for thread in threads:
+            thread.join()
+        bar.close()
+        raise
+    for pair in work.left():
+        record(Outcome(pair, "failed", "no daemon left to fill it"))
+    bar.close()
+    return report

@@ -1,0 +1,183 @@
+"""The daemon against bad peers: a thousand malformed messages, a client killed mid-job, a daemon killed mid-job.
+
+How a dead client is noticed: libzmq gives ROUTER no disconnect event (ZMQ_ROUTER_NOTIFY would, but as an empty
+message a real client can also send). A killed process's sockets are closed by the kernel, so libzmq forgets the
+peer at once, and the next progress event the worker sends it fails (ROUTER_MANDATORY): the job is cancelled. A
+peer lost without a close (network gone) is dropped by ZMTP heartbeats the daemon sets on its socket.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+import time
+
+import msgpack
+import numpy as np
+import pytest
+import zmq
+
+from daemon.client import Client, DaemonUnavailable
+from daemon.protocol import PROTOCOL_VERSION, REPLIES, REQUEST_FRAMES, decode
+from engine import fill
+from tests.test_daemon import (  # noqa: F401 - pytestmark skips without the weights
+    ERROR_CODES,
+    FAST,
+    REPO,
+    SLOW,
+    VALID_FILL,
+    free_port,
+    is_valid_request,
+    photo_and_hole,
+    pytestmark,
+    start_daemon,
+)
+
+FUZZ_COUNT = 1200
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory):
+    daemon, thread = start_daemon(f"ipc://{tmp_path_factory.mktemp('robust') / 'fill.sock'}")
+    yield daemon.endpoint
+    daemon.stop()
+    thread.join(10)
+
+
+# ------------------------------------------------------------------------------------------------ fuzz
+
+
+def random_value(rng: random.Random, depth: int = 0):
+    choices = [None, rng.random() < 0.5, rng.randint(-(2**63), 2**64 - 1), rng.uniform(-1e9, 1e9),
+               "".join(chr(rng.randint(32, 0x2FFF)) for _ in range(rng.randint(0, 8))),
+               rng.randbytes(rng.randint(0, 8))]
+    if depth < 3:
+        choices += [[random_value(rng, depth + 1) for _ in range(rng.randint(0, 3))],
+                    {str(rng.randint(0, 99)): random_value(rng, depth + 1) for _ in range(rng.randint(0, 2))}]
+    return rng.choice(choices)
+
+
+def malformed_message(rng: random.Random) -> list[bytes]:
+    """One message of a random kind of wrongness (valid requests are filtered out by the caller)."""
+    kind = rng.randrange(8)
+    header = dict(VALID_FILL)
+    pixels, mask = bytes(16 * 16 * 3), bytes(16 * 16)
+    if kind == 0:  # noise
+        return [rng.randbytes(rng.randint(0, 64)) for _ in range(rng.randint(1, 4))]
+    if kind == 1:  # valid msgpack cut short
+        packed = msgpack.packb(header)
+        return [packed[:rng.randint(0, len(packed) - 1)], pixels, mask]
+    if kind == 2:  # a map of random ops, versions and fields
+        header = {rng.choice(["v", "op", "id", "x", ""]): random_value(rng) for _ in range(rng.randint(0, 5))}
+        header.setdefault("v", rng.choice([PROTOCOL_VERSION, 0, 2, "1", None]))
+        header.setdefault("op", rng.choice([*REQUEST_FRAMES, *REPLIES, "", "FILL", 7]))
+        return [msgpack.packb(header), *(rng.randbytes(rng.randint(0, 32)) for _ in range(rng.randint(0, 3)))]
+    if kind == 3:  # a fill field missing or of a wrong type
+        name = rng.choice(sorted(VALID_FILL))
+        if rng.random() < 0.3:
+            del header[name]
+        else:
+            header[name] = random_value(rng)
+    elif kind == 4:  # the wrong number of frames
+        return [msgpack.packb(header), *([pixels] * rng.choice([0, 1, 3, 5]))]
+    elif kind == 5:  # sizes and bytes disagree
+        pixels = bytes(max(0, len(pixels) + rng.choice([-1, 1, -len(pixels), 7, 4096])))
+    elif kind == 6:  # absurd or negative sizes
+        header["width"] = rng.randint(-(2**63), 2**63 - 1)
+        header["height"] = rng.choice([0, -1, 2**20, 2**40])
+    else:  # not a map, or a map with binary values or non-string keys
+        header = rng.choice([[1, 2], "fill", 12, {1: "x"}, {**VALID_FILL, "id": b"bin"}, {b"op": "fill"}])
+        return [msgpack.packb(header, use_bin_type=True), pixels, mask]
+    return [msgpack.packb(header, use_bin_type=True), pixels, mask]
+
+
+def test_a_thousand_malformed_messages_each_get_an_error_and_the_daemon_serves_on(endpoint):
+    rng = random.Random(20261125)  # seeded: a failure can be replayed
+    messages: list[list[bytes]] = []
+    while len(messages) < FUZZ_COUNT:
+        frames = malformed_message(rng)
+        if not is_valid_request(frames):
+            messages.append(frames)
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.linger = 0
+    sock.connect(endpoint)
+    try:
+        started = time.monotonic()
+        for frames in messages:  # pipelined: one client, handled in order, so replies come back in order
+            sock.send_multipart(frames)
+        for frames in messages:
+            assert sock.poll(10_000), "the daemon stopped answering"
+            reply = decode(sock.recv_multipart())
+            assert reply.op == "error" and reply.header["code"] in ERROR_CODES and reply.header["message"], frames
+        assert time.monotonic() - started < 30
+    finally:
+        sock.close()
+    with Client(endpoint, timeout=10) as client:
+        assert client.ping() < 0.5
+
+
+# ------------------------------------------------------------------------------------------------ dead peers
+
+# A client in its own process: sends a minute-long fill, says so once it runs, then waits to be killed.
+DOOMED_CLIENT = """
+import sys, zmq
+from daemon.protocol import decode, fill_request
+sock = zmq.Context.instance().socket(zmq.DEALER)
+sock.connect(sys.argv[1])
+pixels = bytes(64 * 64 * 3)
+mask = bytes(255 if 24 <= i // 64 < 40 and 24 <= i % 64 < 40 else 0 for i in range(64 * 64))
+sock.send_multipart(fill_request("doomed", 64, 64, 3, "u8", pixels, mask, preset="preview",
+                                 options={"working_size": 64, "scales": 1, "iterations": [1000]}))
+while decode(sock.recv_multipart()).op != "progress":
+    pass
+print("running", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_client_killed_mid_job_frees_the_worker(endpoint):
+    doomed = subprocess.Popen([sys.executable, "-c", DOOMED_CLIENT, endpoint], cwd=REPO, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert doomed.stdout.readline().strip() == "running"
+        with Client(endpoint, timeout=10) as client:
+            assert client.status()["running"] == "doomed"
+            doomed.kill()
+            doomed.wait(10)
+            image, mask = photo_and_hole(seed=31)
+            started = time.monotonic()
+            result = client.fill(image, mask, options=FAST)  # behind the doomed job it would wait a minute or more
+            assert time.monotonic() - started < 10
+            assert np.array_equal(result, fill(image, mask, FAST))
+            assert client.status()["running"] is None
+    finally:
+        if doomed.poll() is None:
+            doomed.kill()
+            doomed.wait()
+
+
+def test_a_daemon_killed_mid_job_is_reported_within_the_clients_timeout():
+    address = f"tcp://127.0.0.1:{free_port()}"
+    daemon = subprocess.Popen([sys.executable, "-m", "daemon.cli", "daemon", "--bind", address], cwd=REPO,
+                              stderr=subprocess.DEVNULL)
+    try:
+        with Client(address, timeout=60) as client:
+            client.hello()  # waits for the networks to load
+        killed: list[float] = []
+
+        def kill_on_first_progress(event) -> None:
+            if not killed:
+                daemon.kill()
+                killed.append(time.monotonic())
+
+        image, mask = photo_and_hole(seed=32)
+        timeout = 3.0
+        with Client(address, timeout=timeout) as client, \
+                pytest.raises(DaemonUnavailable, match="no answer from the Neural Fill daemon"):
+            client.fill(image, mask, options=SLOW, progress=kill_on_first_progress)
+        assert killed and time.monotonic() - killed[0] < timeout + 2  # the timeout, plus room for a busy machine
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+        daemon.wait()

@@ -1,0 +1,167 @@
+"""CURVE over real sockets: keys made on the first start, authorised clients served, others refused by ZAP,
+public binds only with CURVE, shutdown by an authorised key. Traffic goes to 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zmq.auth
+
+from daemon import cli
+from daemon.client import Client, DaemonUnavailable
+from daemon.image_files import read_image, write_image
+from daemon.keys import CONFIG_DIR_ENV, KeysError, ensure_keys
+from daemon.server import Daemon, DaemonConfigError
+from tests.test_daemon import FAST, MAX_PIXELS, REPO, free_port, photo_and_hole, pytestmark  # noqa: F401 - skips too
+
+SECRET_FILES = ("server.key_secret", "client.key_secret")
+
+
+def start(endpoint: str, **settings) -> tuple[Daemon, threading.Thread]:
+    daemon = Daemon(endpoint, max_pixels=MAX_PIXELS, **settings)
+    daemon.start()
+    thread = threading.Thread(target=daemon.run, name="test-curve-daemon", daemon=True)
+    thread.start()
+    return daemon, thread
+
+
+def stop(daemon: Daemon, thread: threading.Thread) -> None:
+    daemon.stop()
+    thread.join(10)
+    assert not thread.is_alive()
+
+
+@pytest.fixture(scope="module")
+def keys_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("config") / "keys"
+
+
+@pytest.fixture(scope="module")
+def curve_endpoint(keys_dir):
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    daemon, thread = start(endpoint, curve=True, keys_dir=keys_dir)
+    yield endpoint
+    stop(daemon, thread)
+
+
+def stranger_keys(tmp_path: Path, keys_dir: Path) -> Path:
+    """A fresh client pair the daemon has never seen, beside the daemon's real public key."""
+    stranger = tmp_path / "stranger"
+    stranger.mkdir()
+    zmq.auth.create_certificates(stranger, "client")
+    shutil.copyfile(keys_dir / "server.key", stranger / "server.key")
+    return stranger
+
+
+def file_modes(folder: Path) -> dict[str, int]:
+    return {str(path.relative_to(folder)): path.stat().st_mode & 0o777 for path in folder.rglob("*")}
+
+
+def test_keys_are_made_on_the_first_start_private_and_reused_on_the_second(tmp_path, monkeypatch):
+    monkeypatch.setenv(CONFIG_DIR_ENV, str(tmp_path / "config"))
+    keys = tmp_path / "config" / "keys"
+    endpoint = f"ipc://{tmp_path / 'keys.sock'}"
+    stop(*start(endpoint, curve=True))
+    modes = file_modes(keys)
+    assert modes == {"server.key": 0o644, "server.key_secret": 0o600, "client.key": 0o644,
+                     "client.key_secret": 0o600, "clients": 0o700, "clients/client.key": 0o644}
+    assert keys.stat().st_mode & 0o777 == 0o700
+    first = {name: (keys / name).read_bytes() for name in SECRET_FILES}
+    stop(*start(endpoint, curve=True))
+    assert {name: (keys / name).read_bytes() for name in SECRET_FILES} == first
+    assert file_modes(keys) == modes
+
+
+def test_an_authorised_client_fills_over_curve_as_without_it(curve_endpoint, keys_dir, tmp_path):
+    image, mask = photo_and_hole(seed=21)
+    plain_daemon, plain_thread = start(f"ipc://{tmp_path / 'plain.sock'}")
+    try:
+        with Client(plain_daemon.endpoint, timeout=30) as plain:
+            expected = plain.fill(image, mask, options=FAST)
+    finally:
+        stop(plain_daemon, plain_thread)
+    with Client(curve_endpoint, timeout=30, keys_dir=keys_dir) as client:
+        assert np.array_equal(client.fill(image, mask, options=FAST), expected)
+
+
+def test_the_fill_command_uses_curve_keys_from_the_config_dir(curve_endpoint, keys_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv(CONFIG_DIR_ENV, str(keys_dir.parent))
+    image, mask = photo_and_hole(seed=22)
+    write_image(tmp_path / "in.png", image)
+    write_image(tmp_path / "mask.png", mask)
+    common = ["fill", str(tmp_path / "in.png"), "--mask", str(tmp_path / "mask.png"), "--preset", "preview",
+              "--working-size", "64", "-q", "--daemon", curve_endpoint]
+    assert cli.main([*common, "--curve", "-o", str(tmp_path / "out.png")]) == cli.EXIT_OK
+    assert read_image(tmp_path / "out.png").shape == image.shape
+
+
+def test_an_unauthorised_key_gets_no_answer_and_the_daemon_serves_on(curve_endpoint, keys_dir, tmp_path):
+    stranger = stranger_keys(tmp_path, keys_dir)
+    for settings in ({"keys_dir": stranger}, {}):  # a wrong key pair, then no CURVE at all
+        started = time.monotonic()
+        with Client(curve_endpoint, timeout=1, **settings) as client, pytest.raises(DaemonUnavailable):
+            client.hello()
+        assert time.monotonic() - started < 4  # the 1 s timeout, with room for a busy machine
+    with Client(curve_endpoint, timeout=10, keys_dir=keys_dir) as client:
+        assert client.hello()["op"] == "hello"
+
+
+def test_a_client_without_keys_is_told_where_they_come_from(tmp_path):
+    with pytest.raises(KeysError, match="--curve"):
+        Client("tcp://127.0.0.1:1", keys_dir=tmp_path / "nothing")
+
+
+def test_a_public_bind_needs_curve(keys_dir):
+    port = free_port()
+    with pytest.raises(DaemonConfigError, match="CURVE keys are required to listen beyond loopback"):
+        Daemon(f"tcp://0.0.0.0:{port}")
+    daemon, thread = start(f"tcp://0.0.0.0:{port}", curve=True, keys_dir=keys_dir)
+    try:
+        with Client(f"tcp://127.0.0.1:{port}", timeout=10, keys_dir=keys_dir) as client:
+            assert client.ping() < 1
+    finally:
+        stop(daemon, thread)
+
+
+def test_an_authorised_curve_client_may_shut_the_daemon_down(tmp_path):
+    keys = ensure_keys(tmp_path / "keys")
+    port = free_port()
+    daemon, thread = start(f"tcp://127.0.0.1:{port}", curve=True, keys_dir=keys)  # allow_shutdown is off
+    try:
+        with Client(f"tcp://127.0.0.1:{port}", timeout=10, keys_dir=keys) as client:
+            client.shutdown()  # returns on `bye`
+        thread.join(10)
+        assert not thread.is_alive()
+    finally:
+        daemon.stop()
+        thread.join(10)
+
+
+def test_the_daemon_command_with_curve_listens_publicly_and_an_authorised_client_stops_it(tmp_path):
+    port = free_port()
+    env = {**os.environ, CONFIG_DIR_ENV: str(tmp_path / "config")}
+    daemon = subprocess.Popen([sys.executable, "-m", "daemon.cli", "daemon", "--bind", f"tcp://0.0.0.0:{port}",
+                               "--curve"], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        keys = tmp_path / "config" / "keys"
+        deadline = time.monotonic() + 60
+        while not (keys / "clients" / "client.key").exists() and daemon.poll() is None:  # made before binding
+            assert time.monotonic() < deadline, "no keys after 60 s"
+            time.sleep(0.05)
+        with Client(f"tcp://127.0.0.1:{port}", timeout=60, keys_dir=keys) as client:
+            assert client.hello()["op"] == "hello"
+            client.shutdown()
+        assert daemon.wait(10) == 0
+        assert "CURVE on" in daemon.stderr.read()
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
