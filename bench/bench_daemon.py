@@ -194,9 +194,10 @@ def render(overhead: dict[str, float], default_s: float | None, seconds: dict[st
         "Measured with a daemon in its own process whose fill is the identity, over loopback TCP: `Client.fill` "
         "from the array to the array (encode the frames, send, the daemon's checks and decoding, the identity, "
         f"encoding the result, send back, decode), median of {ROUND_TRIPS}. Compared with the engine section's "
-        "`default` wall time for a 4000x3000 photo. The path copies the 96 MB about six times (encode, receive "
-        "and decode on each side); the client-side decode row shows what one copy into fresh memory costs on "
-        "this VM, so copies, not the socket, are most of the round trip.",
+        "`default` wall time for a 4000x3000 photo. The pixels are not copied in Python on their way through "
+        "(frames are sent from and read into arrays' buffers with ZeroMQ's copy=False); the client's decode of "
+        "the result makes the one copy, into fresh memory, and the decode row shows that it is most of the "
+        "round trip.",
         table(["measure", "value"], [
             ["round trip, median (best)", f"{overhead['round_trip_s']:.2f} s ({overhead['best_s']:.2f} s)"],
             ["of which client-side encode / decode, once each", f"{overhead['encode_s']:.2f} s / "

@@ -171,9 +171,10 @@ class Client:
     def _receive(self, timeout: float) -> Message | None:
         if not self._socket.poll(int(timeout * 1000)):
             return None
-        frames = self._socket.recv_multipart()
+        header, *data = self._socket.recv_multipart(copy=False)
         try:
-            return decode(frames)
+            # The result's pixels are read straight from ZeroMQ's buffer (from_bytes makes the one copy).
+            return decode([header.bytes, *(part.buffer for part in data)])
         except ProtocolError as error:
             raise DaemonError(error.code, f"the daemon sent a malformed message: {error.message}") from None
 

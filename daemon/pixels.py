@@ -20,7 +20,7 @@ NATIVE_DTYPES = {"u8": np.dtype(np.uint8), "u16": np.dtype(np.uint16), "f32": np
 class Frame:
     """An array as the protocol carries it: raw bytes plus the header fields that describe them."""
 
-    data: bytes
+    data: bytes | memoryview
     width: int
     height: int
     channels: int
@@ -34,9 +34,12 @@ def sample_name(dtype: np.dtype) -> str:
     raise ImageError(f"unsupported sample type {dtype}: use uint8, uint16 or float32")
 
 
-def from_bytes(data: bytes, height: int, width: int, channels: int, sample: str) -> np.ndarray:
-    """Raw samples -> a writable, native-order HxW (one channel) or HxWxC array."""
-    array = np.frombuffer(data, dtype=WIRE_DTYPES[sample]).astype(NATIVE_DTYPES[sample])  # astype copies
+def from_bytes(data: bytes | memoryview, height: int, width: int, channels: int, sample: str,
+               writable: bool = True) -> np.ndarray:
+    """Raw samples -> a native-order HxW (one channel) or HxWxC array. With writable=False the array is a
+    read-only view of `data` where the byte order allows (the daemon's inputs: the engine only reads them, and
+    a 100-megapixel image is not copied)."""
+    array = np.frombuffer(data, dtype=WIRE_DTYPES[sample]).astype(NATIVE_DTYPES[sample], copy=writable)
     return array.reshape((height, width) if channels == 1 else (height, width, channels))
 
 
@@ -47,7 +50,8 @@ def to_frame(array: np.ndarray) -> Frame:
         raise ImageError(f"unsupported image shape {array.shape}: expected HxW or HxWxC")
     sample = sample_name(array.dtype)
     channels = 1 if array.ndim == 2 else array.shape[2]
-    data = np.ascontiguousarray(array, dtype=WIRE_DTYPES[sample]).tobytes()
+    # A view of the (contiguous, little-endian) samples, not a copy: ZeroMQ sends straight from it.
+    data = memoryview(np.ascontiguousarray(array, dtype=WIRE_DTYPES[sample])).cast("B")
     return Frame(data, array.shape[1], array.shape[0], channels, sample)
 
 
@@ -64,8 +68,9 @@ def mask_to_frame(mask: np.ndarray) -> Frame:
 
 
 def request_image(request: FillRequest) -> np.ndarray:
-    return from_bytes(request.pixels, request.height, request.width, request.channels, request.sample)
+    return from_bytes(request.pixels, request.height, request.width, request.channels, request.sample,
+                      writable=False)
 
 
 def request_mask(request: FillRequest) -> np.ndarray:
-    return from_bytes(request.mask, request.height, request.width, 1, request.mask_sample)
+    return from_bytes(request.mask, request.height, request.width, 1, request.mask_sample, writable=False)

@@ -189,7 +189,10 @@ class Daemon:
                 parts = self._router.recv_multipart(zmq.NOBLOCK, copy=False)  # Frames: they carry the User-Id
             except zmq.Again:
                 return
-            client, *frames = (part.bytes for part in parts)
+            # Header and identity as bytes; data frames as views of ZeroMQ's buffers, never copied.
+            client, header, *data = parts
+            frames = [header.bytes, *(part.buffer for part in data)]
+            client = client.bytes
             self._user_id = user_id(parts[-1])
             try:
                 self._handle(client, frames)
@@ -203,9 +206,12 @@ class Daemon:
     def _forward_from_worker(self) -> None:
         for _ in range(BATCH):
             try:
-                kind, client, job_id, *frames = self._inbox.recv_multipart(zmq.NOBLOCK)
+                parts = self._inbox.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
+            # The result's pixels stay in ZeroMQ's frame on their way from the worker to the client.
+            kind, client, job_id = (part.bytes for part in parts[:3])
+            frames = parts[3:]
             if kind == FINAL:
                 self._jobs.pop((client, job_id.decode()), None)
             self._send(client, frames, droppable=kind == EVENT)

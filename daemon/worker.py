@@ -48,7 +48,7 @@ class Worker(threading.Thread):
                     frames = self._run_job(job, outbox)
                 finally:
                     self._queue.finished()
-                outbox.send_multipart([FINAL, job.client, job.job_id.encode(), *frames])
+                outbox.send_multipart([FINAL, job.client, job.job_id.encode(), *frames], copy=False)
         finally:
             outbox.close()
 
