@@ -459,6 +459,7 @@ def add_batch_command(commands: argparse._SubParsersAction) -> None:
     batch.add_argument("--timeout", type=float, default=30.0, metavar="S",
                        help="seconds of silence after which a daemon is dropped (default: 30)")
     batch.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    batch.add_argument("--curve", action="store_true", help="talk to the daemons over CURVE (keys in the config dir)")
     batch.set_defaults(run=command_batch)
 
 
@@ -472,7 +473,8 @@ def command_batch(args: argparse.Namespace) -> int:
         raise CliError("--out must be a folder of its own: results written among the inputs would be taken for "
                        "inputs (or skipped as done) on the next run")
     report = run_batch(args.images, args.masks, args.out, args.daemons or [DEFAULT_ENDPOINT],
-                       options_from_args(args), output_format=args.format, timeout=args.timeout, quiet=args.quiet)
+                       options_from_args(args), output_format=args.format, timeout=args.timeout, quiet=args.quiet,
+                       curve=args.curve)
     print(report.summary())
     return EXIT_FAILURE if report.failed else EXIT_OK
 

@@ -139,24 +139,27 @@ def test_progress_events_arrive_in_order_before_the_result(dealer):
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
 
 
-def test_four_clients_with_two_jobs_each_get_their_own_results(endpoint):
-    cases = {(c, j): photo_and_hole(seed=10 * c + j, size=48) for c in range(4) for j in range(2)}
+CLIENTS, JOBS_EACH = 8, 5
+
+
+def test_eight_clients_with_five_jobs_each_get_their_own_results(endpoint):
+    cases = {(c, j): photo_and_hole(seed=10 * c + j, size=48) for c in range(CLIENTS) for j in range(JOBS_EACH)}
     expected = {key: fill(image, mask, FAST) for key, (image, mask) in cases.items()}
     results, failures = {}, []
 
     def one_client(number: int) -> None:
         try:
-            with Client(endpoint, timeout=30) as client:
-                for job in range(2):
+            with Client(endpoint, timeout=60) as client:
+                for job in range(JOBS_EACH):
                     results[number, job] = client.fill(*cases[number, job], options=FAST)
         except Exception as error:  # reported by the main thread
             failures.append(error)
 
-    threads = [threading.Thread(target=one_client, args=(n,)) for n in range(4)]
+    threads = [threading.Thread(target=one_client, args=(n,)) for n in range(CLIENTS)]
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(60)
+        thread.join(120)
     assert not failures
     assert results.keys() == expected.keys()
     for key in expected:
@@ -296,7 +299,7 @@ def bad_messages(draw) -> list[bytes]:
     return [msgpack.packb(header), pixels, mask]
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                    HealthCheck.filter_too_much])
 @given(frames=bad_messages())
 def test_every_malformed_message_gets_an_error_reply(dealer, frames):

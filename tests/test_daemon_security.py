@@ -165,3 +165,18 @@ def test_the_daemon_command_with_curve_listens_publicly_and_an_authorised_client
         if daemon.poll() is None:
             daemon.kill()
             daemon.wait()
+
+
+def test_the_batch_command_fills_over_curve(curve_endpoint, keys_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv(CONFIG_DIR_ENV, str(keys_dir.parent))
+    for folder in ("images", "masks"):
+        (tmp_path / folder).mkdir()
+    image, mask = photo_and_hole(seed=23)
+    write_image(tmp_path / "images" / "a.png", image)
+    write_image(tmp_path / "masks" / "a.png", mask)
+    args = ["batch", "--images", str(tmp_path / "images"), "--masks", str(tmp_path / "masks"), "--out",
+            str(tmp_path / "out"), "--daemon", curve_endpoint, "--preset", "preview", "--set", "working_size=64",
+            "-q", "--timeout", "5"]
+    assert cli.main([*args, "--curve"]) == cli.EXIT_OK
+    result = read_image(tmp_path / "out" / "a.png")
+    assert np.array_equal(result[mask == 0], image[mask == 0])
