@@ -27,9 +27,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+from report import write_section  # bench/ is on sys.path when a script here runs
 
 ROOT = Path(__file__).resolve().parents[1]
-START, END = "<!-- daemon-bench:start -->", "<!-- daemon-bench:end -->"
 BIG = (3000, 4000)  # height, width
 ROUND_TRIPS = 3
 TARGET_OVERHEAD = 0.05
@@ -219,18 +219,6 @@ def render(overhead: dict[str, float], default_s: float | None, seconds: dict[st
     ]) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the marked section of `path`, or append it; the rest of the file is kept."""
-    block = f"{START}\n{section}{END}\n"
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + block + rest.split(END, 1)[1].lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    path.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="docs/benchmarks.md", help="markdown file (relative to the repo root)")
@@ -249,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
     section = render(overhead, default_fill_seconds(), seconds, load)
     print(section)
     out = Path(args.out)
-    write_section(out if out.is_absolute() else ROOT / out, section)
+    write_section(out if out.is_absolute() else ROOT / out, "daemon-bench", section)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from report import write_section  # bench/ is on sys.path when a script here runs
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ("preview", "default", "paper")
@@ -33,7 +34,6 @@ SIDE = 512  # the test photos are SIDE x SIDE
 HOLE = 256  # centre hole, HOLE x HOLE
 BIG = (3000, 4000)  # height, width of the large photo
 WARMUP_SIDE = 64
-START, END = "<!-- engine-bench:start -->", "<!-- engine-bench:end -->"
 
 TARGET_PREVIEW_S = 2.0
 TARGET_DEFAULT_S = 15.0
@@ -329,20 +329,6 @@ def render(args: argparse.Namespace, runs: dict[str, dict[str, Any]], big: dict[
     return "\n\n".join(parts) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    """Replace the marked section of `path`, or append it (creating the file) when there is none."""
-    block = f"{START}\n{section}{END}\n"
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        tail = rest.split(END, 1)[1].lstrip("\n")
-        text = head + block + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-
-
 # ---------------------------------------------------------------- main
 
 
@@ -388,7 +374,7 @@ def main(argv: list[str] | None = None) -> None:
     section = render(args, runs, big, ref)
     print(section)
     out = Path(args.out)
-    write_section(out if out.is_absolute() else ROOT / out, section)
+    write_section(out if out.is_absolute() else ROOT / out, "engine-bench", section)
 
 
 if __name__ == "__main__":

@@ -20,17 +20,9 @@ from daemon.client import Client, DaemonUnavailable
 from daemon.image_files import read_image, write_image
 from daemon.keys import CONFIG_DIR_ENV, KeysError, ensure_keys
 from daemon.server import Daemon, DaemonConfigError
-from tests.test_daemon import FAST, MAX_PIXELS, REPO, free_port, photo_and_hole, pytestmark  # noqa: F401 - skips too
+from tests.test_daemon import FAST, REPO, free_port, photo_and_hole, pytestmark, start_daemon  # noqa: F401 - skips too
 
 SECRET_FILES = ("server.key_secret", "client.key_secret")
-
-
-def start(endpoint: str, **settings) -> tuple[Daemon, threading.Thread]:
-    daemon = Daemon(endpoint, max_pixels=MAX_PIXELS, **settings)
-    daemon.start()
-    thread = threading.Thread(target=daemon.run, name="test-curve-daemon", daemon=True)
-    thread.start()
-    return daemon, thread
 
 
 def stop(daemon: Daemon, thread: threading.Thread) -> None:
@@ -47,7 +39,7 @@ def keys_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def curve_endpoint(keys_dir):
     endpoint = f"tcp://127.0.0.1:{free_port()}"
-    daemon, thread = start(endpoint, curve=True, keys_dir=keys_dir)
+    daemon, thread = start_daemon(endpoint, curve=True, keys_dir=keys_dir)
     yield endpoint
     stop(daemon, thread)
 
@@ -69,20 +61,20 @@ def test_keys_are_made_on_the_first_start_private_and_reused_on_the_second(tmp_p
     monkeypatch.setenv(CONFIG_DIR_ENV, str(tmp_path / "config"))
     keys = tmp_path / "config" / "keys"
     endpoint = f"ipc://{tmp_path / 'keys.sock'}"
-    stop(*start(endpoint, curve=True))
+    stop(*start_daemon(endpoint, curve=True))
     modes = file_modes(keys)
     assert modes == {"server.key": 0o644, "server.key_secret": 0o600, "client.key": 0o644,
                      "client.key_secret": 0o600, "clients": 0o700, "clients/client.key": 0o644}
     assert keys.stat().st_mode & 0o777 == 0o700
     first = {name: (keys / name).read_bytes() for name in SECRET_FILES}
-    stop(*start(endpoint, curve=True))
+    stop(*start_daemon(endpoint, curve=True))
     assert {name: (keys / name).read_bytes() for name in SECRET_FILES} == first
     assert file_modes(keys) == modes
 
 
 def test_an_authorised_client_fills_over_curve_as_without_it(curve_endpoint, keys_dir, tmp_path):
     image, mask = photo_and_hole(seed=21)
-    plain_daemon, plain_thread = start(f"ipc://{tmp_path / 'plain.sock'}")
+    plain_daemon, plain_thread = start_daemon(f"ipc://{tmp_path / 'plain.sock'}")
     try:
         with Client(plain_daemon.endpoint, timeout=30) as plain:
             expected = plain.fill(image, mask, options=FAST)
@@ -123,7 +115,7 @@ def test_a_public_bind_needs_curve(keys_dir):
     port = free_port()
     with pytest.raises(DaemonConfigError, match="CURVE keys are required to listen beyond loopback"):
         Daemon(f"tcp://0.0.0.0:{port}")
-    daemon, thread = start(f"tcp://0.0.0.0:{port}", curve=True, keys_dir=keys_dir)
+    daemon, thread = start_daemon(f"tcp://0.0.0.0:{port}", curve=True, keys_dir=keys_dir)
     try:
         with Client(f"tcp://127.0.0.1:{port}", timeout=10, keys_dir=keys_dir) as client:
             assert client.ping() < 1
@@ -134,7 +126,7 @@ def test_a_public_bind_needs_curve(keys_dir):
 def test_an_authorised_curve_client_may_shut_the_daemon_down(tmp_path):
     keys = ensure_keys(tmp_path / "keys")
     port = free_port()
-    daemon, thread = start(f"tcp://127.0.0.1:{port}", curve=True, keys_dir=keys)  # allow_shutdown is off
+    daemon, thread = start_daemon(f"tcp://127.0.0.1:{port}", curve=True, keys_dir=keys)  # allow_shutdown is off
     try:
         with Client(f"tcp://127.0.0.1:{port}", timeout=10, keys_dir=keys) as client:
             client.shutdown()  # returns on `bye`
