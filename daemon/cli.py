@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from engine.errors import Cancelled, FillError, MaskError, OptionsError, WeightsError
+from engine.errors import FETCH_COMMAND, Cancelled, FillError, MaskError, OptionsError, WeightsError
 from engine.options import DEVICES, PRESETS, FillOptions, get_preset
 from engine.progress import CancelCheck, Progress, ProgressCallback
 
@@ -40,7 +40,6 @@ from .version import package_version
 
 PROG = "neural-fill"
 DEFAULT_PRESET = "default"
-FETCH_COMMAND = "neural-fill fetch-weights"
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
 TRUE_WORDS, FALSE_WORDS = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 

@@ -1,5 +1,8 @@
 """The engine's errors: each names the problem in words a user can act on."""
 
+# What a user runs when the weights are missing or broken (named by the engine's and the CLI's messages).
+FETCH_COMMAND = "neural-fill fetch-weights"
+
 
 class FillError(ValueError):
     """Input the engine cannot fill (bad mask, bad image, bad options)."""

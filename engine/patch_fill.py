@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the torch convention
 
 from .content import push_pull_fill
+from .resample import hole_at, resize
 
 PATCH = 5
 COARSEST_SIDE = 24  # start where the hole is a few patches wide
@@ -26,10 +27,6 @@ def _level_sizes(height: int, width: int) -> list[tuple[int, int]]:
         h, w = sizes[0]
         sizes.insert(0, (h // 2, w // 2))
     return sizes
-
-
-def _dilate(mask: torch.Tensor, size: int) -> torch.Tensor:
-    return F.max_pool2d(mask, size, 1, size // 2)
 
 
 def em_step(image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
@@ -67,21 +64,15 @@ class PatchFillPredictor:
         self.iterations = iterations
 
     def predict(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
-        sizes = _level_sizes(*image.shape[-2:])
-        current = None
-        current_is_coarsest = True
-        for size in sizes:
-            level = F.interpolate(image, size=size, mode="area") if size != tuple(image.shape[-2:]) else image
-            level_hole = hole if size == tuple(hole.shape[-2:]) else \
-                _dilate((F.interpolate(hole, size=size, mode="area") > 1e-6).to(hole.dtype), 3)
-            if current is None:
+        current = image
+        for level_index, size in enumerate(_level_sizes(*image.shape[-2:])):
+            level, level_hole = resize(image, size, "area"), hole_at(hole, size)
+            if level_index == 0:
                 current = push_pull_fill(level, 1 - level_hole)
             else:
-                up = F.interpolate(current, size=size, mode="bilinear", align_corners=False)
-                current = level * (1 - level_hole) + up * level_hole
+                current = level * (1 - level_hole) + resize(current, size) * level_hole
             # The coarsest level settles the structure from a featureless start: it needs the most steps, and
             # they are the cheapest.
-            for _ in range(self.iterations * (COARSEST_STEPS_FACTOR if current_is_coarsest else 1)):
+            for _ in range(self.iterations * (COARSEST_STEPS_FACTOR if level_index == 0 else 1)):
                 current = em_step(current, level_hole)
-            current_is_coarsest = False
         return current

@@ -18,7 +18,8 @@ from .errors import ImageError, MaskError
 from .options import FillOptions, get_preset
 from .progress import CancelCheck, ProgressCallback, Reporter
 from .regions import Box, crop_boxes
-from .synthesis import ALIGN, MIN_SIDE, CropSynthesis, hole_at, scale_plan
+from .resample import hole_at
+from .synthesis import ALIGN, MIN_SIDE, CropSynthesis, scale_plan
 from .vgg import load_vgg
 
 SAMPLE_TYPES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0}

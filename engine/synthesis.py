@@ -18,6 +18,7 @@ import torch.nn.functional as F  # noqa: N812 - the torch convention
 from .content import ContentPredictor, push_pull_fill
 from .options import FillOptions
 from .patches import Match, PatchBank, cells_touching
+from .resample import hole_at, resize
 from .vgg import LAYER_STRIDE, VGGFeatures
 from .voting import vote_patches
 
@@ -56,28 +57,8 @@ def scale_plan(height: int, width: int, options: FillOptions) -> list[tuple[tupl
     return list(zip(sizes, options.iterations_per_scale()[-len(sizes):], strict=True))
 
 
-def hole_at(hole: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """A {0,1} hole mask at another size: any pixel the hole touches, grown by one pixel for the resampling
-    filter's reach, so no colour of the removed object leaks into a smaller scale."""
-    if tuple(hole.shape[-2:]) == size:
-        return hole
-    return _dilate((_resize(hole, size, "area") > 1e-6).to(hole.dtype))
-
-
 def _align(value: float) -> int:
     return max(ALIGN, int(round(value / ALIGN)) * ALIGN)
-
-
-def _resize(t: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
-    if tuple(t.shape[-2:]) == size:
-        return t
-    if mode == "area" or size[0] < t.shape[-2]:
-        return F.interpolate(t, size=size, mode="area")
-    return F.interpolate(t, size=size, mode=mode, align_corners=False)
-
-
-def _dilate(mask: torch.Tensor, radius: int = 1) -> torch.Tensor:
-    return F.max_pool2d(mask, 2 * radius + 1, 1, radius)
 
 
 def hole_window(hole: torch.Tensor, margin: int) -> tuple[int, int, int, int]:
@@ -109,18 +90,18 @@ class CropSynthesis:
         """image (1,3,H,W) 0..1; hole (1,1,H,W) {0,1} pixels to synthesise; excluded: pixels never copied from."""
         plan = scale_plan(*image.shape[-2:], self.options)
         coarse_size = plan[0][0]
-        coarse_image, coarse_hole = _resize(image, coarse_size, "area"), hole_at(hole, coarse_size)
+        coarse_image, coarse_hole = resize(image, coarse_size, "area"), hole_at(hole, coarse_size)
         prediction = None if self.predictor is None else self.predictor.predict(coarse_image, coarse_hole)
         current = push_pull_fill(coarse_image, 1 - coarse_hole) if prediction is None else prediction
         for index, (size, iterations) in enumerate(plan):
-            level_image = _resize(image, size, "area")
+            level_image = resize(image, size, "area")
             level_hole = hole_at(hole, size)
-            level_excluded = _resize(excluded, size, "area") > 0
+            level_excluded = resize(excluded, size, "area") > 0
             known = 1 - level_hole
-            current = level_image * known + _resize(current, size) * level_hole
+            current = level_image * known + resize(current, size) * level_hole
             reference = None
             if prediction is not None:
-                reference = level_image * known + _resize(prediction, size) * level_hole
+                reference = level_image * known + resize(prediction, size) * level_hole
             current = self._optimise_scale(current * 255, level_hole, level_excluded,
                                            None if reference is None else reference * 255,
                                            index, iterations) / 255

@@ -19,12 +19,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from .errors import WeightsError
+from .errors import FETCH_COMMAND, WeightsError
 
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 DATA_DIR_ENV = "NEURAL_FILL_DATA_DIR"
 WEIGHTS_FILENAME = "vgg19-imagenet.safetensors"
-FETCH_COMMAND = "neural-fill fetch-weights"
 
 # (torchvision `features` index, Keras layer name, in channels, out channels) for the 16 conv layers.
 VGG19_CONV_LAYERS: tuple[tuple[int, str, int, int], ...] = (

@@ -1,0 +1,27 @@
+"""Resampling images and hole masks between scales (shared by the synthesis, the pipeline and the predictors)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F  # noqa: N812 - the torch convention
+
+
+def resize(t: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
+    """(N,C,H,W) to `size`: area averaging whenever it shrinks (no aliasing), `mode` when it grows."""
+    if tuple(t.shape[-2:]) == size:
+        return t
+    if mode == "area" or size[0] < t.shape[-2]:
+        return F.interpolate(t, size=size, mode="area")
+    return F.interpolate(t, size=size, mode=mode, align_corners=False)
+
+
+def dilate(mask: torch.Tensor, radius: int = 1) -> torch.Tensor:
+    return F.max_pool2d(mask, 2 * radius + 1, 1, radius)
+
+
+def hole_at(hole: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A {0,1} hole mask at another size: any pixel the hole touches, grown by one pixel for the resampling
+    filter's reach, so no colour of the removed object leaks into a smaller scale."""
+    if tuple(hole.shape[-2:]) == size:
+        return hole
+    return dilate((resize(hole, size, "area") > 1e-6).to(hole.dtype))
