@@ -18,6 +18,8 @@ from pathlib import Path
 
 import zmq.auth
 
+from .link import CurveKeys
+
 CONFIG_DIR_ENV = "NEURAL_FILL_CONFIG_DIR"
 SERVER, CLIENT = "server", "client"
 AUTHORISED_DIR = "clients"
@@ -81,3 +83,9 @@ def _load(path: Path) -> tuple[bytes, bytes | None]:
         return zmq.auth.load_certificate(path)
     except (OSError, ValueError) as error:
         raise KeysError(f"cannot read the key file {path}: {error}") from None
+
+
+def curve_keys(keys_dir: Path) -> CurveKeys:
+    """What a client needs to speak CURVE to the daemon whose keys are in keys_dir."""
+    own = load_pair(keys_dir, CLIENT)
+    return CurveKeys(load_public(keys_dir, SERVER), own.public, own.secret)

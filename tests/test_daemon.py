@@ -212,12 +212,12 @@ def test_job_ids_are_per_client_and_unique_while_live(endpoint, dealer):
     message = reply(dealer)
     assert (message.op, message.header["code"]) == ("error", ErrorCode.DUPLICATE_JOB)
     with Client(endpoint) as other:  # another client may use the same id
-        send_fill(other._socket, "same", image, mask, FAST)
-        assert receive(other._socket).op == "accepted"
+        send_fill(other._link._socket, "same", image, mask, FAST)
+        assert receive(other._link._socket).op == "accepted"
         dealer.send_multipart(encode({"op": "cancel", "id": "same"}))
         message = reply(dealer)
         assert message.op == "cancelled"
-        message = reply(other._socket)
+        message = reply(other._link._socket)
         assert message.op == "result"
     dealer.send_multipart(encode({"op": "cancel", "id": "same"}))
     assert receive(dealer).header["code"] == ErrorCode.NOT_FOUND
@@ -318,7 +318,7 @@ def test_a_full_queue_and_an_unauthorised_shutdown_are_refused(tmp_path):
     image, mask = photo_and_hole(seed=8)
     try:
         with Client(daemon.endpoint) as client:
-            sock = client._socket  # the raw socket: fills without waiting for their results
+            sock = client._link._socket  # the raw socket: fills without waiting for their results
             send_fill(sock, "a", image, mask, SLOW)
             while receive(sock).op != "progress":  # "a" runs: the queue is empty again
                 pass

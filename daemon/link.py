@@ -1,0 +1,144 @@
+"""One DEALER connection to the daemon and the conversation of a fill job, in bytes: standard library, pyzmq and
+msgpack only.
+
+This is the client side that both `daemon.client.Client` (numpy, for the CLI, batch and tests) and the GIMP plug-in
+(inside GIMP's own Python) use, so the job's conversation (accepted, progress, cancel, result, silence) is written
+once. install.py copies this module and protocol.py beside the plug-in.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+
+from .protocol import ErrorCode, Message, ProtocolError, decode, encode
+
+POLL_SECONDS = 0.1  # how often a waiting fill looks at its cancel check
+START_HINT = "Start it with `neural-fill daemon`"
+
+
+class DaemonError(Exception):
+    """The daemon refused or failed a request; `code` is one of protocol.ErrorCode."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{message} ({code})")
+        self.code = code
+        self.message = message
+
+
+class DaemonUnavailable(ConnectionError):  # noqa: N818 - reads better at the raise site than ...Error
+    """No answer from the daemon within the timeout."""
+
+
+class JobCancelled(Exception):  # noqa: N818 - it is an outcome, not a fault
+    """The job was cancelled at the client's request."""
+
+
+class CurveKeys:
+    """The three keys a CURVE client needs (z85 bytes, as zmq.auth.load_certificate returns them)."""
+
+    def __init__(self, server_public: bytes, client_public: bytes, client_secret: bytes) -> None:
+        self.server_public = server_public
+        self.client_public = client_public
+        self.client_secret = client_secret
+
+
+class Link:
+    """A DEALER socket to one daemon. Not thread-safe: one Link per thread."""
+
+    def __init__(self, endpoint: str, timeout: float = 10.0, curve: CurveKeys | None = None,
+                 start_hint: str = START_HINT) -> None:
+        self.endpoint = endpoint
+        self.timeout = timeout
+        self.start_hint = start_hint
+        self._socket = zmq.Context.instance().socket(zmq.DEALER)
+        self._socket.linger = 0
+        if curve is not None:
+            self._socket.curve_serverkey = curve.server_public
+            self._socket.curve_publickey = curve.client_public
+            self._socket.curve_secretkey = curve.client_secret
+        self._socket.connect(endpoint)
+
+    def close(self) -> None:
+        self._socket.close()
+
+    def __enter__(self) -> Link:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def call(self, header: dict[str, Any], reply_op: str, timeout: float | None = None) -> Message:
+        """Send a request without data frames and wait for its reply."""
+        self.send(encode(header))
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while (left := deadline - time.monotonic()) > 0:
+            message = self.receive(left)
+            if message is None:
+                break
+            if message.op == reply_op:
+                return message
+            if message.op == "error" and "id" not in message.header:
+                raise DaemonError(message.header.get("code", ErrorCode.INTERNAL), message.header.get("message", ""))
+            # Anything else is left over from an earlier job (a late progress event): not ours now.
+        raise self.unavailable(self.timeout if timeout is None else timeout)
+
+    def follow(self, job_id: str, on_progress: Callable[[dict[str, Any]], None] | None = None,
+               should_cancel: Callable[[], bool] | None = None) -> Message:
+        """Wait for the result of a job already sent, passing its progress headers on and cancel up.
+
+        A job may wait in the queue for long without a word, so after half the timeout of silence a ping asks
+        whether the daemon is still there; with no answer by the full timeout it is taken as gone."""
+        accepted = cancel_sent = pinged = False
+        last_heard = time.monotonic()
+        while True:
+            if should_cancel is not None and not cancel_sent and should_cancel():
+                self.send(encode({"op": "cancel", "id": job_id}))
+                cancel_sent = True
+            message = self.receive(POLL_SECONDS)
+            if message is None:
+                quiet = time.monotonic() - last_heard
+                if quiet > self.timeout:
+                    raise self.unavailable(self.timeout)
+                if accepted and not pinged and quiet > self.timeout / 2:
+                    self.send(encode({"op": "ping"}))
+                    pinged = True
+                continue
+            last_heard, pinged = time.monotonic(), False
+            if message.header.get("id", job_id) != job_id:
+                continue  # left over from an earlier job
+            op = message.op
+            if op == "accepted":
+                accepted = True
+            elif op == "progress" and on_progress is not None:
+                on_progress(message.header)
+            elif op == "cancelled" or (cancel_sent and op in ("result", "error")):
+                # Once cancel is asked for, a result that crossed it on the wire is dropped all the same.
+                raise JobCancelled("fill cancelled")
+            elif op == "result":
+                return message
+            elif op == "error":
+                raise DaemonError(message.header.get("code", ErrorCode.INTERNAL), message.header.get("message", ""))
+
+    def send(self, frames: list[Any]) -> None:
+        try:
+            self._socket.send_multipart(frames, zmq.NOBLOCK)
+        except zmq.Again:
+            raise self.unavailable(self.timeout) from None
+
+    def receive(self, timeout: float) -> Message | None:
+        if not self._socket.poll(int(timeout * 1000)):
+            return None
+        header, *data = self._socket.recv_multipart(copy=False)
+        try:
+            # Data frames stay in ZeroMQ's buffers: the caller copies what it keeps.
+            return decode([header.bytes, *(part.buffer for part in data)])
+        except ProtocolError as error:
+            raise DaemonError(error.code, f"the daemon sent a malformed message: {error.message}") from None
+
+    def unavailable(self, waited: float) -> DaemonUnavailable:
+        return DaemonUnavailable(f"no answer from the Neural Fill daemon at {self.endpoint} within {waited:g} s: "
+                                 f"is it running? {self.start_hint}")
