@@ -1,0 +1,112 @@
+"""Reaching the daemon from the plug-in: a Link that has answered `hello`, starting the daemon first when the
+settings say how and none answers.
+
+Why start it: a user who picked Filters > Neural Fill wants a fill, not a lesson in services. The daemon is started
+only from the command install.py wrote (the checkout's own environment), only for the configured endpoint, and
+detached, so it outlives this plug-in process and keeps its networks loaded for the next fill. Sandboxed GIMPs
+(Flatpak, Snap) cannot run host programs, so install.py writes no command for them and the message says what to run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from plugin_settings import Settings
+
+try:  # the copies of daemon/link.py and daemon/protocol.py that install.py put beside the plug-in
+    from neural_fill_wire import link, protocol
+except ImportError:  # running from a checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from daemon import link, protocol
+
+__all__ = ["connect", "link", "protocol"]
+
+HELLO_SECONDS = 2.0  # a running daemon answers hello at once, even during a fill
+START_SECONDS = 90.0  # loading the networks takes seconds on a CPU; a cold disk and a first torch import, more
+LOG_FILE = Path(tempfile.gettempdir()) / "neural-fill-daemon.log"
+
+
+def start_hint(settings: Settings, endpoint: str) -> str:
+    if settings.daemon_command and endpoint == settings.endpoint:
+        return f"Start it with: {' '.join(settings.daemon_command)}"
+    return f"Start it with: neural-fill daemon --bind {endpoint}"
+
+
+def curve_keys(settings: Settings):
+    """The client keys install.py copied beside the plug-in (CURVE only)."""
+    import zmq.auth
+
+    keys = settings.keys_dir
+    try:
+        server_public, _ = zmq.auth.load_certificate(keys / "server.key")
+        client_public, client_secret = zmq.auth.load_certificate(keys / "client.key_secret")
+    except (OSError, ValueError, TypeError) as error:
+        raise link.DaemonUnavailable(f"CURVE is on but the client keys in {keys} cannot be read ({error}): "
+                                     "run install.py again with --curve") from None
+    return link.CurveKeys(server_public, client_public, client_secret)
+
+
+def connect(settings: Settings, endpoint: str, waiting: Callable[[str], None] | None = None):
+    """A Link to the daemon at `endpoint` that has answered hello, or DaemonUnavailable saying how to start one.
+
+    `waiting(text)` is called while a started daemon loads (the plug-in pulses GIMP's progress bar)."""
+    keys = curve_keys(settings) if settings.curve else None
+    connection = link.Link(endpoint, settings.timeout, keys, start_hint=start_hint(settings, endpoint))
+    try:
+        connection.call({"op": "hello"}, "hello", timeout=HELLO_SECONDS)
+        return connection
+    except link.DaemonUnavailable:
+        if not settings.daemon_command or endpoint != settings.endpoint:
+            connection.close()
+            raise
+    try:
+        process = start_daemon(settings.daemon_command)
+        wait_for_daemon(connection, process, waiting)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def start_daemon(command: tuple[str, ...]) -> subprocess.Popen:
+    """The daemon in its own session (it outlives the plug-in), its output appended to LOG_FILE."""
+    detach = {"start_new_session": True} if os.name != "nt" else {
+        "creationflags": subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP}
+    try:
+        with open(LOG_FILE, "ab") as log:
+            return subprocess.Popen(list(command), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    close_fds=True, **detach)
+    except OSError as error:
+        raise link.DaemonUnavailable(f"the Neural Fill daemon is not running and could not be started "
+                                            f"with {' '.join(command)}: {error}") from None
+
+
+def wait_for_daemon(connection, process: subprocess.Popen, waiting: Callable[[str], None] | None) -> None:
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        if waiting is not None:
+            waiting("Starting the Neural Fill daemon...")
+        try:
+            connection.call({"op": "hello"}, "hello", timeout=HELLO_SECONDS)
+            return
+        except link.DaemonUnavailable:
+            if process.poll() is not None:
+                raise link.DaemonUnavailable(
+                    f"the Neural Fill daemon stopped while starting (exit {process.returncode}); "
+                    f"its output is in {LOG_FILE}: {last_line(LOG_FILE)}") from None
+    raise link.DaemonUnavailable(f"the Neural Fill daemon did not answer within {START_SECONDS:g} s of "
+                                        f"starting; its output is in {LOG_FILE}")
+
+
+def last_line(path: Path) -> str:
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""

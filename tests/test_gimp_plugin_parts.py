@@ -1,0 +1,211 @@
+"""The plug-in's GIMP-free parts, on the host: rectangles and formats, settings, reaching (and starting) a real
+daemon, and the installer's copy of the plug-in. tests/test_gimp_plugin.py drives the whole in a real GIMP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PLUGIN = REPO / "gimp_plugin" / "neural_fill"
+sys.path.insert(0, str(PLUGIN))  # as GIMP does: the plug-in's modules import each other as top-level modules
+
+from gimp_plugin import plugin_install  # noqa: E402
+
+import daemon_connection  # noqa: E402
+import fill_region  # noqa: E402
+import plugin_settings  # noqa: E402
+from fill_region import Rect, context_rect, hole_mask, pixel_format, sub_rows  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# ------------------------------------------------------------------------------------------ fill_region
+
+
+def test_the_context_grows_the_selection_and_stays_inside_the_layer():
+    assert context_rect(Rect(100, 100, 40, 20), 1000, 800) == Rect(36, 36, 168, 148)  # automatic: 64 px
+    assert context_rect(Rect(100, 100, 400, 20), 1000, 800) == Rect(0, 0, 700, 320)  # half of 400 = 200 px
+    assert context_rect(Rect(0, 0, 30, 30), 50, 40, margin=10) == Rect(0, 0, 40, 40)
+    assert context_rect(Rect(5, 5, 10, 10), 100, 100, margin=500) == Rect(0, 0, 100, 100)
+
+
+@pytest.mark.parametrize(("precision", "grey", "babl", "sample"), [
+    ("u8-non-linear", False, "R'G'B'A u8", "u8"),
+    ("u8-perceptual", True, "Y'A u8", "u8"),
+    ("u8-linear", False, "R'G'B'A u16", "u16"),  # 8-bit linear -> 8-bit perceptual would band
+    ("u16-linear", False, "R'G'B'A u16", "u16"),
+    ("u32-non-linear", True, "Y'A float", "f32"),
+    ("half-linear", False, "R'G'B'A float", "f32"),
+    ("float-linear", False, "R'G'B'A float", "f32"),
+    ("double-perceptual", False, "R'G'B'A float", "f32"),
+])
+def test_every_precision_travels_without_losing_depth(precision, grey, babl, sample):
+    form = pixel_format(precision, grey)
+    assert (form.babl, form.sample, form.channels) == (babl, sample, 2 if grey else 4)
+
+
+def test_an_unknown_precision_is_refused_by_name():
+    with pytest.raises(ValueError, match="u12-linear"):
+        pixel_format("u12-linear", False)
+
+
+def test_every_touched_pixel_of_the_selection_is_hole():
+    assert hole_mask(bytes([0, 1, 127, 255, 0])) == bytes([0, 255, 255, 255, 0])
+
+
+def test_sub_rows_cuts_a_rectangle_out_of_a_buffer():
+    outer = Rect(10, 20, 4, 3)
+    data = bytes(range(4 * 3 * 2))  # 2 bytes a pixel
+    assert sub_rows(data, outer, Rect(11, 21, 2, 2), 2) == bytes([10, 11, 12, 13, 18, 19, 20, 21])
+    with pytest.raises(ValueError, match="not inside"):
+        sub_rows(data, outer, Rect(9, 20, 2, 2), 2)
+
+
+def test_the_dialog_offers_exactly_the_engines_presets():
+    from engine.options import PRESETS
+
+    text = (PLUGIN / "neural_fill.py").read_text()
+    start = text.index("PRESETS = {")
+    offered = {line.split('"')[1] for line in text[start:text.index("}", start)].splitlines()[1:] if '"' in line}
+    assert offered == set(PRESETS)
+
+
+def test_the_plugin_imports_nothing_beyond_the_standard_library_zmq_msgpack_and_gi():
+    allowed = set(sys.stdlib_module_names) | {"gi", "zmq", "msgpack", "fill_region", "plugin_settings",
+                                              "daemon_connection", "neural_fill_wire", "daemon"}
+    for path in [*PLUGIN.glob("*.py"), REPO / "daemon" / "link.py", REPO / "daemon" / "protocol.py"]:
+        for line in path.read_text().splitlines():
+            words = line.split()
+            if len(words) >= 2 and words[0] in ("import", "from") and not words[1].startswith("."):
+                assert words[1].split(".")[0] in allowed, f"{path.name}: {line.strip()}"
+
+
+# ------------------------------------------------------------------------------------------- settings
+
+
+def test_settings_default_when_missing_and_errors_name_the_file(tmp_path):
+    assert plugin_settings.load_settings(tmp_path) == plugin_settings.Settings()
+    (tmp_path / "neural_fill.json").write_text("{not json")
+    with pytest.raises(plugin_settings.SettingsError, match="neural_fill.json"):
+        plugin_settings.load_settings(tmp_path)
+
+
+def test_installed_settings_are_what_the_plugin_reads(tmp_path):
+    written = plugin_install.PluginSettings("tcp://127.0.0.1:6000", False, ["nf", "daemon"], timeout=12)
+    target = plugin_install.install_code(tmp_path / "profile", written, REPO / "daemon", say=lambda _: None)
+    read = plugin_settings.load_settings(target)
+    assert (read.endpoint, read.curve, read.daemon_command, read.timeout) == (
+        "tcp://127.0.0.1:6000", False, ("nf", "daemon"), 12.0)
+
+
+# ------------------------------------------------------------------------------------- the installed copy
+
+
+def test_install_copies_the_plugin_and_the_one_protocol_and_uninstall_removes_only_its_own(tmp_path):
+    profile = tmp_path / "GIMP" / "3.0"
+    settings = plugin_install.PluginSettings("tcp://127.0.0.1:5557", False, [])
+    target = plugin_install.install_code(profile, settings, REPO / "daemon", say=lambda _: None)
+    assert os.access(target / "neural_fill.py", os.X_OK)
+    for name in ("protocol.py", "link.py"):
+        assert (target / "neural_fill_wire" / name).read_bytes() == (REPO / "daemon" / name).read_bytes()
+    (target / "old_module.py").write_text("# from an older version\n")
+    plugin_install.install_code(profile, settings, REPO / "daemon", say=lambda _: None)  # again: idempotent
+    assert not (target / "old_module.py").exists()
+    assert {p.name for p in target.glob("*.py")} == {p.name for p in PLUGIN.glob("*.py")} - {"__init__.py"}
+
+    other = tmp_path / "GIMP" / "3.2"
+    (other / "plug-ins" / "neural_fill").mkdir(parents=True)  # someone else's plug-in of the same name
+    assert not plugin_install.uninstall(other, say=lambda _: None)
+    assert (other / "plug-ins" / "neural_fill").exists()
+    assert plugin_install.uninstall(profile, say=lambda _: None)
+    assert not target.exists()
+
+
+def test_install_py_dry_run_changes_nothing_and_real_run_and_uninstall_round_trip(tmp_path):
+    profile = tmp_path / "profile"
+    common = [sys.executable, str(REPO / "install.py"), "--skip-env", "--gimp-profile", str(profile),
+              "--gimp-python", f"{sys.version_info[0]}.{sys.version_info[1]}", "--no-autostart"]
+    wheels = tmp_path / "no-wheels"  # an empty wheel folder: vendoring must fail cleanly, offline
+    wheels.mkdir()
+    dry = subprocess.run([*common, "--dry-run"], capture_output=True, text=True, timeout=120)
+    assert dry.returncode == 0, dry.stderr
+    assert "would install" in dry.stdout and "would vendor" in dry.stdout
+    assert not profile.exists()
+
+    failed = subprocess.run([*common, "--wheels-from", str(wheels)], capture_output=True, text=True, timeout=300)
+    assert failed.returncode == 1 and "install.py:" in failed.stderr
+    assert not (profile / "plug-ins" / "neural_fill" / "vendor" / f"py{sys.version_info[0]}.{sys.version_info[1]}"
+                ).exists()  # no half-vendored folder
+
+    removed = subprocess.run([sys.executable, str(REPO / "install.py"), "--uninstall", "--gimp-profile",
+                              str(profile)], capture_output=True, text=True, timeout=120)
+    assert removed.returncode == 0, removed.stderr
+    assert not (profile / "plug-ins" / "neural_fill").exists()
+
+
+# ------------------------------------------------------------------------------ reaching a real daemon
+
+
+def test_with_no_daemon_and_no_command_the_error_says_how_to_start_one():
+    settings = plugin_settings.Settings(endpoint=f"tcp://127.0.0.1:{free_port()}", timeout=5)
+    started = time.monotonic()
+    with pytest.raises(daemon_connection.link.DaemonUnavailable, match="neural-fill daemon --bind"):
+        daemon_connection.connect(settings, settings.endpoint)
+    assert time.monotonic() - started < daemon_connection.HELLO_SECONDS + 2
+
+
+def test_a_command_that_cannot_start_is_reported(tmp_path):
+    settings = plugin_settings.Settings(endpoint=f"tcp://127.0.0.1:{free_port()}",
+                                        daemon_command=(str(tmp_path / "no-such-program"), "daemon"))
+    with pytest.raises(daemon_connection.link.DaemonUnavailable, match="could not be started"):
+        daemon_connection.connect(settings, settings.endpoint)
+
+
+def test_a_daemon_that_dies_while_starting_is_reported_with_its_last_words():
+    settings = plugin_settings.Settings(endpoint=f"tcp://127.0.0.1:{free_port()}",
+                                        daemon_command=(sys.executable, "-c", "raise SystemExit('no weights here')"))
+    with pytest.raises(daemon_connection.link.DaemonUnavailable, match="stopped while starting.*no weights here"):
+        daemon_connection.connect(settings, settings.endpoint)
+
+
+@pytest.mark.weights
+@pytest.mark.slow
+def test_the_plugin_starts_the_configured_daemon_when_none_answers_and_it_outlives_the_plugin(tmp_path):
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    pid_file = tmp_path / "daemon.pid"
+    start = (f"import os, sys; open({str(pid_file)!r}, 'w').write(str(os.getpid())); sys.path.insert(0, "
+             f"{str(REPO)!r}); from daemon.cli import main; sys.exit(main(['daemon', '--bind', {endpoint!r}]))")
+    settings = plugin_settings.Settings(endpoint=endpoint, daemon_command=(sys.executable, "-c", start))
+    waited = []
+    try:
+        connection = daemon_connection.connect(settings, endpoint, waiting=waited.append)
+        connection.close()
+        assert waited, "the plug-in should report that it waits for the daemon"
+        pid = int(pid_file.read_text())
+        assert os.getsid(pid) == pid  # its own session: closing GIMP does not take it down
+        again = daemon_connection.connect(settings, endpoint)  # answers at once now: no second daemon
+        reply = again.call({"op": "status"}, "status")
+        again.close()
+        assert reply.header["queued"] == 0
+    finally:
+        if pid_file.exists():
+            os.kill(int(pid_file.read_text()), signal.SIGTERM)
+
+
+def test_the_json_the_installer_writes_is_valid_for_any_command():
+    text = plugin_install.PluginSettings("ipc:///tmp/x", True, ["C:\\GIMP 3\\neural-fill.exe", "daemon"]).to_json()
+    assert json.loads(text)["daemon_command"] == ["C:\\GIMP 3\\neural-fill.exe", "daemon"]
+    assert fill_region.MIN_AUTO_MARGIN >= 32  # the engine's own smallest context
