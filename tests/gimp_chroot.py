@@ -70,6 +70,11 @@ RELEASES: dict[str, Release] = {
 }
 
 
+# gimp pulls python3-gi and the typelibs; no python3-zmq/msgpack: tests exercise the vendored wheels. Xvfb, xauth and
+# xdotool let a test open the plug-in's dialog on a virtual screen and press its buttons.
+PACKAGES = ("gimp", "xvfb", "xauth", "xdotool")
+
+
 class ChrootUnavailable(Exception):  # noqa: N818 - tests read it as "skip: chroot unavailable"
     """The GIMP chroot (or the wheels) cannot be had on this machine; the message says why. Tests skip on it."""
 
@@ -254,9 +259,8 @@ def _build(release: Release, final: Path) -> None:
             (work / "etc/apt/apt.conf.d/99neural-fill").write_text(release.apt_config)
         step = time.monotonic()
         _run_logged(_in_chroot(work, "apt-get", "update"), log, f"apt-get update in the {release.name} chroot")
-        # Only gimp (it pulls python3-gi and the typelibs). No python3-zmq/msgpack: tests exercise vendored wheels.
-        _run_logged(_in_chroot(work, "apt-get", "install", "-y", "--no-install-recommends", "gimp"), log,
-                    f"apt-get install gimp in the {release.name} chroot")
+        _run_logged(_in_chroot(work, "apt-get", "install", "-y", "--no-install-recommends", *PACKAGES), log,
+                    f"apt-get install {' '.join(PACKAGES)} in the {release.name} chroot")
         _run_logged(_in_chroot(work, "apt-get", "clean"), log, "apt-get clean")
         _say(f"gimp installed in {time.monotonic() - step:.0f} s")
 
@@ -268,7 +272,7 @@ def _build(release: Release, final: Path) -> None:
         python = subprocess.run(_in_chroot(work, "python3", "-c", "import sys; print(sys.version.split()[0])"),
                                 capture_output=True, text=True).stdout.strip()
         stamp = {"format": STAMP_FORMAT, "release": release.name, "suite": release.suite, "mirror": mirror,
-                 "gimp": version, "python": python, "console": release.console, "packages": ["gimp"],
+                 "gimp": version, "python": python, "console": release.console, "packages": list(PACKAGES),
                  "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "complete": True}
         (work / STAMP_NAME).write_text(json.dumps(stamp, indent=1) + "\n")
         work.rename(final)  # atomic: the chroot appears complete or not at all
@@ -289,12 +293,29 @@ def ensure_chroot(release: str = "trixie") -> Path:
     spec = _release(release)
     _require_root()
     final = CACHE_DIR / f"gimp-{spec.name}"
-    if _is_complete(final, spec):
+    if _is_complete(final, spec) and set(PACKAGES) <= set((_read_stamp(final) or {}).get("packages", [])):
         return final
     with _locked(f"gimp-{spec.name}.lock"):
         if not _is_complete(final, spec):  # another process may have finished it while we waited
             _build(spec, final)
+        _add_missing_packages(final, spec)
     return final
+
+
+def _add_missing_packages(root: Path, release: Release) -> None:
+    """A chroot built when PACKAGES was shorter gets the rest installed in place (seconds, not a rebuild)."""
+    stamp = _read_stamp(root) or {}
+    missing = [name for name in PACKAGES if name not in stamp.get("packages", [])]
+    if not missing:
+        return
+    log = CACHE_DIR / f"gimp-{release.name}.build.log"
+    _say(f"adding {' '.join(missing)} to the {release.name} GIMP chroot")
+    _run_logged(_in_chroot(root, "apt-get", "update"), log, f"apt-get update in the {release.name} chroot")
+    _run_logged(_in_chroot(root, "apt-get", "install", "-y", "--no-install-recommends", *missing), log,
+                f"apt-get install {' '.join(missing)} in the {release.name} chroot")
+    _run_logged(_in_chroot(root, "apt-get", "clean"), log, "apt-get clean")
+    stamp["packages"] = list(PACKAGES)
+    (root / STAMP_NAME).write_text(json.dumps(stamp, indent=1) + "\n")
 
 
 def chroot_info(root: Path) -> dict:
@@ -354,15 +375,15 @@ def ensure_wheels(python_version: str) -> Path:
 # ------------------------------------------------------------------------------------------------------ running GIMP
 
 
-def run_gimp(root: Path, profile: str, code: str, timeout: float = 120,
-             release: str = "trixie") -> subprocess.CompletedProcess:
+def run_gimp(root: Path, profile: str, code: str, timeout: float = 120, release: str = "trixie",
+             display: str | None = None) -> subprocess.CompletedProcess:
     """Run Python `code` in the chroot's gimp-console with python-fu-eval (Gimp, Gegl, GLib already imported).
 
     `profile` is the GIMP profile directory as seen INSIDE the chroot (e.g. "/root/profiles/p1", passed as
     GIMP3_DIRECTORY); the host sees it at root / profile.lstrip("/"). It is created if missing. Output is text;
     python-fu-eval buffers stdout, so print with flush=True or to stderr. A Python exception in `code` makes GIMP exit
     64 with the traceback on stderr. On timeout the whole process group (GIMP and its plug-ins) is killed and
-    subprocess.TimeoutExpired is raised.
+    subprocess.TimeoutExpired is raised. `display` (from virtual_display) lets plug-ins open windows.
     """
     spec = _release(release)
     if not profile.startswith("/"):
@@ -370,7 +391,8 @@ def run_gimp(root: Path, profile: str, code: str, timeout: float = 120,
     root = Path(root)
     (root / profile.lstrip("/")).mkdir(parents=True, exist_ok=True)
     command = ["chroot", str(root), "env", "-i", "HOME=/root", f"PATH={CHROOT_PATH}", "LANG=C.UTF-8",
-               f"GIMP3_DIRECTORY={profile}", spec.console, "-i", "--batch-interpreter=python-fu-eval", "-b", code,
+               f"GIMP3_DIRECTORY={profile}", *([f"DISPLAY={display}"] if display else []), spec.console, "-i",
+               "--batch-interpreter=python-fu-eval", "-b", code,
                "--quit"]
     with subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True, errors="replace", start_new_session=True) as process:
@@ -382,3 +404,57 @@ def run_gimp(root: Path, profile: str, code: str, timeout: float = 120,
             stdout, stderr = process.communicate()
             raise subprocess.TimeoutExpired(command, timeout, stdout, stderr) from None
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+# ---------------------------------------------------------------------------------------------- a virtual screen
+
+
+@contextlib.contextmanager
+def virtual_display(root: Path, number: int | None = None) -> Iterator[str]:
+    """An Xvfb screen inside the chroot for the length of the block; yields its DISPLAY (":N")."""
+    number = number if number is not None else 90 + os.getpid() % 400
+    server = subprocess.Popen(["chroot", str(root), "env", "-i", f"PATH={CHROOT_PATH}", "Xvfb", f":{number}",
+                               "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not (Path(root) / f"tmp/.X11-unix/X{number}").exists():
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise ChrootUnavailable(f"Xvfb :{number} did not start in the chroot")
+            time.sleep(0.1)
+        yield f":{number}"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
+        server.wait(10)
+
+
+def press_key_in_window(root: Path, display: str, title: str, key: str, timeout: float = 60) -> bool:
+    """Wait for a window named `title` (letters and spaces) on `display`, focus it and press `key` (xdotool
+    names: Return, Escape). False if no such window appeared within `timeout`."""
+    def xdotool(*arguments: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["chroot", str(root), "env", "-i", f"PATH={CHROOT_PATH}", f"DISPLAY={display}",
+                               "xdotool", *arguments], capture_output=True, text=True, timeout=30)
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = xdotool("search", "--name", f"^{title}$").stdout.split()  # a regular expression
+        if found:
+            time.sleep(1.0)  # let GTK finish mapping and focusing its widgets
+            return xdotool("windowfocus", "--sync", found[0], "key", key).returncode == 0
+        time.sleep(0.3)
+    return False
+
+
+def icon_sandbox_problem(root: Path) -> str | None:
+    """Why GTK windows would crash in this chroot, or None. Newer GTK stacks (forky) load SVG icons through glycin,
+    which runs its loaders in a bubblewrap sandbox; where the kernel refuses the namespaces bwrap needs (containers),
+    the first icon aborts the plug-in's dialog. Real desktops are not affected."""
+    if not (Path(root) / "usr/bin/bwrap").exists():
+        return None
+    probe = subprocess.run(["chroot", str(root), "env", "-i", f"PATH={CHROOT_PATH}", "bwrap", "--unshare-all",
+                            "--ro-bind", "/usr", "/usr", "--symlink", "/usr/lib", "/lib", "--symlink", "/usr/lib64",
+                            "/lib64", "--dev", "/dev", "/usr/bin/true"], capture_output=True, text=True)
+    if probe.returncode == 0:
+        return None
+    return f"GTK's icon loader sandbox (bwrap) cannot run here: {probe.stderr.strip().splitlines()[-1]}"

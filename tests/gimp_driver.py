@@ -74,14 +74,15 @@ if case.get("second_layer"):
 
 procedure = Gimp.get_pdb().lookup_procedure("plug-in-neural-fill")
 config = procedure.create_config()
-config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+config.set_property("run-mode", Gimp.RunMode.INTERACTIVE if case.get("interactive") else
+                    Gimp.RunMode.NONINTERACTIVE)
 config.set_property("image", image)
 config.set_core_object_array("drawables", drawables)
 for name, value in case.get("arguments", {}).items():
     config.set_property(name, value)
 values = procedure.run(config)
 status = values.index(0)
-result = {"success": status == Gimp.PDBStatusType.SUCCESS, "status": str(status),
+result = {"success": status == Gimp.PDBStatusType.SUCCESS, "cancelled": status == Gimp.PDBStatusType.CANCEL,
           "error": Gimp.get_pdb().get_last_error() if status != Gimp.PDBStatusType.SUCCESS else "",
           "layers": describe(image)}
 

@@ -111,7 +111,8 @@ class Outcome:
         return [layer["name"] for layer in self.result["layers"]]
 
 
-def run_case(gimp: Gimp, name: str, image: np.ndarray, case: dict, timeout: float = 300) -> Outcome:
+def run_case(gimp: Gimp, name: str, image: np.ndarray, case: dict, timeout: float = 300,
+             display: str | None = None) -> Outcome:
     """image: the photo layer's pixels (H x W x C, uint8 or uint16) in case['format']."""
     inside = f"/tmp/cases-{os.getpid()}/{gimp.release}-{name}"
     folder = gimp.path(inside)
@@ -124,7 +125,7 @@ def run_case(gimp: Gimp, name: str, image: np.ndarray, case: dict, timeout: floa
     (folder / "case.json").write_text(json.dumps(case))
     (folder / "input.raw").write_bytes(np.ascontiguousarray(image).tobytes())
     done = gimp_chroot.run_gimp(gimp.root, gimp.profile, f"CASE_DIR = {inside!r}\n" + DRIVER, timeout=timeout,
-                                release=gimp.release)
+                                release=gimp.release, display=display)
     assert done.returncode == 0, done.stderr[-4000:]
     result = json.loads((folder / "result.json").read_text())
 
@@ -239,7 +240,7 @@ def test_a_layer_with_offsets_is_read_and_written_where_it_lies(gimp):
     outcome = run_case(gimp, "offsets", photo, {
         "width": 260, "height": 200, "layer": {"x": 50, "y": 30, "width": 180, "height": 140, "alpha": True},
         "format": "R'G'B'A u8",
-        "selection": [{"shape": "rect", "x": 110, "y": 70, "w": 50, "h": 40}], "arguments": {"preset": "preview"}})
+        "selection": [{"shape": "rect", "x": 110, "y": 70, "w": 50, "h": 40}]})  # no arguments: every default
     assert outcome.result["success"], outcome.result["error"]
     layer = outcome.result["layers"][0]
     assert layer["name"] == "Neural Fill"
@@ -278,6 +279,31 @@ def test_a_16_bit_image_keeps_16_bits(gimp):
     filled = outcome.fill_layer[..., :3]
     assert (filled % 257 != 0).mean() > 0.5  # not squeezed through 8 bits
     assert_continues_its_surroundings(filled, photo[ring((40, 60, 80, 100), 20)])
+
+
+@pytest.mark.parametrize("key", ["Return", "Escape"])
+def test_the_dialog_opens_ok_fills_and_cancel_leaves_the_image_alone(gimp, key):
+    """Filters > Neural Fill as a user runs it: interactive, on a (virtual) screen; Return is OK, Escape Cancel."""
+    problem = gimp_chroot.icon_sandbox_problem(gimp.root)
+    if problem:
+        pytest.skip(f"no GTK dialogs in the {gimp.release} chroot on this machine: {problem}")
+    photo = grainy_photo(120, 160, seed=6)
+    pressed = []
+    with gimp_chroot.virtual_display(gimp.root) as display:
+        presser = threading.Thread(target=lambda: pressed.append(
+            gimp_chroot.press_key_in_window(gimp.root, display, "Neural Fill", key)))
+        presser.start()
+        outcome = run_case(gimp, f"dialog-{key}", photo, {
+            "interactive": True, "selection": [{"shape": "rect", "x": 60, "y": 40, "w": 40, "h": 36}],
+            "arguments": {"preset": "preview"}}, display=display)
+        presser.join()
+    assert pressed == [True], "the Neural Fill dialog did not appear"
+    if key == "Return":
+        assert outcome.result["success"], outcome.result["error"]
+        assert outcome.layer_names == ["Neural Fill", "photo"]
+    else:
+        assert outcome.result["cancelled"] and outcome.layer_names == ["photo"]
+    assert np.array_equal(outcome.photo, photo)
 
 
 # ---------------------------------------------------------------------------------- errors: nothing changes

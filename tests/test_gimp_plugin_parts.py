@@ -209,3 +209,58 @@ def test_the_json_the_installer_writes_is_valid_for_any_command():
     text = plugin_install.PluginSettings("ipc:///tmp/x", True, ["C:\\GIMP 3\\neural-fill.exe", "daemon"]).to_json()
     assert json.loads(text)["daemon_command"] == ["C:\\GIMP 3\\neural-fill.exe", "daemon"]
     assert fill_region.MIN_AUTO_MARGIN >= 32  # the engine's own smallest context
+
+
+# ------------------------------------------------------------------------------------ CURVE and systemd
+
+
+def test_install_py_curve_gives_the_plugin_keys_it_can_reach_a_curve_daemon_with(tmp_path):
+    from tests.test_daemon import start_daemon
+
+    config, profile = tmp_path / "config", tmp_path / "profile"
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    done = subprocess.run([sys.executable, str(REPO / "install.py"), "--skip-env", "--gimp-profile", str(profile),
+                           "--gimp-python", f"{sys.version_info[0]}.{sys.version_info[1]}", "--curve",
+                           "--endpoint", endpoint, "--no-autostart", "--wheels-from", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "NEURAL_FILL_CONFIG_DIR": str(config)})
+    # Offline, the empty wheel folder makes the vendoring step (after the keys) fail: this test is about the keys.
+    assert done.returncode == 1 and "pyzmq" in done.stderr, done.stdout + done.stderr
+    target = profile / "plug-ins" / "neural_fill"
+    assert (target / "keys" / "client.key_secret").stat().st_mode & 0o777 == 0o600, done.stdout + done.stderr
+    assert (target / "keys").stat().st_mode & 0o777 == 0o700
+    settings = plugin_settings.load_settings(target)
+    assert settings.curve and settings.endpoint == endpoint
+
+    daemon, thread = start_daemon(endpoint, curve=True, keys_dir=config / "keys")
+    try:
+        connection = daemon_connection.connect(settings, endpoint)
+        assert connection.call({"op": "status"}, "status").header["queued"] == 0
+        connection.close()
+        stranger = plugin_settings.Settings(endpoint=endpoint, timeout=2, curve=True, keys_dir=tmp_path / "nothing")
+        with pytest.raises(daemon_connection.link.DaemonUnavailable, match="run install.py again with --curve"):
+            daemon_connection.connect(stranger, endpoint)
+    finally:
+        daemon.stop()
+        thread.join(10)
+
+
+def test_the_systemd_unit_runs_this_checkouts_daemon_and_uninstall_removes_only_ours(tmp_path):
+    from daemon import service_unit
+
+    unit = service_unit.render_unit(["/opt/my nf/.venv/bin/neural-fill", "daemon", "--bind", "tcp://127.0.0.1:1"])
+    assert "ExecStart='/opt/my nf/.venv/bin/neural-fill' daemon --bind tcp://127.0.0.1:1\n" in unit
+    assert unit.count("ExecStart=") == 1 and service_unit.MARKER in unit
+
+    home = tmp_path / "home"
+    env = {**os.environ, "HOME": str(home), "PATH": "/nonexistent"}  # no systemctl: the unit file is still written
+    run = [sys.executable, str(REPO / "install.py"), "--skip-env", "--no-gimp"]
+    done = subprocess.run([*run, "--systemd"], capture_output=True, text=True, timeout=120, env=env)
+    path = service_unit.user_unit_path(home)
+    assert done.returncode == 0 and service_unit.is_ours(path), done.stdout + done.stderr
+    assert str(REPO / ".venv") in path.read_text() and "systemctl --user enable" in done.stdout
+    done = subprocess.run([*run, "--uninstall"], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0 and not path.exists(), done.stdout + done.stderr
+    path.write_text("[Service]\nExecStart=/usr/bin/someone-elses\n")  # not ours: left alone
+    subprocess.run([*run, "--uninstall"], capture_output=True, text=True, timeout=120, env=env)
+    assert path.exists()

@@ -74,11 +74,11 @@ class NeuralFill(Gimp.PlugIn):
         procedure.set_attribution("Neural Fill", "Neural Fill", "2026")
         flags = GObject.ParamFlags.READWRITE
         procedure.add_choice_argument("preset", "_Preset", "Speed against quality", choice(PRESETS), "default", flags)
-        procedure.add_choice_argument("output", "_Output", "Where the fill goes", choice(OUTPUTS), "new-layer", flags)
+        procedure.add_choice_argument("output", "Output _to", "Where the fill goes", choice(OUTPUTS), "new-layer", flags)
         procedure.add_int_argument("context-margin", "Context _margin",
                                    "Pixels around the selection the fill learns from (0: automatic, half the "
                                    "selection's size and at least 64)", 0, 16384, 0, flags)
-        procedure.add_int_argument("seed", "_Seed", "Random seed: the same seed and image give the same fill",
+        procedure.add_int_argument("seed", "Ran_dom seed", "Random seed: the same seed and image give the same fill",
                                    0, MAX_SEED, 0, flags)
         procedure.add_string_argument("endpoint", "Daemon _endpoint",
                                       "Where the Neural Fill daemon listens (empty: the installed setting)", "",
