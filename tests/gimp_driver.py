@@ -72,6 +72,9 @@ if case.get("second_layer"):
     image.insert_layer(other, None, 0)
     drawables = [photo, other]
 
+if base != "indexed":
+    dump(photo, "before", case["format"])  # as GIMP holds it (a float layer is linear: the input was converted)
+
 procedure = Gimp.get_pdb().lookup_procedure("plug-in-neural-fill")
 config = procedure.create_config()
 config.set_property("run-mode", Gimp.RunMode.INTERACTIVE if case.get("interactive") else

@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -28,18 +27,13 @@ import pytest
 from conftest import noisy_photo
 
 from daemon.client import Client
+from tests.test_daemon import free_port
 
 import gimp_chroot
 
 REPO = Path(__file__).resolve().parents[1]
 DRIVER = (Path(__file__).parent / "gimp_driver.py").read_text()
 pytestmark = [pytest.mark.weights, pytest.mark.slow]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # --------------------------------------------------------------------------------------------- fixtures
@@ -101,6 +95,7 @@ def gimp(request, endpoint):
 class Outcome:
     result: dict
     input: np.ndarray  # the photo layer as given
+    before: np.ndarray | None  # the photo layer as GIMP held it before the run
     photo: np.ndarray | None  # the photo layer after the run
     composite: np.ndarray | None  # the image's visible pixels after the run (image size)
     selection: np.ndarray | None  # 0..1, image coordinates
@@ -145,7 +140,7 @@ def run_case(gimp: Gimp, name: str, image: np.ndarray, case: dict, timeout: floa
         composite = np.zeros((case["height"], case["width"], with_alpha), dtype)
         composite[merged["y"]:merged["y"] + merged["height"], merged["x"]:merged["x"] + merged["width"]] = read(
             "composite", (merged["height"], merged["width"], with_alpha), dtype)
-    return Outcome(result, image, read("photo", image.shape, dtype), composite,
+    return Outcome(result, image, read("before", image.shape, dtype), read("photo", image.shape, dtype), composite,
                    read("selection", (case["height"], case["width"]), np.float32), fill_layer)
 
 
@@ -304,6 +299,21 @@ def test_the_dialog_opens_ok_fills_and_cancel_leaves_the_image_alone(gimp, key):
     else:
         assert outcome.result["cancelled"] and outcome.layer_names == ["photo"]
     assert np.array_equal(outcome.photo, photo)
+
+
+def test_a_float_image_travels_as_float(gimp):
+    photo = grainy_photo(128, 160, seed=7).astype(np.float32) / 255
+    outcome = run_case(gimp, "float", photo, {
+        "precision": "float", "format": "R'G'B' float", "format_alpha": "R'G'B'A float",
+        "selection": [{"shape": "rect", "x": 60, "y": 40, "w": 40, "h": 40}],
+        "arguments": {"preset": "preview", "output": "in-place"}})
+    assert outcome.result["success"], outcome.result["error"]
+    outside = outcome.selection == 0
+    assert np.array_equal(outcome.photo[outside], outcome.before[outside])
+    assert np.abs(outcome.before - photo).max() < 1e-5  # only GEGL's perceptual <-> linear round trip
+    filled = outcome.photo[40:80, 60:100]
+    assert np.isfinite(filled).all() and len(np.unique(filled)) > 1000  # not through 8 or 16 bits
+    assert_continues_its_surroundings(filled * 255, photo[ring((40, 60, 80, 100), 20)] * 255)
 
 
 # ---------------------------------------------------------------------------------- errors: nothing changes

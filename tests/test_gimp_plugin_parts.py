@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,18 +18,12 @@ PLUGIN = REPO / "gimp_plugin" / "neural_fill"
 sys.path.insert(0, str(PLUGIN))  # as GIMP does: the plug-in's modules import each other as top-level modules
 
 from gimp_plugin import plugin_install  # noqa: E402
+from tests.test_daemon import free_port, start_daemon  # noqa: E402
 
 import daemon_connection  # noqa: E402
 import fill_region  # noqa: E402
 import plugin_settings  # noqa: E402
 from fill_region import Rect, context_rect, hole_mask, pixel_format, sub_rows  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
 
 # ------------------------------------------------------------------------------------------ fill_region
 
@@ -215,8 +208,6 @@ def test_the_json_the_installer_writes_is_valid_for_any_command():
 
 
 def test_install_py_curve_gives_the_plugin_keys_it_can_reach_a_curve_daemon_with(tmp_path):
-    from tests.test_daemon import start_daemon
-
     config, profile = tmp_path / "config", tmp_path / "profile"
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     done = subprocess.run([sys.executable, str(REPO / "install.py"), "--skip-env", "--gimp-profile", str(profile),

@@ -74,7 +74,8 @@ class NeuralFill(Gimp.PlugIn):
         procedure.set_attribution("Neural Fill", "Neural Fill", "2026")
         flags = GObject.ParamFlags.READWRITE
         procedure.add_choice_argument("preset", "_Preset", "Speed against quality", choice(PRESETS), "default", flags)
-        procedure.add_choice_argument("output", "Output _to", "Where the fill goes", choice(OUTPUTS), "new-layer", flags)
+        procedure.add_choice_argument("output", "Output _to", "Where the fill goes", choice(OUTPUTS), "new-layer",
+                                      flags)
         procedure.add_int_argument("context-margin", "Context _margin",
                                    "Pixels around the selection the fill learns from (0: automatic, half the "
                                    "selection's size and at least 64)", 0, 16384, 0, flags)
