@@ -43,7 +43,7 @@ class DiffusionPredictor:
         return push_pull_fill(image, 1 - hole)
 
 
-def make_predictor(name: str) -> ContentPredictor | None:
+def make_predictor(name: str, device: torch.device | None = None) -> ContentPredictor | None:
     """The predictor named by FillOptions.content; None switches the content term off (the paper's ablation)."""
     if name == "patches":
         from .patch_fill import PatchFillPredictor  # here, not at the top: patch_fill imports this module
@@ -51,6 +51,10 @@ def make_predictor(name: str) -> ContentPredictor | None:
         return PatchFillPredictor()
     if name == "diffusion":
         return DiffusionPredictor()
+    if name == "network":
+        from .content_net import NetworkPredictor, load_content_net
+
+        return NetworkPredictor(load_content_net(device or torch.device("cpu")))
     if name == "none":
         return None
     raise ValueError(f"unknown content predictor {name!r}")

@@ -48,7 +48,7 @@ def fill(image: np.ndarray, mask: np.ndarray, options: FillOptions | None = None
         configure_cpu(options.threads)
     torch.manual_seed(options.seed)
     reporter.report("prepare", 0.0)
-    synthesis = CropSynthesis(load_vgg(device), options, make_predictor(options.content),
+    synthesis = CropSynthesis(load_vgg(device), options, make_predictor(options.content, device),
                               report=lambda *a: None, check_cancel=reporter.check_cancel)
 
     # Only the crops are converted to floats and worked on: a 50-megapixel photo with a small hole costs what

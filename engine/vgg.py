@@ -9,9 +9,9 @@ from torchvision.models.vgg import cfgs, make_layers
 from .weights import CAFFE_MEAN_BGR, load_vgg19_state_dict
 
 # Indices in torchvision's vgg19().features of the relu outputs the method uses.
-LAYER_INDEX = {"relu3_1": 11, "relu4_1": 20, "relu4_2": 22}
+LAYER_INDEX = {"relu1_1": 1, "relu2_1": 6, "relu3_1": 11, "relu4_1": 20, "relu4_2": 22}
 # Pixels per feature cell at each layer (the pooling so far).
-LAYER_STRIDE = {"relu3_1": 4, "relu4_1": 8, "relu4_2": 8}
+LAYER_STRIDE = {"relu1_1": 1, "relu2_1": 2, "relu3_1": 4, "relu4_1": 8, "relu4_2": 8}
 
 
 class VGGFeatures(nn.Module):

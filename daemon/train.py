@@ -1,0 +1,297 @@
+"""`neural-fill train`: train the content network on any folder of photos, resumably.
+
+    neural-fill train --data PHOTOS --out RUN [--steps 3000] [--batch 8] [--device auto]
+
+- Photos: every image in --data (recursively), or the files its manifest.json lists (`neural-fill photos`).
+  Training and validation are split by photo (a photo's crops are never on both sides), deterministically.
+- Samples: random multi-scale crops brought to 128x128 (a crop side from 128 px to the whole short side, so the
+  network sees both texture and scene layout), flips, a little brightness change, and a random hole (centre
+  squares, strokes, blobs: engine/hole_masks.py).
+- Every --checkpoint-every steps and on Ctrl-C: RUN/checkpoint.safetensors (decoder and Adam state, float32) and
+  RUN/checkpoint.json (step, random state, validation history). Running the same command again resumes.
+- Every --validate-every steps: mean hole L1 and PSNR on fixed validation crops and holes.
+- At the end: RUN/content_net.safetensors (float16, what the engine loads) and RUN/MODEL_CARD.md.
+
+Tensors are stored with safetensors only: nothing here or in the weights executes code when loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812 - the torch convention
+from tqdm import tqdm
+
+from engine.content_net import SIZE, ContentNet, Decoder, save_decoder
+from engine.content_training import training_step, validation_loss
+from engine.hole_masks import random_hole
+
+from .train_command import (
+    DEFAULT_BATCH,
+    DEFAULT_CHECKPOINT_EVERY,
+    DEFAULT_LEARNING_RATE,
+    DEFAULT_STEPS,
+    DEFAULT_VALIDATE_EVERY,
+)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
+MAX_SIDE = 1024  # photos are kept in memory at most this big: crops are 128 px, context beyond this is not needed
+VALIDATION_SHARE = 0.15
+VALIDATION_CROPS = 4  # fixed crops and holes per validation photo
+CHECKPOINT, CHECKPOINT_INFO = "checkpoint.safetensors", "checkpoint.json"
+WEIGHTS, MODEL_CARD = "content_net.safetensors", "MODEL_CARD.md"
+
+
+class TrainingError(ValueError):
+    """A run that cannot start (no photos, a bad setting); reported as one line."""
+
+
+@dataclass
+class TrainSettings:
+    data: Path
+    out: Path
+    steps: int = DEFAULT_STEPS
+    batch: int = DEFAULT_BATCH
+    learning_rate: float = DEFAULT_LEARNING_RATE
+    validate_every: int = DEFAULT_VALIDATE_EVERY
+    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
+    seed: int = 0
+    device: str = "auto"
+    quiet: bool = False
+
+
+@dataclass
+class RunState:
+    step: int = 0
+    seconds: float = 0.0
+    history: list[dict] = field(default_factory=list)  # validation figures by step
+
+
+# ------------------------------------------------------------------------------------------------- photos
+
+def photo_files(folder: Path) -> list[Path]:
+    manifest = folder / "manifest.json"
+    if manifest.is_file():
+        entries = json.loads(manifest.read_text(encoding="utf-8"))
+        entries = entries.get("photos", entries) if isinstance(entries, dict) else entries
+        files = [folder / entry["file"] for entry in entries]
+    else:
+        files = [path for path in folder.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(path for path in files if path.is_file())
+
+
+def split_photos(files: list[Path], folder: Path) -> tuple[list[Path], list[Path]]:
+    """By photo, from a hash of its path: stable when photos are added, never one photo on both sides."""
+    import hashlib
+
+    def share(path: Path) -> float:
+        digest = hashlib.sha256(str(path.relative_to(folder)).encode()).digest()
+        return int.from_bytes(digest[:4], "big") / 2**32
+
+    validation = [path for path in files if share(path) < VALIDATION_SHARE]
+    training = [path for path in files if share(path) >= VALIDATION_SHARE]
+    if not validation and len(training) > 1:
+        validation = [training.pop()]  # a tiny folder still validates on something it does not train on
+    return training, validation
+
+
+def load_photo(path: Path) -> torch.Tensor:
+    """(3,H,W) uint8, RGB, long side at most MAX_SIDE."""
+    from PIL import Image
+
+    with Image.open(path) as opened:
+        picture = opened.convert("RGB")
+        scale = MAX_SIDE / max(picture.size)
+        if scale < 1:
+            picture = picture.resize((round(picture.width * scale), round(picture.height * scale)),
+                                     Image.Resampling.LANCZOS)
+        array = np.asarray(picture, dtype=np.uint8)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1)
+
+
+def random_crop(photo: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """(3,SIZE,SIZE) float 0..1 from a square crop of random side (log-uniform), flipped half the time."""
+    height, width = photo.shape[-2:]
+    short = min(height, width)
+    low, high = math.log(min(SIZE, short)), math.log(short)
+    side = int(round(math.exp(low + (high - low) * float(torch.rand((), generator=generator)))))
+    top = int(torch.randint(height - side + 1, (1,), generator=generator))
+    left = int(torch.randint(width - side + 1, (1,), generator=generator))
+    crop = photo[:, top:top + side, left:left + side].float()[None] / 255
+    crop = F.interpolate(crop, size=(SIZE, SIZE), mode="area")[0]
+    if float(torch.rand((), generator=generator)) < 0.5:
+        crop = crop.flip(-1)
+    brightness = 0.9 + 0.2 * float(torch.rand((), generator=generator))
+    return (crop * brightness).clamp(0, 1)
+
+
+def batch_of(photos: list[torch.Tensor], size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    picks = torch.randint(len(photos), (size,), generator=generator).tolist()
+    images = torch.stack([random_crop(photos[index], generator) for index in picks])
+    holes = torch.stack([random_hole(SIZE, generator) for _ in picks])
+    return images, holes
+
+
+def validation_set(photos: list[torch.Tensor], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed + 1_000_003)  # fixed: the same crops at every validation
+    images, holes = [], []
+    for photo in photos:
+        for crop_index in range(VALIDATION_CROPS):
+            images.append(random_crop(photo, generator))
+            holes.append(random_hole(SIZE, generator, kind=("square", "strokes", "blob", "square")[crop_index]))
+    return torch.stack(images), torch.stack(holes)
+
+
+# -------------------------------------------------------------------------------------------- checkpoints
+
+def save_checkpoint(out: Path, decoder: Decoder, optimizer: torch.optim.Optimizer, state: RunState,
+                    generator: torch.Generator) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {f"decoder.{name}": value.detach().cpu().contiguous() for name, value in decoder.state_dict().items()}
+    for index, param_state in optimizer.state_dict()["state"].items():
+        for key, value in param_state.items():
+            tensors[f"adam.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    tensors["generator"] = generator.get_state()
+    temporary = out / (CHECKPOINT + ".part")
+    save_file(tensors, str(temporary))
+    info = {"step": state.step, "seconds": state.seconds, "history": state.history}
+    info_temporary = out / (CHECKPOINT_INFO + ".part")
+    info_temporary.write_text(json.dumps(info, indent=1), encoding="utf-8")
+    temporary.replace(out / CHECKPOINT)  # tensors first: an info file never points past them
+    info_temporary.replace(out / CHECKPOINT_INFO)
+
+
+def load_checkpoint(out: Path, decoder: Decoder, optimizer: torch.optim.Optimizer,
+                    generator: torch.Generator) -> RunState:
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(out / CHECKPOINT))
+    info = json.loads((out / CHECKPOINT_INFO).read_text(encoding="utf-8"))
+    decoder.load_state_dict({name[len("decoder."):]: value for name, value in tensors.items()
+                             if name.startswith("decoder.")})
+    optimizer_state = optimizer.state_dict()
+    restored: dict[int, dict] = {}
+    for name, value in tensors.items():
+        if name.startswith("adam."):
+            _, index, key = name.split(".", 2)
+            restored.setdefault(int(index), {})[key] = value
+    optimizer_state["state"] = restored
+    optimizer.load_state_dict(optimizer_state)
+    generator.set_state(tensors["generator"])
+    return RunState(info["step"], info["seconds"], info["history"])
+
+
+# ------------------------------------------------------------------------------------------------ the run
+
+def train(settings: TrainSettings, vgg=None) -> RunState:
+    """Train (or resume) into settings.out; returns the final state. KeyboardInterrupt saves and re-raises."""
+    from engine.device import configure_cpu, resolve_device
+    from engine.vgg import load_vgg
+
+    device = resolve_device(settings.device)
+    if device.type == "cpu":
+        configure_cpu(0)
+    files = photo_files(settings.data)
+    if len(files) < 2:
+        raise TrainingError(f"{settings.data}: at least two photos are needed (one to validate on), found "
+                            f"{len(files)}")
+    training_files, validation_files = split_photos(files, settings.data)
+    say = (lambda _: None) if settings.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
+    say(f"{len(training_files)} training photos, {len(validation_files)} validation photos, device {device}")
+    training_photos = [load_photo(path) for path in training_files]
+    validation_images, validation_holes = validation_set([load_photo(p) for p in validation_files], settings.seed)
+
+    vgg = vgg if vgg is not None else load_vgg(device)  # first: building it draws random numbers
+    torch.manual_seed(settings.seed)
+    network = ContentNet(vgg, Decoder().to(device))
+    optimizer = torch.optim.Adam(network.decoder.parameters(), lr=settings.learning_rate)
+    generator = torch.Generator().manual_seed(settings.seed)
+    settings.out.mkdir(parents=True, exist_ok=True)
+    state = RunState()
+    if (settings.out / CHECKPOINT_INFO).is_file():
+        state = load_checkpoint(settings.out, network.decoder, optimizer, generator)
+        say(f"resuming from step {state.step} of {settings.steps}")
+
+    if state.step == 0:  # the untrained figure, for the model card
+        state.history.append(validate(network, validation_images, validation_holes, state, device))
+    started = time.monotonic() - state.seconds
+    bar = tqdm(total=settings.steps, initial=state.step, disable=settings.quiet, unit="step", dynamic_ncols=True)
+    try:
+        while state.step < settings.steps:
+            images, holes = batch_of(training_photos, settings.batch, generator)
+            parts = training_step(network, optimizer, images.to(device), holes.to(device))
+            state.step += 1
+            state.seconds = time.monotonic() - started
+            bar.update(1)
+            bar.set_postfix_str(f"hole L1 {100 * parts.hole_l1:.2f}%")
+            if state.step % settings.validate_every == 0 or state.step == settings.steps:
+                state.history.append(validate(network, validation_images, validation_holes, state, device))
+                bar.write(f"step {state.step}: validation hole L1 {state.history[-1]['hole_l1_percent']:.2f}%, "
+                    f"PSNR {state.history[-1]['hole_psnr']:.2f} dB")
+            if state.step % settings.checkpoint_every == 0:
+                save_checkpoint(settings.out, network.decoder, optimizer, state, generator)
+    except KeyboardInterrupt:
+        save_checkpoint(settings.out, network.decoder, optimizer, state, generator)
+        bar.close()
+        say(f"interrupted at step {state.step}: checkpoint saved; run the same command to resume")
+        raise
+    bar.close()
+    save_checkpoint(settings.out, network.decoder, optimizer, state, generator)
+    save_decoder(network.decoder, settings.out / WEIGHTS, {"steps": str(state.step)})
+    write_model_card(settings, state, training_files, validation_files, device)
+    say(f"weights: {settings.out / WEIGHTS}; model card: {settings.out / MODEL_CARD}")
+    return state
+
+
+def validate(network: ContentNet, images: torch.Tensor, holes: torch.Tensor, state: RunState,
+             device: torch.device) -> dict:
+    errors, psnrs = [], []
+    for start in range(0, len(images), 16):
+        image, hole = images[start:start + 16].to(device), holes[start:start + 16].to(device)
+        validation_loss(network, image, hole)  # keeps the loss code exercised on the held-out photos
+        with torch.no_grad():
+            predicted = network(image, hole)
+        for one, target, mask in zip(predicted, image, hole, strict=True):
+            area = mask.sum() * 3
+            errors.append(float(((one - target).abs() * mask).sum() / area))
+            mse = float((((one - target) ** 2) * mask).sum() / area)
+            psnrs.append(10 * math.log10(1 / max(mse, 1e-10)))
+    return {"step": state.step, "seconds": round(state.seconds, 1), "hole_l1_percent": 100 * float(np.mean(errors)),
+            "hole_psnr": float(np.mean(psnrs)), "crops": len(errors)}
+
+
+def write_model_card(settings: TrainSettings, state: RunState, training: list[Path], validation: list[Path],
+                     device: torch.device) -> None:
+    sources = sorted({path.relative_to(settings.data).parts[0] for path in training + validation})
+    rows = "\n".join(f"| {entry['step']} | {entry['hole_l1_percent']:.2f} | {entry['hole_psnr']:.2f} |"
+                     for entry in state.history)
+    card = f"""# Neural Fill content network
+
+The content predictor of Neural Fill (engine/content_net.py): frozen ImageNet VGG-19 encoder (Simonyan and
+Zisserman; weights by the Visual Geometry Group, Oxford, CC BY 4.0) and a learned decoder, 128x128, any hole shape.
+
+## Data
+- Folder: `{settings.data}` ({len(training)} training photos, {len(validation)} validation photos, split by photo)
+- Top-level folders (sources): {", ".join(sources)}
+- Samples: random square crops (128 px to the short side) at 128x128, flips, brightness 0.9-1.1; holes: centre
+  squares, rectangles, strokes, blobs.
+
+## Training
+- Steps: {state.step}, batch {settings.batch}, Adam lr {settings.learning_rate}, seed {settings.seed}
+- Device: {device}; time: {state.seconds / 60:.1f} min
+- Loss: hole L1 + 0.2 x relative L1 of VGG-19 relu2_1/relu3_1 features
+
+## Validation ({VALIDATION_CROPS} fixed crops and holes per validation photo)
+| step | hole L1 % | hole PSNR dB |
+|---|---|---|
+{rows}
+"""
+    (settings.out / MODEL_CARD).write_text(card, encoding="utf-8")

@@ -1,0 +1,162 @@
+"""The content network: predicts a hole's global structure at 128x128, the prior the texture optimisation follows.
+
+Yang et al. train a Context Encoder for square centre holes. Ours takes any hole shape and makes the most of little
+data:
+- input: the RGB image with the hole filled by the known pixels' mean colour, plus the hole mask;
+- encoder: the frozen ImageNet VGG-19 convolutions the texture term loads anyway (relu1_1 .. relu4_1), so only the
+  rest is learned;
+- bottleneck at 1/8 resolution: dilated convolutions and a global-context branch, so the centre of a 64x64 hole
+  sees the whole frame;
+- decoder: light, upsampling x2 three times with skip connections from the VGG taps and the mask at each size;
+- output: the whole 128x128 image, composited with the known pixels (they are never changed).
+
+Weights are the decoder's only (a few MB, safetensors: loading executes no code); VGG-19 comes from its own file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F  # noqa: N812 - the torch convention
+from torch import nn
+
+from .vgg import VGGFeatures
+
+SIZE = 128  # the network's working size
+TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+TAP_CHANNELS = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512}
+WEIGHTS_FILE = Path(__file__).resolve().parent / "data" / "content_net.safetensors"
+
+
+def mean_filled(image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """image (B,3,H,W) with each picture's hole set to the mean colour of its known pixels."""
+    known = 1 - hole
+    mean = (image * known).sum((-2, -1), keepdim=True) / known.sum((-2, -1), keepdim=True).clamp_min(1.0)
+    return image * known + mean * hole
+
+
+def conv(in_channels: int, out_channels: int, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=dilation, dilation=dilation),
+                         nn.GroupNorm(8, out_channels), nn.ReLU(inplace=True))
+
+
+class Decoder(nn.Module):
+    """Everything the content network learns: bottleneck and decoder (the encoder is the frozen VGG)."""
+
+    def __init__(self, width: int = 192) -> None:
+        super().__init__()
+        self.squeeze = conv(TAP_CHANNELS["relu4_1"] + 1, width)
+        self.context = nn.Sequential(*(conv(width, width, dilation) for dilation in (2, 4, 8, 2)))
+        self.global_mix = nn.Linear(width, width)
+        self.up3 = nn.Sequential(conv(width + TAP_CHANNELS["relu3_1"] + 1, 128), conv(128, 128))
+        self.up2 = nn.Sequential(conv(128 + TAP_CHANNELS["relu2_1"] + 1, 64), conv(64, 64))
+        self.up1 = nn.Sequential(conv(64 + TAP_CHANNELS["relu1_1"] + 1, 32), conv(32, 32))
+        self.to_rgb = nn.Conv2d(32, 3, 3, padding=1)
+
+    def forward(self, taps: dict[str, torch.Tensor], hole: torch.Tensor) -> torch.Tensor:
+        def with_hole(x: torch.Tensor) -> torch.Tensor:
+            return torch.cat([x, F.interpolate(hole, size=x.shape[-2:], mode="area")], 1)
+
+        x = self.squeeze(with_hole(taps["relu4_1"]))
+        # The mean of the known cells, fed back everywhere: a hole's centre hears about the whole frame.
+        known = 1 - F.interpolate(hole, size=x.shape[-2:], mode="area")
+        pooled = (x * known).sum((-2, -1)) / known.sum((-2, -1)).clamp_min(1.0)
+        x = self.context(x) + self.global_mix(pooled)[..., None, None]
+        for block, tap in ((self.up3, "relu3_1"), (self.up2, "relu2_1"), (self.up1, "relu1_1")):
+            x = F.interpolate(x, size=taps[tap].shape[-2:], mode="bilinear", align_corners=False)
+            x = block(with_hole(torch.cat([x, taps[tap]], 1)))
+        return torch.sigmoid(self.to_rgb(x))
+
+
+class ContentNet(nn.Module):
+    """image (B,3,S,S) in 0..1 and hole (B,1,S,S) in {0,1} -> the image with its hole predicted, known kept."""
+
+    def __init__(self, vgg: VGGFeatures, decoder: Decoder | None = None) -> None:
+        super().__init__()
+        self.vgg = vgg
+        self.decoder = decoder if decoder is not None else Decoder()
+
+    def forward(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        start = mean_filled(image, hole)
+        with torch.no_grad():  # the encoder is frozen: no gradient, no graph
+            taps = self.vgg(start * 255, TAPS)
+        predicted = self.decoder(taps, hole)
+        return image * (1 - hole) + predicted * hole
+
+
+# ------------------------------------------------------------------------------------------------ weights
+
+def save_decoder(decoder: Decoder, path: Path, metadata: dict[str, str] | None = None) -> None:
+    """The learned weights as float16 safetensors (half the size; the prediction is a prior, not the output),
+    written through a temporary file so a crash never leaves half a file."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {name: value.detach().to("cpu", torch.float16).contiguous()
+               for name, value in decoder.state_dict().items()}
+    temporary = path.with_name(path.name + ".part")
+    save_file(tensors, str(temporary), metadata={"format": "neural-fill content decoder v1", **(metadata or {})})
+    temporary.replace(path)
+
+
+def load_decoder(path: Path = WEIGHTS_FILE) -> Decoder:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from .errors import WeightsError
+
+    if not Path(path).is_file():
+        raise WeightsError(f"no content network weights at {path}: train them with `neural-fill train`, or use "
+                           "another content predictor (--content patches)")
+    try:
+        state = load_file(str(path))
+        decoder = Decoder()
+        decoder.load_state_dict({name: value.float() for name, value in state.items()})
+    except (SafetensorError, RuntimeError, OSError) as error:
+        raise WeightsError(f"the content network weights at {path} cannot be loaded: {error}") from None
+    return decoder.eval().requires_grad_(False)
+
+
+_CACHE: dict[tuple[str, str], ContentNet] = {}
+
+
+def load_content_net(device: torch.device, path: Path = WEIGHTS_FILE) -> ContentNet:
+    """The shipped (or given) network on `device`, loaded once per process."""
+    from .vgg import load_vgg
+
+    key = (str(device), str(path))
+    if key not in _CACHE:
+        _CACHE[key] = ContentNet(load_vgg(device), load_decoder(path).to(device)).eval()
+    return _CACHE[key]
+
+
+# ------------------------------------------------------------------------------------------------ prediction
+
+class NetworkPredictor:
+    """The content network as the method's ContentPredictor: any crop is brought to 128x128 and back."""
+
+    def __init__(self, network: ContentNet) -> None:
+        self.network = network
+
+    @torch.no_grad()
+    def predict(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        size = image.shape[-2:]
+        small = F.interpolate(image, size=(SIZE, SIZE), mode="area")
+        small_hole = (F.interpolate(hole, size=(SIZE, SIZE), mode="area") > 0).to(image.dtype)
+        predicted = self.network(small, small_hole)
+        back = F.interpolate(predicted, size=size, mode="bilinear", align_corners=False).clamp(0, 1)
+        return image * (1 - hole) + back * hole
+
+
+def predict_image(image, hole, device: torch.device | None = None, path: Path = WEIGHTS_FILE):
+    """numpy uint8 HxWx3 and a bool HxW hole -> uint8 HxWx3: the network alone (the Context Encoder analogue)."""
+    import numpy as np
+
+    device = device or torch.device("cpu")
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().to(device) / 255
+    mask = torch.from_numpy(np.asarray(hole, dtype=np.float32))[None, None].to(device)
+    predicted = NetworkPredictor(load_content_net(device, path)).predict(tensor, mask)
+    out = (predicted[0].permute(1, 2, 0).cpu().numpy() * 255).round().clip(0, 255).astype(np.uint8)
+    return np.where(np.asarray(hole)[..., None], out, image)

@@ -1,0 +1,123 @@
+"""The content network: shapes and masking, random holes, a short training run that learns and resumes exactly,
+the weights file, and the network as the method's content predictor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import noisy_photo
+from PIL import Image
+
+from daemon import cli
+from daemon.train import CHECKPOINT, MODEL_CARD, WEIGHTS, TrainSettings, train
+from engine import content_net, fill, get_preset
+from engine.content_net import SIZE, ContentNet, Decoder, load_decoder, predict_image, save_decoder
+from engine.errors import WeightsError
+from engine.hole_masks import KINDS, centre_square, random_hole
+
+
+@pytest.fixture
+def network(random_vgg_model):
+    torch.manual_seed(0)
+    return ContentNet(random_vgg_model, Decoder())
+
+
+def test_the_network_predicts_the_whole_image_and_never_changes_known_pixels(network):
+    image = torch.rand(2, 3, SIZE, SIZE)
+    hole = torch.stack([random_hole(SIZE, torch.Generator().manual_seed(seed)) for seed in (1, 2)])
+    with torch.no_grad():
+        out = network(image, hole)
+    assert out.shape == image.shape and out.min() >= 0 and out.max() <= 1
+    assert torch.equal(out * (1 - hole), image * (1 - hole))
+    assert (out - image).abs().mul(hole).sum() > 0  # the hole is predicted, not left as it was
+
+
+def test_random_holes_are_of_every_kind_seeded_and_never_empty():
+    for kind in KINDS:
+        for seed in range(20):
+            hole = random_hole(SIZE, torch.Generator().manual_seed(seed), kind)
+            assert hole.shape == (1, SIZE, SIZE) and set(hole.unique().tolist()) <= {0.0, 1.0}
+            assert 0.005 < hole.mean() < 0.8, (kind, seed, float(hole.mean()))
+    again = [random_hole(SIZE, torch.Generator().manual_seed(7)) for _ in range(2)]
+    assert torch.equal(*again)
+    assert centre_square(SIZE)[0, SIZE // 4:3 * SIZE // 4, SIZE // 4:3 * SIZE // 4].all()
+    assert centre_square(SIZE).sum() == (SIZE // 2) ** 2
+
+
+def test_weights_round_trip_as_float16_safetensors_and_a_bad_file_is_a_clear_error(tmp_path, network):
+    path = tmp_path / "net.safetensors"
+    save_decoder(network.decoder, path)
+    assert path.stat().st_size < 25 * 2**20
+    loaded = load_decoder(path)
+    for name, value in network.decoder.state_dict().items():
+        assert torch.allclose(loaded.state_dict()[name], value.half().float())
+    with pytest.raises(WeightsError, match="neural-fill train"):
+        load_decoder(tmp_path / "missing.safetensors")
+    (tmp_path / "bad.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(WeightsError, match="cannot be loaded"):
+        load_decoder(tmp_path / "bad.safetensors")
+
+
+def write_photos(folder: Path, count: int) -> None:
+    folder.mkdir(parents=True)
+    for index in range(count):
+        Image.fromarray(noisy_photo(180, 220, seed=index)).save(folder / f"photo{index}.png")
+
+
+@pytest.mark.weights
+@pytest.mark.slow
+def test_a_short_run_learns_and_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
+    write_photos(tmp_path / "photos", 5)
+    common = {"data": tmp_path / "photos", "batch": 4, "validate_every": 1000, "checkpoint_every": 5,
+              "quiet": True}
+    straight = train(TrainSettings(out=tmp_path / "straight", steps=40, **common))
+    first, last = straight.history[0], straight.history[-1]
+    assert first["step"] == 0 and last["step"] == 40
+    assert last["hole_l1_percent"] < 0.8 * first["hole_l1_percent"], straight.history
+
+    # Stop at 20 (as a Ctrl-C after a checkpoint would), then run the same command to 40.
+    train(TrainSettings(out=tmp_path / "resumed", steps=20, **common))
+    resumed = train(TrainSettings(out=tmp_path / "resumed", steps=40, **common))
+    assert resumed.step == 40
+    a = load_decoder(tmp_path / "straight" / WEIGHTS).state_dict()
+    b = load_decoder(tmp_path / "resumed" / WEIGHTS).state_dict()
+    assert all(torch.equal(a[name], b[name]) for name in a)  # the same batches, the same Adam state
+    assert (tmp_path / "resumed" / CHECKPOINT).exists()
+    card = (tmp_path / "resumed" / MODEL_CARD).read_text()
+    assert "| 40 |" in card and "photos" in card
+
+
+def test_train_refuses_a_folder_without_photos_in_one_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["train", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "run")]) == 2
+    assert "at least two photos" in capsys.readouterr().err
+
+
+@pytest.mark.weights
+def test_the_network_is_the_methods_content_predictor_when_asked(tmp_path, monkeypatch, network):
+    save_decoder(network.decoder, tmp_path / "net.safetensors")
+    real = content_net.load_content_net
+    monkeypatch.setattr(content_net, "load_content_net",
+                        lambda device, path=tmp_path / "net.safetensors": real(device, path))
+    image = noisy_photo(96, 96, seed=3)
+    mask = np.zeros((96, 96), np.uint8)
+    mask[30:60, 30:60] = 255
+    out = fill(image, mask, get_preset("preview", content="network"))
+    assert np.array_equal(out[mask == 0], image[mask == 0])
+    alone = predict_image(image, mask > 0, path=tmp_path / "net.safetensors")
+    assert np.array_equal(alone[mask == 0], image[mask == 0])
+
+
+@pytest.mark.weights
+def test_the_shipped_network_fills_a_flat_colour_hole_with_that_colour():
+    if not content_net.WEIGHTS_FILE.exists():
+        pytest.skip("no trained content network shipped yet (engine/data/content_net.safetensors)")
+    image = np.zeros((128, 128, 3), np.uint8)
+    image[:] = (180, 90, 40)
+    hole = np.zeros((128, 128), bool)
+    hole[32:96, 32:96] = True
+    out = predict_image(image, hole)
+    assert np.abs(out[hole].astype(int) - (180, 90, 40)).max() < 12
