@@ -26,7 +26,17 @@ from .vgg import VGGFeatures
 SIZE = 128  # the network's working size
 TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 TAP_CHANNELS = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512}
-WEIGHTS_FILE = Path(__file__).resolve().parent / "data" / "content_net.safetensors"
+WEIGHTS_NAME = "content_net.safetensors"
+SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "data" / WEIGHTS_NAME
+
+
+def weights_path() -> Path:
+    """A network the user trained (`content_net.safetensors` in the data dir, beside the VGG-19 weights) wins over
+    the one shipped with the package."""
+    from .weights import data_dir
+
+    own = data_dir() / WEIGHTS_NAME
+    return own if own.is_file() else SHIPPED_WEIGHTS
 
 
 def mean_filled(image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
@@ -101,13 +111,14 @@ def save_decoder(decoder: Decoder, path: Path, metadata: dict[str, str] | None =
     temporary.replace(path)
 
 
-def load_decoder(path: Path = WEIGHTS_FILE) -> Decoder:
+def load_decoder(path: Path | None = None) -> Decoder:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from .errors import WeightsError
 
-    if not Path(path).is_file():
+    path = Path(path) if path is not None else weights_path()
+    if not path.is_file():
         raise WeightsError(f"no content network weights at {path}: train them with `neural-fill train`, or use "
                            "another content predictor (--content patches)")
     try:
@@ -122,10 +133,11 @@ def load_decoder(path: Path = WEIGHTS_FILE) -> Decoder:
 _CACHE: dict[tuple[str, str], ContentNet] = {}
 
 
-def load_content_net(device: torch.device, path: Path = WEIGHTS_FILE) -> ContentNet:
-    """The shipped (or given) network on `device`, loaded once per process."""
+def load_content_net(device: torch.device, path: Path | None = None) -> ContentNet:
+    """The user's, the shipped or the given network on `device`, loaded once per process."""
     from .vgg import load_vgg
 
+    path = Path(path) if path is not None else weights_path()
     key = (str(device), str(path))
     if key not in _CACHE:
         _CACHE[key] = ContentNet(load_vgg(device), load_decoder(path).to(device)).eval()
@@ -150,7 +162,7 @@ class NetworkPredictor:
         return image * (1 - hole) + back * hole
 
 
-def predict_image(image, hole, device: torch.device | None = None, path: Path = WEIGHTS_FILE):
+def predict_image(image, hole, device: torch.device | None = None, path: Path | None = None):
     """numpy uint8 HxWx3 and a bool HxW hole -> uint8 HxWx3: the network alone (the Context Encoder analogue)."""
     import numpy as np
 

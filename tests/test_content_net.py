@@ -97,27 +97,29 @@ def test_train_refuses_a_folder_without_photos_in_one_line(tmp_path, capsys):
 
 
 @pytest.mark.weights
-def test_the_network_is_the_methods_content_predictor_when_asked(tmp_path, monkeypatch, network):
-    save_decoder(network.decoder, tmp_path / "net.safetensors")
-    real = content_net.load_content_net
-    monkeypatch.setattr(content_net, "load_content_net",
-                        lambda device, path=tmp_path / "net.safetensors": real(device, path))
+def test_a_network_the_user_trained_is_the_methods_content_predictor_when_asked(tmp_path, monkeypatch, network):
+    from engine.weights import WEIGHTS_FILENAME, vgg19_path
+
+    (tmp_path / WEIGHTS_FILENAME).symlink_to(vgg19_path())
+    monkeypatch.setenv("NEURAL_FILL_DATA_DIR", str(tmp_path))  # where `neural-fill train` users put their own
+    save_decoder(network.decoder, tmp_path / "content_net.safetensors")
+    assert content_net.weights_path() == tmp_path / "content_net.safetensors"
     image = noisy_photo(96, 96, seed=3)
     mask = np.zeros((96, 96), np.uint8)
     mask[30:60, 30:60] = 255
     out = fill(image, mask, get_preset("preview", content="network"))
     assert np.array_equal(out[mask == 0], image[mask == 0])
-    alone = predict_image(image, mask > 0, path=tmp_path / "net.safetensors")
+    alone = predict_image(image, mask > 0)
     assert np.array_equal(alone[mask == 0], image[mask == 0])
 
 
 @pytest.mark.weights
 def test_the_shipped_network_fills_a_flat_colour_hole_with_that_colour():
-    if not content_net.WEIGHTS_FILE.exists():
+    if not content_net.SHIPPED_WEIGHTS.exists():
         pytest.skip("no trained content network shipped yet (engine/data/content_net.safetensors)")
     image = np.zeros((128, 128, 3), np.uint8)
     image[:] = (180, 90, 40)
     hole = np.zeros((128, 128), bool)
     hole[32:96, 32:96] = True
-    out = predict_image(image, hole)
+    out = predict_image(image, hole, path=content_net.SHIPPED_WEIGHTS)
     assert np.abs(out[hole].astype(int) - (180, 90, 40)).max() < 12
