@@ -76,19 +76,21 @@ class RunState:
 
 # ------------------------------------------------------------------------------------------------- photos
 
-def photo_files(folder: Path) -> list[Path]:
-    manifest = folder / "manifest.json"
-    if manifest.is_file():
-        entries = json.loads(manifest.read_text(encoding="utf-8"))
-        entries = entries.get("photos", entries) if isinstance(entries, dict) else entries
-        files = [folder / entry["file"] for entry in entries]
-    else:
-        files = [path for path in folder.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES]
-    return sorted(path for path in files if path.is_file())
+def training_split(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(training, validation) photo files. A folder made by `neural-fill photos` is split by its manifest (photos of
+    one scene stay on one side, every source validates); any other folder by a hash of each file's path, which
+    stays stable as photos are added."""
+    if (folder / "manifest.json").is_file():
+        from .photos import load_manifest, split_by_photo
+
+        training, validation = split_by_photo(load_manifest(folder))
+        return [folder / entry.file for entry in training], [folder / entry.file for entry in validation]
+    files = sorted(path for path in folder.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file())
+    return split_photos(files, folder)
 
 
 def split_photos(files: list[Path], folder: Path) -> tuple[list[Path], list[Path]]:
-    """By photo, from a hash of its path: stable when photos are added, never one photo on both sides."""
+    """By photo, from a hash of its path: never one photo on both sides."""
     import hashlib
 
     def share(path: Path) -> float:
@@ -199,11 +201,10 @@ def train(settings: TrainSettings, vgg=None) -> RunState:
     device = resolve_device(settings.device)
     if device.type == "cpu":
         configure_cpu(0)
-    files = photo_files(settings.data)
-    if len(files) < 2:
+    training_files, validation_files = training_split(settings.data)
+    if not training_files or not validation_files:
         raise TrainingError(f"{settings.data}: at least two photos are needed (one to validate on), found "
-                            f"{len(files)}")
-    training_files, validation_files = split_photos(files, settings.data)
+                            f"{len(training_files) + len(validation_files)}")
     say = (lambda _: None) if settings.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     say(f"{len(training_files)} training photos, {len(validation_files)} validation photos, device {device}")
     training_photos = [load_photo(path) for path in training_files]
