@@ -30,7 +30,7 @@ from engine.errors import FETCH_COMMAND, Cancelled, FillError, MaskError, Option
 from engine.options import DEVICES, PRESETS, FillOptions, get_preset
 from engine.progress import CancelCheck, Progress, ProgressCallback
 
-from . import photos, train_command
+from . import evaluate, photos, train_command
 from .client import Client, DaemonError, DaemonUnavailable
 from .endpoints import DEFAULT_ENDPOINT
 from .image_files import ImageFileError, PrecisionWarning, check_writable, has_alpha, read_image, read_mask, write_image
@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_daemon_command(commands)
     add_batch_command(commands)
     photos.add_command(commands)
+    evaluate.add_command(commands)
     train_command.add_command(commands)
     return parser
 

@@ -1,0 +1,147 @@
+"""Test samples for `neural-fill eval`: the mask settings, and how a photo becomes seeded crops with a hole.
+
+The methods see a sample's hole as grey (`Sample.given`), never its true pixels.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+HOLE_GREY = 128  # what the methods see in the hole instead of the true pixels
+
+
+@dataclass(frozen=True)
+class MaskSetting:
+    """How a photo becomes a test sample: scale it so its short side is `short_side_factor` x the crop (never
+    enlarged, unless it is smaller than the crop), take a seeded random `crop` x `crop` square, cut the hole."""
+
+    name: str
+    crop: int
+    hole: str  # "centre" (a centred square of side `hole_side`) or "strokes" (free-form, `coverage` of the crop)
+    hole_side: int = 0
+    coverage: tuple[float, float] = (0.0, 0.0)
+    short_side_factor: float = 2.0
+
+    @property
+    def short_side(self) -> int:
+        return round(self.crop * self.short_side_factor)
+
+    def describe(self) -> str:
+        if self.hole == "centre":
+            hole = f"the {self.hole_side}x{self.hole_side} centre hole"
+        else:
+            hole = (f"seeded random free-form strokes covering {self.coverage[0]:.0%}-{self.coverage[1]:.0%} of "
+                    "the crop")
+        return (f"{self.name}: each photo scaled (Lanczos) so its short side is {self.short_side} px "
+                f"({self.short_side_factor:g}x the crop; never enlarged unless smaller than the crop), a seeded random "
+                f"{self.crop}x{self.crop} crop, {hole}")
+
+
+MASK_SETTINGS: dict[str, MaskSetting] = {
+    # Yang et al. Table 1 (after the Context Encoder): 128x128 images, 64x64 centre hole. At 2x the crop, a crop
+    # spans half the photo's short side: part of a scene (a face, a cup, a window), not a texture swatch or a
+    # whole thumbnail.
+    "centre128": MaskSetting("centre128", 128, "centre", hole_side=64),
+    # The paper's high-resolution setting: 512x512 with a 256x256 hole.
+    "centre512": MaskSetting("centre512", 512, "centre", hole_side=256),
+    "freeform": MaskSetting("freeform", 256, "strokes", coverage=(0.10, 0.30)),
+    "freeform512": MaskSetting("freeform512", 512, "strokes", coverage=(0.10, 0.30)),
+}
+
+
+def centre_hole(size: int, side: int) -> np.ndarray:
+    """bool size x size, True on the side x side square in the middle (top-left rounding when odd)."""
+    hole = np.zeros((size, size), bool)
+    start = (size - side) // 2
+    hole[start:start + side, start:start + side] = True
+    return hole
+
+
+def free_form_hole(size: int, rng: np.random.Generator, coverage: tuple[float, float] = (0.10, 0.30)) -> np.ndarray:
+    """Brush strokes (thick random polylines with round joints) drawn segment by segment until they cover a random
+    fraction of the square within `coverage`; drawn again in the rare case the last segment overshoots."""
+    low, high = coverage
+    for _ in range(100):
+        target = rng.uniform(low, high)
+        canvas = Image.new("L", (size, size), 0)
+        draw = ImageDraw.Draw(canvas)
+        covered = 0.0
+        while covered < target:
+            width = max(3, int(size * rng.uniform(0.03, 0.08)))
+            x, y = rng.uniform(0, size), rng.uniform(0, size)
+            angle = rng.uniform(0, 2 * math.pi)
+            for _ in range(int(rng.integers(4, 12))):
+                angle += rng.uniform(-1.0, 1.0)
+                step = size * rng.uniform(0.05, 0.15)
+                end_x = min(max(x + step * math.cos(angle), 0.0), size - 1.0)
+                end_y = min(max(y + step * math.sin(angle), 0.0), size - 1.0)
+                draw.line([(x, y), (end_x, end_y)], fill=255, width=width)
+                radius = width / 2
+                draw.ellipse([end_x - radius, end_y - radius, end_x + radius, end_y + radius], fill=255)
+                x, y = end_x, end_y
+                covered = float((np.asarray(canvas) > 0).mean())
+                if covered >= target:
+                    break
+        if low <= covered <= high:
+            return np.asarray(canvas) > 0
+    raise RuntimeError(f"no free-form hole within {coverage} after 100 draws")  # pragma: no cover - never seen
+
+
+@dataclass
+class Sample:
+    """One test case: a crop of a photo and its hole."""
+
+    source: str  # the photo's path relative to the data folder
+    number: int  # the crop's number within the photo (0 when one crop per photo)
+    image: np.ndarray  # uint8 HxWx3, the original crop
+    hole: np.ndarray  # bool HxW
+    scale: float  # the photo was scaled by this before cropping
+    top: int  # the crop's position in the scaled photo
+    left: int
+
+    @property
+    def label(self) -> str:
+        return self.source if self.number == 0 else f"{self.source}#{self.number}"
+
+    def given(self) -> np.ndarray:
+        """What the methods see: the crop with its hole grey."""
+        image = self.image.copy()
+        image[self.hole] = HOLE_GREY
+        return image
+
+
+def scale_for_setting(photo: np.ndarray, setting: MaskSetting) -> tuple[np.ndarray, float]:
+    height, width = photo.shape[:2]
+    short = min(height, width)
+    target = max(min(short, setting.short_side), setting.crop)
+    if target == short:
+        return photo, 1.0
+    scale = target / short
+    size = (target, max(target, round(width * scale))) if height <= width else \
+        (max(target, round(height * scale)), target)
+    resized = Image.fromarray(photo).resize((size[1], size[0]), Image.Resampling.LANCZOS)
+    return np.asarray(resized), scale
+
+
+def make_samples(photo: np.ndarray, source: str, setting: MaskSetting, seed: int, crops: int = 1) -> list[Sample]:
+    """`crops` samples of one photo. Each draws from its own generator seeded by (seed, photo path, crop number),
+    so a photo gets the same crops and holes whatever else is in the folder or --limit."""
+    scaled, scale = scale_for_setting(photo, setting)
+    height, width = scaled.shape[:2]
+    samples = []
+    for number in range(crops):
+        rng = np.random.default_rng([seed, zlib.crc32(source.encode()), number])
+        top = int(rng.integers(0, height - setting.crop + 1))
+        left = int(rng.integers(0, width - setting.crop + 1))
+        crop = np.ascontiguousarray(scaled[top:top + setting.crop, left:left + setting.crop])
+        if setting.hole == "centre":
+            hole = centre_hole(setting.crop, setting.hole_side)
+        else:
+            hole = free_form_hole(setting.crop, rng, setting.coverage)
+        samples.append(Sample(source, number, crop, hole, scale, top, left))
+    return samples
