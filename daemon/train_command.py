@@ -3,6 +3,7 @@ loading torch)."""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 DEFAULT_STEPS, DEFAULT_BATCH, DEFAULT_LEARNING_RATE = 3000, 8, 2e-4
@@ -39,9 +40,15 @@ def run_train(args) -> int:
             raise CliError(f"--{name.replace('_', '-')} must be at least 1")
     from .train import TrainingError, TrainSettings, train  # late: torch
 
+    # SIGTERM (systemd, kill, a batch scheduler) stops the run like Ctrl-C: with a checkpoint to resume from.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         train(TrainSettings(args.data, args.out, args.steps, args.batch, args.learning_rate, args.validate_every,
                             args.checkpoint_every, args.seed, args.device, args.quiet))
     except TrainingError as error:
         raise CliError(str(error)) from None
     return 0
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt

@@ -3,6 +3,11 @@ the weights file, and the network as the method's content predictor."""
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -123,3 +128,18 @@ def test_the_shipped_network_fills_a_flat_colour_hole_with_that_colour():
     hole[32:96, 32:96] = True
     out = predict_image(image, hole, path=content_net.SHIPPED_WEIGHTS)
     assert np.abs(out[hole].astype(int) - (180, 90, 40)).max() < 12
+
+
+@pytest.mark.weights
+@pytest.mark.slow
+def test_sigterm_stops_a_run_with_a_checkpoint_to_resume_from(tmp_path):
+    write_photos(tmp_path / "photos", 3)
+    run = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "-m", "daemon.cli", "train", "--data", str(tmp_path / "photos"),
+                                "--out", str(run), "--steps", "100000", "--batch", "2", "--checkpoint-every", "100000",
+                                "-q"], stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    time.sleep(15)  # loads the networks and runs some steps; no periodic checkpoint comes before step 100000
+    process.send_signal(signal.SIGTERM)
+    _, errors = process.communicate(timeout=60)
+    assert process.returncode == 130, errors
+    assert json.loads((run / "checkpoint.json").read_text())["step"] > 0
