@@ -21,10 +21,10 @@ import venv
 from pathlib import Path
 
 from daemon import service_unit
+from daemon.endpoints import DEFAULT_ENDPOINT  # standard library only, like everything imported here
 from gimp_plugin import plugin_install, profiles, vendoring
 
 ROOT = Path(__file__).resolve().parent
-DEFAULT_ENDPOINT = "tcp://127.0.0.1:5557"
 SANDBOXED = ("flatpak", "snap")  # GIMPs that cannot start a program of the host: no daemon autostart
 EXAMPLE = ROOT / "examples" / "rocket.png"
 EXAMPLE_MASK = ROOT / "examples" / "rocket-mask.png"
@@ -88,12 +88,18 @@ def gimp_installs(args: argparse.Namespace) -> list[profiles.GimpInstall]:
     return installs
 
 
+def daemon_invocation(args: argparse.Namespace) -> list[str]:
+    """This checkout's daemon on the chosen endpoint: what the plug-in and the systemd unit start."""
+    return [str(venv_command(args.venv.resolve())), "daemon", "--bind", args.endpoint,
+            *(["--curve"] if args.curve else [])]
+
+
 def daemon_command(args: argparse.Namespace, kind: str) -> list[str]:
     """How the plug-in may start the daemon when none answers: this checkout's own, for a GIMP that can run it."""
-    command = venv_command(args.venv.resolve())
-    if args.no_autostart or kind in SANDBOXED or not (command.exists() or not args.skip_env):
+    installed = venv_command(args.venv.resolve()).exists() or not args.skip_env
+    if args.no_autostart or kind in SANDBOXED or not installed:
         return []
-    return [str(command), "daemon", "--bind", args.endpoint, *(["--curve"] if args.curve else [])]
+    return daemon_invocation(args)
 
 
 def client_keys(python: Path, dry_run: bool) -> Path | None:
@@ -147,8 +153,7 @@ def uninstall_plugin(args: argparse.Namespace) -> None:
 
 def install_unit(args: argparse.Namespace) -> None:
     path = service_unit.user_unit_path(Path.home())
-    command = [str(venv_command(args.venv.resolve())), "daemon", "--bind", args.endpoint,
-               *(["--curve"] if args.curve else [])]
+    command = daemon_invocation(args)
     print(f"{'would write' if args.dry_run else 'writing'} the systemd user unit {path}")
     if args.dry_run:
         return

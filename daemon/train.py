@@ -30,7 +30,7 @@ import torch.nn.functional as F  # noqa: N812 - the torch convention
 from tqdm import tqdm
 
 from engine.content_net import SIZE, ContentNet, Decoder, save_decoder
-from engine.content_training import training_step, validation_loss
+from engine.content_training import training_step
 from engine.hole_masks import random_hole
 
 from .train_command import (
@@ -255,9 +255,9 @@ def train(settings: TrainSettings, vgg=None) -> RunState:
 def validate(network: ContentNet, images: torch.Tensor, holes: torch.Tensor, state: RunState,
              device: torch.device) -> dict:
     errors, psnrs = [], []
+    network.decoder.eval()
     for start in range(0, len(images), 16):
         image, hole = images[start:start + 16].to(device), holes[start:start + 16].to(device)
-        validation_loss(network, image, hole)  # keeps the loss code exercised on the held-out photos
         with torch.no_grad():
             predicted = network(image, hole)
         for one, target, mask in zip(predicted, image, hole, strict=True):

@@ -52,8 +52,3 @@ def training_step(network: ContentNet, optimizer: torch.optim.Optimizer, target:
     optimizer.step()
     return parts
 
-
-@torch.no_grad()
-def validation_loss(network: ContentNet, target: torch.Tensor, hole: torch.Tensor) -> LossParts:
-    network.decoder.eval()
-    return content_loss(network, target, hole)
