@@ -17,6 +17,7 @@ Tensors are stored with safetensors only: nothing here or in the weights execute
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import sys
@@ -30,7 +31,7 @@ import torch.nn.functional as F  # noqa: N812 - the torch convention
 from tqdm import tqdm
 
 from engine.content_net import SIZE, ContentNet, Decoder, save_decoder
-from engine.content_training import training_step
+from engine.content_training import PERCEPTUAL_WEIGHT, SQUARED_WEIGHT, training_step
 from engine.hole_masks import random_hole
 
 from .train_command import (
@@ -44,6 +45,7 @@ from .train_command import (
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
 MAX_SIDE = 1024  # photos are kept in memory at most this big: crops are 128 px, context beyond this is not needed
 VALIDATION_SHARE = 0.15
+AVERAGE_DECAY = 0.998  # at most: the shipped weights average the last few hundred steps
 VALIDATION_CROPS = 4  # fixed crops and holes per validation photo
 CHECKPOINT, CHECKPOINT_INFO = "checkpoint.safetensors", "checkpoint.json"
 WEIGHTS, MODEL_CARD = "content_net.safetensors", "MODEL_CARD.md"
@@ -153,11 +155,13 @@ def validation_set(photos: list[torch.Tensor], seed: int) -> tuple[torch.Tensor,
 
 # -------------------------------------------------------------------------------------------- checkpoints
 
-def save_checkpoint(out: Path, decoder: Decoder, optimizer: torch.optim.Optimizer, state: RunState,
-                    generator: torch.Generator) -> None:
+def save_checkpoint(out: Path, decoder: Decoder, averaged: Decoder, optimizer: torch.optim.Optimizer,
+                    state: RunState, generator: torch.Generator) -> None:
     from safetensors.torch import save_file
 
     tensors = {f"decoder.{name}": value.detach().cpu().contiguous() for name, value in decoder.state_dict().items()}
+    tensors.update({f"average.{name}": value.detach().cpu().contiguous()
+                    for name, value in averaged.state_dict().items()})
     for index, param_state in optimizer.state_dict()["state"].items():
         for key, value in param_state.items():
             tensors[f"adam.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
@@ -171,7 +175,7 @@ def save_checkpoint(out: Path, decoder: Decoder, optimizer: torch.optim.Optimize
     info_temporary.replace(out / CHECKPOINT_INFO)
 
 
-def load_checkpoint(out: Path, decoder: Decoder, optimizer: torch.optim.Optimizer,
+def load_checkpoint(out: Path, decoder: Decoder, averaged: Decoder, optimizer: torch.optim.Optimizer,
                     generator: torch.Generator) -> RunState:
     from safetensors.torch import load_file
 
@@ -179,6 +183,8 @@ def load_checkpoint(out: Path, decoder: Decoder, optimizer: torch.optim.Optimize
     info = json.loads((out / CHECKPOINT_INFO).read_text(encoding="utf-8"))
     decoder.load_state_dict({name[len("decoder."):]: value for name, value in tensors.items()
                              if name.startswith("decoder.")})
+    average = {name[len("average."):]: value for name, value in tensors.items() if name.startswith("average.")}
+    averaged.load_state_dict(average or decoder.state_dict())  # a checkpoint from before averaging starts it here
     optimizer_state = optimizer.state_dict()
     restored: dict[int, dict] = {}
     for name, value in tensors.items():
@@ -213,43 +219,56 @@ def train(settings: TrainSettings, vgg=None) -> RunState:
     vgg = vgg if vgg is not None else load_vgg(device)  # first: building it draws random numbers
     torch.manual_seed(settings.seed)
     network = ContentNet(vgg, Decoder().to(device))
+    # What is validated and shipped is the running average of the weights: single Adam steps on batches of 8
+    # jitter the correction, which costs PSNR on smooth crops where the harmonic fill is nearly exact.
+    averaged = ContentNet(vgg, copy.deepcopy(network.decoder).requires_grad_(False))
     optimizer = torch.optim.Adam(network.decoder.parameters(), lr=settings.learning_rate)
     generator = torch.Generator().manual_seed(settings.seed)
     settings.out.mkdir(parents=True, exist_ok=True)
     state = RunState()
     if (settings.out / CHECKPOINT_INFO).is_file():
-        state = load_checkpoint(settings.out, network.decoder, optimizer, generator)
+        state = load_checkpoint(settings.out, network.decoder, averaged.decoder, optimizer, generator)
         say(f"resuming from step {state.step} of {settings.steps}")
 
     if state.step == 0:  # the untrained figure, for the model card
-        state.history.append(validate(network, validation_images, validation_holes, state, device))
+        state.history.append(validate(averaged, validation_images, validation_holes, state, device))
     started = time.monotonic() - state.seconds
     bar = tqdm(total=settings.steps, initial=state.step, disable=settings.quiet, unit="step", dynamic_ncols=True)
     try:
         while state.step < settings.steps:
             images, holes = batch_of(training_photos, settings.batch, generator)
             parts = training_step(network, optimizer, images.to(device), holes.to(device))
+            update_average(averaged.decoder, network.decoder, state.step)
             state.step += 1
             state.seconds = time.monotonic() - started
             bar.update(1)
             bar.set_postfix_str(f"hole L1 {100 * parts.hole_l1:.2f}%")
             if state.step % settings.validate_every == 0 or state.step == settings.steps:
-                state.history.append(validate(network, validation_images, validation_holes, state, device))
+                state.history.append(validate(averaged, validation_images, validation_holes, state, device))
                 bar.write(f"step {state.step}: validation hole L1 {state.history[-1]['hole_l1_percent']:.2f}%, "
                     f"PSNR {state.history[-1]['hole_psnr']:.2f} dB")
             if state.step % settings.checkpoint_every == 0:
-                save_checkpoint(settings.out, network.decoder, optimizer, state, generator)
+                save_checkpoint(settings.out, network.decoder, averaged.decoder, optimizer, state, generator)
     except KeyboardInterrupt:
-        save_checkpoint(settings.out, network.decoder, optimizer, state, generator)
+        save_checkpoint(settings.out, network.decoder, averaged.decoder, optimizer, state, generator)
         bar.close()
         say(f"interrupted at step {state.step}: checkpoint saved; run the same command to resume")
         raise
     bar.close()
-    save_checkpoint(settings.out, network.decoder, optimizer, state, generator)
-    save_decoder(network.decoder, settings.out / WEIGHTS, {"steps": str(state.step)})
+    save_checkpoint(settings.out, network.decoder, averaged.decoder, optimizer, state, generator)
+    save_decoder(averaged.decoder, settings.out / WEIGHTS, {"steps": str(state.step)})
     write_model_card(settings, state, training_files, validation_files, device)
     say(f"weights: {settings.out / WEIGHTS}; model card: {settings.out / MODEL_CARD}")
     return state
+
+
+def update_average(averaged: Decoder, decoder: Decoder, step: int) -> None:
+    """Exponential moving average; its window grows with the run (as TensorFlow's with num_updates), so a short
+    run's average is not stuck at the untrained weights."""
+    decay = min(AVERAGE_DECAY, (1 + step) / (10 + step))
+    with torch.no_grad():
+        for average, value in zip(averaged.parameters(), decoder.parameters(), strict=True):
+            average.lerp_(value, 1 - decay)
 
 
 def validate(network: ContentNet, images: torch.Tensor, holes: torch.Tensor, state: RunState,
@@ -277,7 +296,8 @@ def write_model_card(settings: TrainSettings, state: RunState, training: list[Pa
     card = f"""# Neural Fill content network
 
 The content predictor of Neural Fill (engine/content_net.py): frozen ImageNet VGG-19 encoder (Simonyan and
-Zisserman; weights by the Visual Geometry Group, Oxford, CC BY 4.0) and a learned decoder, 128x128, any hole shape.
+Zisserman; weights by the Visual Geometry Group, Oxford, CC BY 4.0) and a learned decoder that corrects a
+harmonic fill of the hole, 128x128, any hole shape.
 
 ## Data
 - Folder: `{settings.data}` ({len(training)} training photos, {len(validation)} validation photos, split by photo)
@@ -286,9 +306,11 @@ Zisserman; weights by the Visual Geometry Group, Oxford, CC BY 4.0) and a learne
   squares, rectangles, strokes, blobs.
 
 ## Training
-- Steps: {state.step}, batch {settings.batch}, Adam lr {settings.learning_rate}, seed {settings.seed}
+- Steps: {state.step}, batch {settings.batch}, Adam lr {settings.learning_rate}, seed {settings.seed}; the weights
+  are the running average of the decoder's (decay {AVERAGE_DECAY})
 - Device: {device}; time: {state.seconds / 60:.1f} min
-- Loss: hole L1 + 0.2 x relative L1 of VGG-19 relu2_1/relu3_1 features
+- Loss: hole L1 + {SQUARED_WEIGHT} x hole squared error + {PERCEPTUAL_WEIGHT} x relative L1 of VGG-19
+  relu2_1/relu3_1 features
 
 ## Validation ({VALIDATION_CROPS} fixed crops and holes per validation photo)
 | step | hole L1 % | hole PSNR dB |

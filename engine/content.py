@@ -1,7 +1,7 @@
 """Content predictors: the global structure the texture optimisation stays close to.
 
-The paper uses a trained content network (a later addition); `DiffusionPredictor` is the non-learned stand-in:
-a push-pull (pyramid) diffusion fill, which carries the colours and large gradients of the border into the hole.
+The paper uses a trained content network (engine/content_net.py); `DiffusionPredictor` is the non-learned stand-in:
+a harmonic (membrane) fill, which carries the colours and large gradients of the border smoothly into the hole.
 """
 
 from __future__ import annotations
@@ -13,6 +13,10 @@ import torch.nn.functional as F  # noqa: N812 - the torch convention
 
 
 class ContentPredictor(Protocol):
+    # The crop side the predictor works best from, or None for the finest scale: the synthesis predicts at the
+    # smallest pyramid scale at least this big.
+    preferred_side: int | None
+
     def predict(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
         """image (1,C,H,W) in 0..1 and hole (1,1,H,W) in {0,1} -> prediction (1,C,H,W), known pixels kept."""
         ...
@@ -36,11 +40,44 @@ def push_pull_fill(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     return image * known + up * (1 - known)
 
 
+HARMONIC_SWEEPS = 40  # Jacobi sweeps per pyramid level; measured: 10 -> 40 gains 0.3 dB, 40 -> 200 only 0.1 dB
+_NEIGHBOURS = ((0.0, 0.25, 0.0), (0.25, 0.0, 0.25), (0.0, 0.25, 0.0))
+
+
+def harmonic_fill(image: torch.Tensor, known: torch.Tensor, sweeps: int = HARMONIC_SWEEPS) -> torch.Tensor:
+    """Fill where `known` is 0 with the smoothest surface that meets the known pixels at the hole's border
+    (Laplace's equation), solved coarse to fine: each level starts from the coarser solution and relaxes it
+    with Jacobi sweeps, so a big hole costs a few sweeps per level rather than thousands.
+
+    Unlike push-pull it interpolates the border exactly, so the hole's edge carries the colours right next to it;
+    on the validation photos it beats OpenCV's Telea on hole L1 and PSNR at 128 and 512 px (docs/quality.md).
+    image (B,C,H,W), known (B,1,H,W) in {0,1}.
+    """
+    height, width = image.shape[-2:]
+    if min(height, width) <= 8:
+        return push_pull_fill(image, known)
+    weight = F.avg_pool2d(known, 2, ceil_mode=True)
+    coarse = F.avg_pool2d(image * known, 2, ceil_mode=True) / weight.clamp_min(1e-8)
+    # Only wholly known cells are fixed below: a half-known cell's average is not a border value.
+    coarse_known = (weight > 0.999).to(image.dtype)
+    coarse = harmonic_fill(coarse * coarse_known, coarse_known, sweeps)
+    hole = 1 - known
+    x = image * known + F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False) * hole
+    channels = image.shape[1]
+    kernel = torch.tensor(_NEIGHBOURS, dtype=image.dtype, device=image.device).expand(channels, 1, 3, 3)
+    for _ in range(sweeps):
+        neighbours = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), kernel, groups=channels)
+        x = x + hole * (neighbours - x)
+    return x
+
+
 class DiffusionPredictor:
-    """Non-learned content prediction: a smooth push-pull fill of the hole from its surroundings."""
+    """Non-learned content prediction: a smooth harmonic fill of the hole from its surroundings."""
+
+    preferred_side = None  # cheap at any size, and sharpest at the finest
 
     def predict(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
-        return push_pull_fill(image, 1 - hole)
+        return harmonic_fill(image, 1 - hole)
 
 
 def make_predictor(name: str, device: torch.device | None = None) -> ContentPredictor | None:

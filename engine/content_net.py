@@ -2,13 +2,17 @@
 
 Yang et al. train a Context Encoder for square centre holes. Ours takes any hole shape and makes the most of little
 data:
-- input: the RGB image with the hole filled by the known pixels' mean colour, plus the hole mask;
+- input: the RGB image with the hole given a harmonic fill (engine/content.py: the smoothest surface meeting the
+  border, already better than OpenCV's Telea on our photos), plus the hole mask;
 - encoder: the frozen ImageNet VGG-19 convolutions the texture term loads anyway (relu1_1 .. relu4_1), so only the
   rest is learned;
 - bottleneck at 1/8 resolution: dilated convolutions and a global-context branch, so the centre of a 64x64 hole
   sees the whole frame;
-- decoder: light, upsampling x2 three times with skip connections from the VGG taps and the mask at each size;
-- output: the whole 128x128 image, composited with the known pixels (they are never changed).
+- decoder: light, upsampling x2 three times with skip connections from the VGG taps, the mask and (at full size)
+  the harmonic fill;
+- output: a correction added to the harmonic fill (zero at initialisation, so an untrained network already predicts
+  the harmonic fill and training only has to learn what diffusion cannot: structure and shading), composited with
+  the known pixels (they are never changed).
 
 Weights are the decoder's only (a few MB, safetensors: loading executes no code); VGG-19 comes from its own file.
 """
@@ -21,12 +25,14 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the torch convention
 from torch import nn
 
+from .content import harmonic_fill
 from .vgg import VGGFeatures
 
 SIZE = 128  # the network's working size
 TAPS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 TAP_CHANNELS = {"relu1_1": 64, "relu2_1": 128, "relu3_1": 256, "relu4_1": 512}
 WEIGHTS_NAME = "content_net.safetensors"
+FORMAT = "neural-fill content decoder v2"  # v1 predicted whole images from a mean-colour fill
 SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "data" / WEIGHTS_NAME
 
 
@@ -37,13 +43,6 @@ def weights_path() -> Path:
 
     own = data_dir() / WEIGHTS_NAME
     return own if own.is_file() else SHIPPED_WEIGHTS
-
-
-def mean_filled(image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
-    """image (B,3,H,W) with each picture's hole set to the mean colour of its known pixels."""
-    known = 1 - hole
-    mean = (image * known).sum((-2, -1), keepdim=True) / known.sum((-2, -1), keepdim=True).clamp_min(1.0)
-    return image * known + mean * hole
 
 
 def conv(in_channels: int, out_channels: int, dilation: int = 1) -> nn.Sequential:
@@ -61,10 +60,14 @@ class Decoder(nn.Module):
         self.global_mix = nn.Linear(width, width)
         self.up3 = nn.Sequential(conv(width + TAP_CHANNELS["relu3_1"] + 1, 128), conv(128, 128))
         self.up2 = nn.Sequential(conv(128 + TAP_CHANNELS["relu2_1"] + 1, 64), conv(64, 64))
-        self.up1 = nn.Sequential(conv(64 + TAP_CHANNELS["relu1_1"] + 1, 32), conv(32, 32))
+        self.up1 = nn.Sequential(conv(64 + TAP_CHANNELS["relu1_1"] + 3 + 1, 32), conv(32, 32))
         self.to_rgb = nn.Conv2d(32, 3, 3, padding=1)
+        # Zero correction at the start: the untrained network is the harmonic fill, never worse.
+        nn.init.zeros_(self.to_rgb.weight)
+        nn.init.zeros_(self.to_rgb.bias)
 
-    def forward(self, taps: dict[str, torch.Tensor], hole: torch.Tensor) -> torch.Tensor:
+    def forward(self, taps: dict[str, torch.Tensor], hole: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+        """The correction (B,3,S,S) to add to `start`, the harmonic fill."""
         def with_hole(x: torch.Tensor) -> torch.Tensor:
             return torch.cat([x, F.interpolate(hole, size=x.shape[-2:], mode="area")], 1)
 
@@ -75,8 +78,9 @@ class Decoder(nn.Module):
         x = self.context(x) + self.global_mix(pooled)[..., None, None]
         for block, tap in ((self.up3, "relu3_1"), (self.up2, "relu2_1"), (self.up1, "relu1_1")):
             x = F.interpolate(x, size=taps[tap].shape[-2:], mode="bilinear", align_corners=False)
-            x = block(with_hole(torch.cat([x, taps[tap]], 1)))
-        return torch.sigmoid(self.to_rgb(x))
+            extra = (start,) if tap == "relu1_1" else ()
+            x = block(with_hole(torch.cat([x, taps[tap], *extra], 1)))
+        return self.to_rgb(x)
 
 
 class ContentNet(nn.Module):
@@ -88,11 +92,12 @@ class ContentNet(nn.Module):
         self.decoder = decoder if decoder is not None else Decoder()
 
     def forward(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
-        start = mean_filled(image, hole)
+        known = 1 - hole
         with torch.no_grad():  # the encoder is frozen: no gradient, no graph
+            start = harmonic_fill(image * known, known)
             taps = self.vgg(start * 255, TAPS)
-        predicted = self.decoder(taps, hole)
-        return image * (1 - hole) + predicted * hole
+        predicted = (start + self.decoder(taps, hole, start)).clamp(0, 1)
+        return image * known + predicted * hole
 
 
 # ------------------------------------------------------------------------------------------------ weights
@@ -107,12 +112,12 @@ def save_decoder(decoder: Decoder, path: Path, metadata: dict[str, str] | None =
     tensors = {name: value.detach().to("cpu", torch.float16).contiguous()
                for name, value in decoder.state_dict().items()}
     temporary = path.with_name(path.name + ".part")
-    save_file(tensors, str(temporary), metadata={"format": "neural-fill content decoder v1", **(metadata or {})})
+    save_file(tensors, str(temporary), metadata={"format": FORMAT, **(metadata or {})})
     temporary.replace(path)
 
 
 def load_decoder(path: Path | None = None) -> Decoder:
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     from .errors import WeightsError
@@ -122,6 +127,11 @@ def load_decoder(path: Path | None = None) -> Decoder:
         raise WeightsError(f"no content network weights at {path}: train them with `neural-fill train`, or use "
                            "another content predictor (--content patches)")
     try:
+        with safe_open(str(path), "pt") as handle:
+            found = (handle.metadata() or {}).get("format")
+        if found != FORMAT:
+            raise WeightsError(f"the content network weights at {path} are {found or 'of no known format'}, not "
+                               f"{FORMAT}: train them again with this version's `neural-fill train`")
         state = load_file(str(path))
         decoder = Decoder()
         decoder.load_state_dict({name: value.float() for name, value in state.items()})
@@ -148,6 +158,8 @@ def load_content_net(device: torch.device, path: Path | None = None) -> ContentN
 
 class NetworkPredictor:
     """The content network as the method's ContentPredictor: any crop is brought to 128x128 and back."""
+
+    preferred_side = SIZE
 
     def __init__(self, network: ContentNet) -> None:
         self.network = network

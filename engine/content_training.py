@@ -1,8 +1,11 @@
 """What the content network is trained to minimise, and one optimisation step: pure tensors, no files.
 
-loss = L1 in the hole  +  PERCEPTUAL_WEIGHT x relative L1 of VGG-19 relu2_1 / relu3_1 features of the composite.
-The L1 term gets the colours and the large structure right; the feature term keeps edges from washing out (a
-pure pixel loss learns the blur that minimises it). The VGG is the frozen one the encoder uses: no extra weights.
+loss = L1 in the hole  +  SQUARED_WEIGHT x squared error in the hole
+       +  PERCEPTUAL_WEIGHT x relative L1 of VGG-19 relu2_1 / relu3_1 features of the composite.
+The pixel terms get the colours and the large structure right, which is the network's whole job: texture is the
+texture term's (engine/synthesis.py). The squared term is what PSNR measures; the feature term is kept small,
+because at 0.1 it made the correction add detail that cost more PSNR than the harmonic fill it corrects (a run of
+500 steps: 20.38 -> 19.98 dB on the validation crops). The VGG is the frozen one the encoder uses.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ import torch
 from .content_net import ContentNet
 
 PERCEPTUAL_LAYERS = ("relu2_1", "relu3_1")
-PERCEPTUAL_WEIGHT = 0.2
+PERCEPTUAL_WEIGHT = 0.02
+SQUARED_WEIGHT = 5.0  # squared errors are ~0.01 where absolute ones are ~0.1: this gives both a say
 
 
 @dataclass(frozen=True)
@@ -29,7 +33,8 @@ def content_loss(network: ContentNet, target: torch.Tensor, hole: torch.Tensor,
     """target (B,3,S,S) in 0..1 and hole (B,1,S,S): the loss of the network's prediction of the hole."""
     predicted = network(target, hole)
     hole_l1 = ((predicted - target).abs() * hole).sum() / (hole.sum() * target.shape[1]).clamp_min(1.0)
-    total = hole_l1
+    hole_squared = ((predicted - target) ** 2 * hole).sum() / (hole.sum() * target.shape[1]).clamp_min(1.0)
+    total = hole_l1 + SQUARED_WEIGHT * hole_squared
     perceptual = torch.zeros((), device=target.device)
     if perceptual_weight > 0:
         features = network.vgg(predicted * 255, PERCEPTUAL_LAYERS)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F  # noqa: N812 - the torch convention
 
-from .content import ContentPredictor, push_pull_fill
+from .content import ContentPredictor, harmonic_fill, push_pull_fill
 from .options import FillOptions
 from .patches import Match, PatchBank, cells_touching
 from .resample import hole_at, resize
@@ -52,9 +52,11 @@ def pyramid_sizes(height: int, width: int, scales: int) -> list[tuple[int, int]]
 
 
 def scale_plan(height: int, width: int, options: FillOptions) -> list[tuple[tuple[int, int], int]]:
-    """(size, L-BFGS iterations) per scale, coarse to fine; small crops drop their coarsest scales."""
+    """(size, L-BFGS iterations) per scale, coarse to fine. A crop too small for every scale keeps the counts of
+    the coarse ones: its coarsest scale still has the structure to settle, and a 128 px crop given only the
+    finest scale's few iterations barely moved from its start (measured in docs/quality.md)."""
     sizes = pyramid_sizes(height, width, options.scales)
-    return list(zip(sizes, options.iterations_per_scale()[-len(sizes):], strict=True))
+    return list(zip(sizes, options.iterations_per_scale()[:len(sizes)], strict=True))
 
 
 def _align(value: float) -> int:
@@ -91,22 +93,35 @@ class CropSynthesis:
         plan = scale_plan(*image.shape[-2:], self.options)
         coarse_size = plan[0][0]
         coarse_image, coarse_hole = resize(image, coarse_size, "area"), hole_at(hole, coarse_size)
-        prediction = None if self.predictor is None else self.predictor.predict(coarse_image, coarse_hole)
+        prediction = self._predict(image, hole, [size for size, _ in plan])
         current = push_pull_fill(coarse_image, 1 - coarse_hole) if prediction is None else prediction
         for index, (size, iterations) in enumerate(plan):
             level_image = resize(image, size, "area")
             level_hole = hole_at(hole, size)
             level_excluded = resize(excluded, size, "area") > 0
             known = 1 - level_hole
-            current = level_image * known + resize(current, size) * level_hole
+            current = seamless(level_image, known, resize(current, size))
             reference = None
             if prediction is not None:
-                reference = level_image * known + resize(prediction, size) * level_hole
+                reference = seamless(level_image, known, resize(prediction, size))
             current = self._optimise_scale(current * 255, level_hole, level_excluded,
                                            None if reference is None else reference * 255,
                                            index, iterations) / 255
         match = self._final_match(current * 255, hole, excluded) if want_match else None
         return CropResult(current.clamp(0, 1), match, LAYER_STRIDE[self._detail_layer()])
+
+    def _predict(self, image: torch.Tensor, hole: torch.Tensor, sizes: list[tuple[int, int]]) -> torch.Tensor | None:
+        """The content prediction at the smallest scale the predictor sees enough at (its `preferred_side`; the
+        finest when it has none): the network works at 128 px, so a 128 px crop is predicted at full size, not at
+        the 64 px coarsest scale and blurred back up."""
+        if self.predictor is None:
+            return None
+        side = getattr(self.predictor, "preferred_side", None)
+        size = next((s for s in sizes if side is not None and max(s) >= side), sizes[-1])
+        # Every cell the hole touches, not grown as hole_at grows it: the predictor composites no colour from
+        # the hole, and each pixel of context it loses at 128 px is four lost at 512.
+        touched = (resize(hole, size, "area") > 1e-6).to(hole.dtype)
+        return self.predictor.predict(resize(image, size, "area"), touched)
 
     def _features(self, x255: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
         if x255.device.type == "cpu":
@@ -222,6 +237,15 @@ def with_colour(features: torch.Tensor, x255: torch.Tensor, stride: int) -> torc
     copies pixels, so a dark patch whose features point the same way as a bright one must not win."""
     colour = F.avg_pool2d(x255, stride, stride, ceil_mode=True)[..., :features.shape[-2], :features.shape[-1]]
     return torch.cat([features, VOTE_COLOUR_WEIGHT * (colour - 128)], dim=1)
+
+
+def seamless(image: torch.Tensor, known: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
+    """The prediction in the hole, corrected so that it meets this scale's known pixels without a seam: what the
+    known pixels differ from the prediction by along the border is carried smoothly into the hole (a harmonic
+    fill of the difference, as in Poisson image editing). A prediction made at a coarser scale lacks the border's
+    fine detail; at its own scale the difference is zero and nothing changes."""
+    offset = harmonic_fill((image - prediction) * known, known)
+    return image * known + (prediction + offset) * (1 - known)
 
 
 def _chunks(total: int, every: int) -> list[int]:

@@ -19,6 +19,7 @@ from PIL import Image
 from daemon import cli
 from daemon.train import CHECKPOINT, MODEL_CARD, WEIGHTS, TrainSettings, train
 from engine import content_net, fill, get_preset
+from engine.content import harmonic_fill
 from engine.content_net import SIZE, ContentNet, Decoder, load_decoder, predict_image, save_decoder
 from engine.errors import WeightsError
 from engine.hole_masks import KINDS, centre_square, random_hole
@@ -28,6 +29,14 @@ from engine.hole_masks import KINDS, centre_square, random_hole
 def network(random_vgg_model):
     torch.manual_seed(0)
     return ContentNet(random_vgg_model, Decoder())
+
+
+def test_the_untrained_network_is_the_harmonic_fill_it_learns_to_correct(network):
+    image = torch.rand(2, 3, SIZE, SIZE)
+    hole = torch.stack([centre_square(SIZE), random_hole(SIZE, torch.Generator().manual_seed(3))])
+    with torch.no_grad():
+        out = network(image, hole)
+    assert torch.allclose(out, harmonic_fill(image * (1 - hole), 1 - hole).clamp(0, 1), atol=1e-6)
 
 
 def test_the_network_predicts_the_whole_image_and_never_changes_known_pixels(network):
@@ -64,6 +73,12 @@ def test_weights_round_trip_as_float16_safetensors_and_a_bad_file_is_a_clear_err
     (tmp_path / "bad.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(WeightsError, match="cannot be loaded"):
         load_decoder(tmp_path / "bad.safetensors")
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.zeros(1)}, str(tmp_path / "old.safetensors"),
+              metadata={"format": "neural-fill content decoder v1"})  # the first design's weights
+    with pytest.raises(WeightsError, match="decoder v1, not neural-fill content decoder v2: train them again"):
+        load_decoder(tmp_path / "old.safetensors")
 
 
 def write_photos(folder: Path, count: int) -> None:
@@ -72,16 +87,30 @@ def write_photos(folder: Path, count: int) -> None:
         Image.fromarray(noisy_photo(180, 220, seed=index)).save(folder / f"photo{index}.png")
 
 
+def write_two_colour_checkerboards(folder: Path, count: int) -> None:
+    """Something a harmonic fill gets wrong and a network learns fast: every pixel is one of two colours, while
+    diffusion leaves a mixture of both in the middle of a hole."""
+    folder.mkdir(parents=True)
+    dark, light = np.array([20, 40, 90]), np.array([230, 210, 120])
+    for index in range(count):
+        rng = np.random.default_rng(index)
+        cell = int(rng.integers(30, 50))
+        y, x = np.mgrid[:180, :220]
+        light_here = ((y + index * 7) // cell + (x + index * 11) // cell) % 2 == 1
+        picture = np.where(light_here[..., None], light, dark) + rng.normal(0, 4, (180, 220, 3))
+        Image.fromarray(np.clip(picture, 0, 255).astype(np.uint8)).save(folder / f"photo{index}.png")
+
+
 @pytest.mark.weights
 @pytest.mark.slow
 def test_a_short_run_learns_and_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
-    write_photos(tmp_path / "photos", 5)
+    write_two_colour_checkerboards(tmp_path / "photos", 5)
     common = {"data": tmp_path / "photos", "batch": 4, "validate_every": 1000, "checkpoint_every": 5,
               "quiet": True}
     straight = train(TrainSettings(out=tmp_path / "straight", steps=40, **common))
     first, last = straight.history[0], straight.history[-1]
     assert first["step"] == 0 and last["step"] == 40
-    assert last["hole_l1_percent"] < 0.8 * first["hole_l1_percent"], straight.history
+    assert last["hole_l1_percent"] < 0.95 * first["hole_l1_percent"], straight.history
 
     # Stop at 20 (as a Ctrl-C after a checkpoint would), then run the same command to 40.
     train(TrainSettings(out=tmp_path / "resumed", steps=20, **common))
