@@ -31,7 +31,7 @@ import torch.nn.functional as F  # noqa: N812 - the torch convention
 from tqdm import tqdm
 
 from engine.content_net import SIZE, ContentNet, Decoder, save_decoder
-from engine.content_training import PERCEPTUAL_WEIGHT, SQUARED_WEIGHT, training_step
+from engine.content_training import PERCEPTUAL_WEIGHT, PSNR_FLOOR, PSNR_WEIGHT, training_step
 from engine.hole_masks import random_hole
 
 from .train_command import (
@@ -309,8 +309,8 @@ harmonic fill of the hole, 128x128, any hole shape.
 - Steps: {state.step}, batch {settings.batch}, Adam lr {settings.learning_rate}, seed {settings.seed}; the weights
   are the running average of the decoder's (decay {AVERAGE_DECAY})
 - Device: {device}; time: {state.seconds / 60:.1f} min
-- Loss: hole L1 + {SQUARED_WEIGHT} x hole squared error + {PERCEPTUAL_WEIGHT} x relative L1 of VGG-19
-  relu2_1/relu3_1 features
+- Loss: hole L1 + {PSNR_WEIGHT} x mean log10(hole squared error + {PSNR_FLOOR}) per picture + {PERCEPTUAL_WEIGHT} x
+  relative L1 of VGG-19 relu2_1/relu3_1 features
 
 ## Validation ({VALIDATION_CROPS} fixed crops and holes per validation photo)
 | step | hole L1 % | hole PSNR dB |

@@ -16,6 +16,7 @@ class ContentPredictor(Protocol):
     # The crop side the predictor works best from, or None for the finest scale: the synthesis predicts at the
     # smallest pyramid scale at least this big.
     preferred_side: int | None
+    # Optional `smooth_prior = True`: see CropSynthesis._smooth_prior.
 
     def predict(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
         """image (1,C,H,W) in 0..1 and hole (1,1,H,W) in {0,1} -> prediction (1,C,H,W), known pixels kept."""
@@ -75,6 +76,7 @@ class DiffusionPredictor:
     """Non-learned content prediction: a smooth harmonic fill of the hole from its surroundings."""
 
     preferred_side = None  # cheap at any size, and sharpest at the finest
+    smooth_prior = True
 
     def predict(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
         return harmonic_fill(image, 1 - hole)

@@ -160,6 +160,7 @@ class NetworkPredictor:
     """The content network as the method's ContentPredictor: any crop is brought to 128x128 and back."""
 
     preferred_side = SIZE
+    smooth_prior = True  # the hole as the cells it touches; seamless at finer scales (CropSynthesis._smooth_prior)
 
     def __init__(self, network: ContentNet) -> None:
         self.network = network

@@ -13,7 +13,7 @@ from typing import Any
 from .errors import OptionsError
 
 TEXTURE_LAYERS = ("relu3_1", "relu4_1")
-CONTENT_PREDICTORS = ("network", "patches", "diffusion", "none")
+CONTENT_PREDICTORS = ("patches", "network", "diffusion", "none")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -34,8 +34,8 @@ class FillOptions:
                                        "serves every scale; with fewer values than scales the first repeats for "
                                        "the coarser ones, with more the coarsest extra ones are dropped).",
                                        min=0, max=1000)
-    content: str = _opt("network", "Content predictor giving the global structure: 'network' (the trained content "
-                        "network), 'patches' (coarse patch-based completion), 'diffusion' (harmonic smooth fill) or "
+    content: str = _opt("patches", "Content predictor giving the global structure: 'patches' (coarse patch-based "
+                        "completion), 'network' (the trained content network), 'diffusion' (harmonic smooth fill) or "
                         "'none' (no content term: the paper's ablation).",
                         choices=CONTENT_PREDICTORS)
     content_weight: float = _opt(20.0, "Weight of the content term (relu4_2 features vs. the content reference).",

@@ -60,7 +60,7 @@ def em_step(image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
 class PatchFillPredictor:
     """Content prediction by multi-scale patch-based completion: sharp, plausible structure from the photo itself."""
 
-    preferred_side = 128  # the paper's coarsest scale; exhaustive search grows with the square of the area
+    preferred_side = 0  # the coarsest scale: exhaustive search grows with the square of the area
 
     def __init__(self, iterations: int = 3) -> None:
         self.iterations = iterations

@@ -100,10 +100,10 @@ class CropSynthesis:
             level_hole = hole_at(hole, size)
             level_excluded = resize(excluded, size, "area") > 0
             known = 1 - level_hole
-            current = seamless(level_image, known, resize(current, size))
+            current = self._put_in(level_image, known, resize(current, size))
             reference = None
             if prediction is not None:
-                reference = seamless(level_image, known, resize(prediction, size))
+                reference = self._put_in(level_image, known, resize(prediction, size))
             current = self._optimise_scale(current * 255, level_hole, level_excluded,
                                            None if reference is None else reference * 255,
                                            index, iterations) / 255
@@ -118,10 +118,22 @@ class CropSynthesis:
             return None
         side = getattr(self.predictor, "preferred_side", None)
         size = next((s for s in sizes if side is not None and max(s) >= side), sizes[-1])
-        # Every cell the hole touches, not grown as hole_at grows it: the predictor composites no colour from
-        # the hole, and each pixel of context it loses at 128 px is four lost at 512.
-        touched = (resize(hole, size, "area") > 1e-6).to(hole.dtype)
-        return self.predictor.predict(resize(image, size, "area"), touched)
+        if self._smooth_prior():
+            # Every cell the hole touches, not grown as hole_at grows it: the network takes no colour from the
+            # hole, and each pixel of context it loses at 128 px is four lost at 512 (measured: docs/quality.md).
+            level_hole = (resize(hole, size, "area") > 1e-6).to(hole.dtype)
+        else:
+            level_hole = hole_at(hole, size)  # the patch predictor copies from cells next to it: keep the margin
+        return self.predictor.predict(resize(image, size, "area"), level_hole)
+
+    def _smooth_prior(self) -> bool:
+        """The network and the harmonic fill give smooth priors (`smooth_prior = True`): they get the hole as the
+        cells it touches and are made seamless at each finer scale. The patch predictor's copied texture keeps the
+        paper's plain composite; the seamless offset measurably cost its brick test detail."""
+        return bool(getattr(self.predictor, "smooth_prior", False))
+
+    def _put_in(self, image: torch.Tensor, known: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+        return seamless(image, known, fill) if self._smooth_prior() else image * known + fill * (1 - known)
 
     def _features(self, x255: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
         if x255.device.type == "cpu":
