@@ -93,16 +93,11 @@ class Daemon:
 
     def start(self) -> None:
         from engine.device import resolve_device  # late: these load torch
-        from engine.options import get_preset
         from engine.pipeline import fill
         from engine.vgg import load_vgg
 
         self.device = resolve_device(self.device_name)
         load_vgg(self.device)  # now, so the first fill does not pay for it
-        if get_preset("default").content == "network":
-            from engine.content_net import load_content_net
-
-            load_content_net(self.device)
         server_keys = self._server_keys() if self.curve else None  # before any socket: a key problem leaks nothing
         self._context = zmq.Context()
         self._router = self._context.socket(zmq.ROUTER)

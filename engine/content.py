@@ -16,7 +16,9 @@ class ContentPredictor(Protocol):
     # The crop side the predictor works best from, or None for the finest scale: the synthesis predicts at the
     # smallest pyramid scale at least this big.
     preferred_side: int | None
-    # Optional `smooth_prior = True`: see CropSynthesis._smooth_prior.
+    # A smooth prior (the network, the harmonic fill) gets the hole as the cells it touches and is made seamless
+    # at each finer scale; the patch predictor's copied texture is put in as it is (CropSynthesis._put_in).
+    smooth_prior: bool
 
     def predict(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
         """image (1,C,H,W) in 0..1 and hole (1,1,H,W) in {0,1} -> prediction (1,C,H,W), known pixels kept."""

@@ -118,7 +118,6 @@ def save_decoder(decoder: Decoder, path: Path, metadata: dict[str, str] | None =
 
 def load_decoder(path: Path | None = None) -> Decoder:
     from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
 
     from .errors import WeightsError
 
@@ -129,10 +128,10 @@ def load_decoder(path: Path | None = None) -> Decoder:
     try:
         with safe_open(str(path), "pt") as handle:
             found = (handle.metadata() or {}).get("format")
-        if found != FORMAT:
-            raise WeightsError(f"the content network weights at {path} are {found or 'of no known format'}, not "
-                               f"{FORMAT}: train them again with this version's `neural-fill train`")
-        state = load_file(str(path))
+            if found != FORMAT:
+                raise WeightsError(f"the content network weights at {path} are {found or 'of no known format'}, "
+                                   f"not {FORMAT}: train them again with this version's `neural-fill train`")
+            state = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 - a handle, not a dict
         decoder = Decoder()
         decoder.load_state_dict({name: value.float() for name, value in state.items()})
     except (SafetensorError, RuntimeError, OSError) as error:
@@ -160,7 +159,7 @@ class NetworkPredictor:
     """The content network as the method's ContentPredictor: any crop is brought to 128x128 and back."""
 
     preferred_side = SIZE
-    smooth_prior = True  # the hole as the cells it touches; seamless at finer scales (CropSynthesis._smooth_prior)
+    smooth_prior = True
 
     def __init__(self, network: ContentNet) -> None:
         self.network = network

@@ -61,6 +61,7 @@ class PatchFillPredictor:
     """Content prediction by multi-scale patch-based completion: sharp, plausible structure from the photo itself."""
 
     preferred_side = 0  # the coarsest scale: exhaustive search grows with the square of the area
+    smooth_prior = False  # the seamless offset measurably cost its brick test detail
 
     def __init__(self, iterations: int = 3) -> None:
         self.iterations = iterations

@@ -100,10 +100,12 @@ class CropSynthesis:
             level_hole = hole_at(hole, size)
             level_excluded = resize(excluded, size, "area") > 0
             known = 1 - level_hole
-            current = self._put_in(level_image, known, resize(current, size))
             reference = None
             if prediction is not None:
                 reference = self._put_in(level_image, known, resize(prediction, size))
+            # The coarsest level starts from the prediction itself: the reference, already put in.
+            current = reference if index == 0 and reference is not None else \
+                self._put_in(level_image, known, resize(current, size))
             current = self._optimise_scale(current * 255, level_hole, level_excluded,
                                            None if reference is None else reference * 255,
                                            index, iterations) / 255
@@ -116,9 +118,9 @@ class CropSynthesis:
         the 64 px coarsest scale and blurred back up."""
         if self.predictor is None:
             return None
-        side = getattr(self.predictor, "preferred_side", None)
+        side = self.predictor.preferred_side
         size = next((s for s in sizes if side is not None and max(s) >= side), sizes[-1])
-        if self._smooth_prior():
+        if self.predictor.smooth_prior:
             # Every cell the hole touches, not grown as hole_at grows it: the network takes no colour from the
             # hole, and each pixel of context it loses at 128 px is four lost at 512 (measured: docs/quality.md).
             level_hole = (resize(hole, size, "area") > 1e-6).to(hole.dtype)
@@ -126,14 +128,11 @@ class CropSynthesis:
             level_hole = hole_at(hole, size)  # the patch predictor copies from cells next to it: keep the margin
         return self.predictor.predict(resize(image, size, "area"), level_hole)
 
-    def _smooth_prior(self) -> bool:
-        """The network and the harmonic fill give smooth priors (`smooth_prior = True`): they get the hole as the
-        cells it touches and are made seamless at each finer scale. The patch predictor's copied texture keeps the
-        paper's plain composite; the seamless offset measurably cost its brick test detail."""
-        return bool(getattr(self.predictor, "smooth_prior", False))
-
     def _put_in(self, image: torch.Tensor, known: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
-        return seamless(image, known, fill) if self._smooth_prior() else image * known + fill * (1 - known)
+        """`fill` in this level's hole: made seamless for a smooth prior, as it is otherwise."""
+        if self.predictor is not None and self.predictor.smooth_prior:
+            return seamless(image, known, fill)
+        return image * known + fill * (1 - known)
 
     def _features(self, x255: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
         if x255.device.type == "cpu":

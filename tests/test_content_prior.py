@@ -49,6 +49,8 @@ def test_a_coarse_prediction_is_made_seamless_against_the_border_at_each_scale()
 class RecordingPredictor:
     """Answers with the harmonic fill and remembers the size it was asked at."""
 
+    smooth_prior = True
+
     def __init__(self, preferred_side: int | None) -> None:
         self.preferred_side = preferred_side
         self.sizes: list[tuple[int, int]] = []
