@@ -98,6 +98,7 @@ class Daemon:
 
         self.device = resolve_device(self.device_name)
         load_vgg(self.device)  # now, so the first fill does not pay for it
+        self._preload_content_network()
         server_keys = self._server_keys() if self.curve else None  # before any socket: a key problem leaks nothing
         self._context = zmq.Context()
         self._router = self._context.socket(zmq.ROUTER)
@@ -123,6 +124,20 @@ class Daemon:
         self._worker.start()
         log.info("listening on %s (device %s, at most %d pixels, %d queued jobs)", self.endpoint, self.device,
                  self.max_pixels, self.max_queue)
+
+    def _preload_content_network(self) -> None:
+        """The default content predictor's network, loaded now like VGG. A missing or damaged weights file does not
+        stop the daemon: each fill that needs it is refused with the loader's message, and other fills work."""
+        from engine.content_net import load_content_net
+        from engine.errors import WeightsError
+        from engine.options import get_preset
+
+        if get_preset("default").content != "network":
+            return
+        try:
+            load_content_net(self.device)
+        except WeightsError as error:
+            log.warning("the content network did not load: %s", error)
 
     def _server_keys(self) -> KeyPair:
         """The daemon's pair, made (with one client pair) on the first start."""

@@ -13,9 +13,9 @@ import torch.nn.functional as F  # noqa: N812 - the torch convention
 
 
 class ContentPredictor(Protocol):
-    # The crop side the predictor works best from, or None for the finest scale: the synthesis predicts at the
-    # smallest pyramid scale at least this big.
-    preferred_side: int | None
+    # The crop side the predictor works best from (0: the coarsest scale): the synthesis predicts at the smallest
+    # pyramid scale at least this big and starts its pyramid there.
+    preferred_side: int
     # A smooth prior (the network, the harmonic fill) gets the hole as the cells it touches and is made seamless
     # at each finer scale; the patch predictor's copied texture is put in as it is (CropSynthesis._put_in).
     smooth_prior: bool
@@ -77,25 +77,27 @@ def harmonic_fill(image: torch.Tensor, known: torch.Tensor, sweeps: int = HARMON
 class DiffusionPredictor:
     """Non-learned content prediction: a smooth harmonic fill of the hole from its surroundings."""
 
-    preferred_side = None  # cheap at any size, and sharpest at the finest
+    preferred_side = 0  # the finer scales make it seamless against their own borders
     smooth_prior = True
 
     def predict(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
         return harmonic_fill(image, 1 - hole)
 
 
-def make_predictor(name: str, device: torch.device | None = None) -> ContentPredictor | None:
-    """The predictor named by FillOptions.content; None switches the content term off (the paper's ablation)."""
-    if name == "patches":
-        from .patch_fill import PatchFillPredictor  # here, not at the top: patch_fill imports this module
+def make_predictors(name: str, device: torch.device | None = None) -> list[ContentPredictor]:
+    """The candidates for FillOptions.content, the preferred first (engine/content_choice.py picks one per crop);
+    none switches the content term off (the paper's ablation)."""
+    from .patch_fill import PatchFillPredictor  # here, not at the top: patch_fill imports this module
 
-        return PatchFillPredictor()
+    if name == "patches":
+        return [PatchFillPredictor()]
     if name == "diffusion":
-        return DiffusionPredictor()
+        return [DiffusionPredictor()]
     if name == "network":
         from .content_net import NetworkPredictor, load_content_net
 
-        return NetworkPredictor(load_content_net(device or torch.device("cpu")))
+        # The patches take over where they continue the border clearly better: regular patterns.
+        return [NetworkPredictor(load_content_net(device or torch.device("cpu"))), PatchFillPredictor()]
     if name == "none":
-        return None
+        return []
     raise ValueError(f"unknown content predictor {name!r}")

@@ -34,13 +34,14 @@ class FillOptions:
                                        "serves every scale; with fewer values than scales the first repeats for "
                                        "the coarser ones, with more the coarsest extra ones are dropped).",
                                        min=0, max=1000)
-    content: str = _opt("patches", "Content predictor giving the global structure: 'patches' (coarse patch-based "
-                        "completion), 'network' (the trained content network), 'diffusion' (harmonic smooth fill) or "
-                        "'none' (no content term: the paper's ablation).",
+    content: str = _opt("network", "Content predictor giving the global structure: 'network' (the trained content "
+                        "network; patch-based completion instead where it continues the hole's border clearly "
+                        "better, as on regular patterns), 'patches' (coarse patch-based completion), 'diffusion' "
+                        "(harmonic smooth fill) or 'none' (no content term: the paper's ablation).",
                         choices=CONTENT_PREDICTORS)
     content_weight: float = _opt(20.0, "Weight of the content term (relu4_2 features vs. the content reference).",
                                  min=0.0)
-    texture_weight: float = _opt(1e-4, "Weight of the texture term per VGG layer (neural patch matching).", min=0.0)
+    texture_weight: float = _opt(3e-5, "Weight of the texture term per VGG layer (neural patch matching).", min=0.0)
     tv_weight: float = _opt(1e-4, "Weight of the total-variation smoothness term.", min=0.0)
     texture_layers: tuple[str, ...] = _opt(("relu3_1", "relu4_1"), "VGG-19 layers whose 3x3 patches are matched.",
                                            choices=TEXTURE_LAYERS)
@@ -145,8 +146,9 @@ _preset("preview", "A quick look in seconds: two scales at 256 px.",
 _preset("default", "The best quality per second: fewer iterations where they stop paying off.",
         working_size=512, scales=3, iterations=(30, 15, 6))
 _preset("paper", "The reference configuration of Yang et al.'s released code: 3 scales x 100 L-BFGS iterations at "
-        "512 px, relu4_1 patches matched at the start of each scale, no patch voting.",
-        working_size=512, scales=3, iterations=(100, 100, 100), texture_layers=("relu4_1",), nn_every=0)
+        "512 px, relu4_1 patches matched at the start of each scale with texture weight 1e-4, no patch voting.",
+        working_size=512, scales=3, iterations=(100, 100, 100), texture_layers=("relu4_1",), nn_every=0,
+        texture_weight=1e-4)
 
 
 def get_preset(name: str, **overrides: Any) -> FillOptions:

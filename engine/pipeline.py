@@ -11,15 +11,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 - the torch convention
 
-from .content import make_predictor, push_pull_fill
+from .content import make_predictors, push_pull_fill
 from .detail import transfer_detail
 from .device import configure_cpu, resolve_device
 from .errors import ImageError, MaskError
 from .options import FillOptions, get_preset
 from .progress import CancelCheck, ProgressCallback, Reporter
-from .regions import Box, crop_boxes
+from .regions import crop_boxes
 from .resample import hole_at
-from .synthesis import ALIGN, MIN_SIDE, CropSynthesis, scale_plan
+from .synthesis import ALIGN, MIN_SIDE, CropSynthesis, Plan
 from .vgg import load_vgg
 
 SAMPLE_TYPES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0}
@@ -48,16 +48,16 @@ def fill(image: np.ndarray, mask: np.ndarray, options: FillOptions | None = None
         configure_cpu(options.threads)
     torch.manual_seed(options.seed)
     reporter.report("prepare", 0.0)
-    synthesis = CropSynthesis(load_vgg(device), options, make_predictor(options.content, device),
-                              report=lambda *a: None, check_cancel=reporter.check_cancel)
+    synthesis = CropSynthesis(load_vgg(device), options, make_predictors(options.content, device),
+                              check_cancel=reporter.check_cancel)
 
     # Only the crops are converted to floats and worked on: a 50-megapixel photo with a small hole costs what
     # a small photo does, in time and in memory.
     result = image.copy()
     boxes = crop_boxes(amount > 0, options.context, options.min_context)
     for number, box in enumerate(boxes):
-        region = RegionProgress(reporter, number, len(boxes), box, options)
-        synthesis.report = region.iteration
+        region = RegionProgress(reporter, number, len(boxes))
+        synthesis.progress = region
         original = image[box.slices]
         colour, alpha = split_channels(original.astype(np.float32) / scale_max)
         crop_amount = amount[box.slices]
@@ -129,10 +129,12 @@ class RegionProgress:
     """Maps (scale, iteration) inside one crop to the fill's overall fraction: regions share the bar equally,
     scales by their cost (iterations x pixels)."""
 
-    def __init__(self, reporter: Reporter, number: int, count: int, box: Box, options: FillOptions) -> None:
+    def __init__(self, reporter: Reporter, number: int, count: int) -> None:
         self.reporter = reporter
         self.number, self.count = number, count
-        plan = scale_plan(*working_shape(box.height, box.width, options.working_size), options)
+        self.starts, self.shares = [0.0], [1.0]
+
+    def plan(self, plan: Plan) -> None:
         costs = [n * h * w for (h, w), n in plan]
         total = sum(costs) or 1
         self.starts = [sum(costs[:i]) / total for i in range(len(costs))]

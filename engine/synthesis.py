@@ -9,13 +9,16 @@ over the hole's pixels only; known pixels are fixed. Each scale starts from the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F  # noqa: N812 - the torch convention
 
 from .content import ContentPredictor, harmonic_fill, push_pull_fill
+from .content_choice import choose_predictor
+from .grain import add_grain
 from .options import FillOptions
 from .patches import Match, PatchBank, cells_touching
 from .resample import hole_at, resize
@@ -29,7 +32,22 @@ MIN_SIDE = 64  # a scale smaller than this has too few relu4 cells to match patc
 WINDOW_MARGIN = 48
 CONTENT_LAYER = "relu4_2"
 
-IterationReport = Callable[[int, int, int], None]  # (scale index, iteration, iterations)
+Plan = list[tuple[tuple[int, int], int]]  # (size, L-BFGS iterations) per scale, coarse to fine
+
+
+class SynthesisProgress(Protocol):
+    def plan(self, plan: Plan) -> None:
+        """The scales the crop will go through: told before the first iteration."""
+
+    def iteration(self, scale: int, iteration: int, iterations: int) -> None: ...
+
+
+class NoProgress:
+    def plan(self, plan: Plan) -> None:
+        pass
+
+    def iteration(self, scale: int, iteration: int, iterations: int) -> None:
+        pass
 
 
 @dataclass
@@ -51,11 +69,15 @@ def pyramid_sizes(height: int, width: int, scales: int) -> list[tuple[int, int]]
     return sizes
 
 
-def scale_plan(height: int, width: int, options: FillOptions) -> list[tuple[tuple[int, int], int]]:
-    """(size, L-BFGS iterations) per scale, coarse to fine. A crop too small for every scale keeps the counts of
-    the coarse ones: its coarsest scale still has the structure to settle, and a 128 px crop given only the
-    finest scale's few iterations barely moved from its start (measured in docs/quality.md)."""
+def scale_plan(height: int, width: int, options: FillOptions, first_side: int = 0) -> Plan:
+    """(size, L-BFGS iterations) per scale, coarse to fine, starting at the smallest scale at least `first_side`
+    big: the scale the content prediction is made at. Scales coarser than the prediction would only blur it (a
+    128 px crop predicted at 128 and optimised first at 64 came back softer than its prediction).
+
+    The scales kept take the iteration counts of the coarsest ones: the first scale has the structure to settle,
+    and a 128 px crop given only the finest scale's few iterations barely moved from its start."""
     sizes = pyramid_sizes(height, width, options.scales)
+    sizes = [size for size in sizes if max(size) >= first_side] or sizes[-1:]
     return list(zip(sizes, options.iterations_per_scale()[:len(sizes)], strict=True))
 
 
@@ -78,22 +100,27 @@ def hole_window(hole: torch.Tensor, margin: int) -> tuple[int, int, int, int]:
 class CropSynthesis:
     """Runs the pyramid for one crop. The crop's height and width must be multiples of ALIGN."""
 
-    def __init__(self, vgg: VGGFeatures, options: FillOptions, predictor: ContentPredictor | None,
-                 report: IterationReport, check_cancel: Callable[[], None]) -> None:
+    def __init__(self, vgg: VGGFeatures, options: FillOptions, predictors: Sequence[ContentPredictor],
+                 check_cancel: Callable[[], None], progress: SynthesisProgress | None = None) -> None:
+        """predictors: the content predictor candidates, the preferred first (engine/content_choice.py); none
+        switches the content term off."""
         self.vgg = vgg
         self.options = options
-        self.predictor = predictor
-        self.report = report
+        self.predictors = tuple(predictors)
+        self.predictor: ContentPredictor | None = None  # the one chosen for the crop being synthesised
+        self.progress = progress or NoProgress()
         self.check_cancel = check_cancel
         self.layers = tuple(options.texture_layers)
-        self.names = self.layers + ((CONTENT_LAYER,) if predictor is not None else ())
+        self.names = self.layers + ((CONTENT_LAYER,) if self.predictors else ())
 
     def run(self, image: torch.Tensor, hole: torch.Tensor, excluded: torch.Tensor, want_match: bool) -> CropResult:
         """image (1,3,H,W) 0..1; hole (1,1,H,W) {0,1} pixels to synthesise; excluded: pixels never copied from."""
-        plan = scale_plan(*image.shape[-2:], self.options)
+        self.predictor = choose_predictor(self.predictors, image, hole, excluded)
+        plan = scale_plan(*image.shape[-2:], self.options, first_side(self.predictor))
+        self.progress.plan(plan)
         coarse_size = plan[0][0]
         coarse_image, coarse_hole = resize(image, coarse_size, "area"), hole_at(hole, coarse_size)
-        prediction = self._predict(image, hole, [size for size, _ in plan])
+        prediction = self._predict(image, hole, coarse_size)
         current = push_pull_fill(coarse_image, 1 - coarse_hole) if prediction is None else prediction
         for index, (size, iterations) in enumerate(plan):
             level_image = resize(image, size, "area")
@@ -103,23 +130,23 @@ class CropSynthesis:
             reference = None
             if prediction is not None:
                 reference = self._put_in(level_image, known, resize(prediction, size))
-            # The coarsest level starts from the prediction itself: the reference, already put in.
+            # The first level starts from the prediction itself: the reference, already put in.
             current = reference if index == 0 and reference is not None else \
                 self._put_in(level_image, known, resize(current, size))
             current = self._optimise_scale(current * 255, level_hole, level_excluded,
                                            None if reference is None else reference * 255,
                                            index, iterations) / 255
-        match = self._final_match(current * 255, hole, excluded) if want_match else None
-        return CropResult(current.clamp(0, 1), match, LAYER_STRIDE[self._detail_layer()])
+        stride = LAYER_STRIDE[self._detail_layer()]
+        smooth = self.predictor is not None and self.predictor.smooth_prior
+        match = self._final_match(current * 255, hole, excluded) if want_match or smooth else None
+        if smooth:
+            current = add_grain(current, hole, (1 - hole) * (1 - excluded), match, stride)
+        return CropResult(current.clamp(0, 1), match if want_match else None, stride)
 
-    def _predict(self, image: torch.Tensor, hole: torch.Tensor, sizes: list[tuple[int, int]]) -> torch.Tensor | None:
-        """The content prediction at the smallest scale the predictor sees enough at (its `preferred_side`; the
-        finest when it has none): the network works at 128 px, so a 128 px crop is predicted at full size, not at
-        the 64 px coarsest scale and blurred back up."""
+    def _predict(self, image: torch.Tensor, hole: torch.Tensor, size: tuple[int, int]) -> torch.Tensor | None:
+        """The content prediction at the first scale (see scale_plan)."""
         if self.predictor is None:
             return None
-        side = self.predictor.preferred_side
-        size = next((s for s in sizes if side is not None and max(s) >= side), sizes[-1])
         if self.predictor.smooth_prior:
             # Every cell the hole touches, not grown as hole_at grows it: the network takes no colour from the
             # hole, and each pixel of context it loses at 128 px is four lost at 512 (measured: docs/quality.md).
@@ -193,7 +220,7 @@ class CropSynthesis:
             loss = loss + opts.tv_weight * tv
             loss.backward()
             evaluations += 1
-            self.report(index, min(evaluations, iterations), iterations)
+            self.progress.iteration(index, min(evaluations, iterations), iterations)
             return loss
 
         # One optimiser for the whole scale: its curvature history carries over when the matches are renewed.
@@ -209,7 +236,7 @@ class CropSynthesis:
             variable.clamp_(0, 255)
         result = x255.clone()
         result[window] = compose().detach()
-        self.report(index, iterations, iterations)
+        self.progress.iteration(index, iterations, iterations)
         return result
 
     def _vote(self, x255: torch.Tensor, hole: torch.Tensor, excluded: torch.Tensor) -> torch.Tensor:
@@ -257,6 +284,11 @@ def seamless(image: torch.Tensor, known: torch.Tensor, prediction: torch.Tensor)
     fine detail; at its own scale the difference is zero and nothing changes."""
     offset = harmonic_fill((image - prediction) * known, known)
     return image * known + (prediction + offset) * (1 - known)
+
+
+def first_side(predictor: ContentPredictor | None) -> int:
+    """The crop side the pyramid starts at: the content predictor's own, or the coarsest without one."""
+    return 0 if predictor is None else predictor.preferred_side
 
 
 def _chunks(total: int, every: int) -> list[int]:

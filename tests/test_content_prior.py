@@ -51,7 +51,7 @@ class RecordingPredictor:
 
     smooth_prior = True
 
-    def __init__(self, preferred_side: int | None) -> None:
+    def __init__(self, preferred_side: int) -> None:
         self.preferred_side = preferred_side
         self.sizes: list[tuple[int, int]] = []
 
@@ -60,28 +60,47 @@ class RecordingPredictor:
         return harmonic_fill(image, 1 - hole)
 
 
-def run_crop(random_vgg_model, predictor: RecordingPredictor, size: int) -> torch.Tensor:
+class RecordingProgress:
+    def __init__(self) -> None:
+        self.plans: list[list[tuple[int, int]]] = []
+        self.scales_reported: set[int] = set()
+
+    def plan(self, plan) -> None:
+        self.plans.append([size for size, _ in plan])
+
+    def iteration(self, scale: int, iteration: int, iterations: int) -> None:
+        self.scales_reported.add(scale)
+
+
+def run_crop(random_vgg_model, predictor: RecordingPredictor, size: int, iterations: int = 0) -> RecordingProgress:
     image = torch.rand(1, 3, size, size)
     hole = torch.zeros(1, 1, size, size)
     hole[..., size // 4:3 * size // 4, size // 4:3 * size // 4] = 1
-    options = get_preset("default", iterations=(0,))
-    synthesis = CropSynthesis(random_vgg_model, options, predictor, lambda *a: None, lambda: None)
-    return synthesis.run(image, hole, torch.zeros_like(hole), want_match=False).image
+    options = get_preset("default", iterations=(iterations,))
+    progress = RecordingProgress()
+    synthesis = CropSynthesis(random_vgg_model, options, [predictor], lambda: None, progress)
+    synthesis.run(image, hole, torch.zeros_like(hole), want_match=False)
+    return progress
 
 
-def test_the_predictor_is_asked_at_its_preferred_side_or_else_at_the_finest_scale(random_vgg_model):
+def test_the_pyramid_starts_where_the_predictor_predicts_at_its_preferred_side(random_vgg_model):
     network_like = RecordingPredictor(preferred_side=128)
-    run_crop(random_vgg_model, network_like, 512)  # scales 128, 256, 512
-    run_crop(random_vgg_model, network_like, 128)  # scales 64, 128: the network's size is the finest
+    big = run_crop(random_vgg_model, network_like, 512)
+    small = run_crop(random_vgg_model, network_like, 128, iterations=1)
     assert network_like.sizes == [(128, 128), (128, 128)]
-    anywhere = RecordingPredictor(preferred_side=None)
-    run_crop(random_vgg_model, anywhere, 256)
-    assert anywhere.sizes == [(256, 256)]
+    assert big.plans == [[(128, 128), (256, 256), (512, 512)]]
+    # A 128 px crop is not first optimised at 64 px: that would only blur the prediction it already has.
+    assert small.plans == [[(128, 128)]] and small.scales_reported == {0}
+    coarsest = RecordingPredictor(preferred_side=0)
+    assert run_crop(random_vgg_model, coarsest, 256).plans == [[(64, 64), (128, 128), (256, 256)]]
+    assert coarsest.sizes == [(64, 64)]
 
 
-def test_a_small_crop_keeps_the_coarse_scales_iteration_counts():
+def test_a_crop_with_fewer_scales_keeps_the_coarse_scales_iteration_counts():
     options = get_preset("default")
     counts = options.iterations_per_scale()
     assert [n for _, n in scale_plan(512, 512, options)] == list(counts)
     assert [n for _, n in scale_plan(128, 128, options)] == list(counts[:2])
     assert [n for _, n in scale_plan(64, 64, options)] == list(counts[:1])
+    assert scale_plan(128, 128, options, first_side=128) == [((128, 128), counts[0])]
+    assert [size for size, _ in scale_plan(512, 512, options, first_side=256)] == [(256, 256), (512, 512)]

@@ -131,13 +131,15 @@ def test_a_hole_bigger_than_the_working_size_gets_native_detail_back(random_vgg)
     assert roughness(detailed) > 0.5 * roughness(photo)
 
 
-def test_progress_is_monotone_and_says_where_it_is(random_vgg):
+@pytest.mark.parametrize("content, scales", [("patches", 2), ("network", 1)])  # the network's pyramid starts at 128
+def test_progress_is_monotone_and_says_where_it_is(random_vgg, content, scales):
     events = []
-    fill(noisy_photo(128, 128), centre_mask(128, 128, 40), FAST, progress=events.append)
+    fill(noisy_photo(128, 128), centre_mask(128, 128, 40), FAST.replace(content=content), progress=events.append)
     fractions = [e.fraction for e in events]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     synthesis = [e for e in events if e.stage == "synthesis"]
-    assert {e.scale for e in synthesis} == {1, 2}
+    assert {e.scale for e in synthesis} == set(range(1, scales + 1))
+    assert {e.scales for e in synthesis} == {scales}
     assert all(1 <= e.iteration <= e.iterations for e in synthesis)
     assert events[-1].stage == "done"
 

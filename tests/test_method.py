@@ -12,8 +12,9 @@ from PIL import Image
 
 from engine import fill, get_preset
 from engine.content import push_pull_fill
+from engine.grain import noise_level
 from engine.weights import vgg19_path
-from tests.conftest import centre_mask, stripes
+from tests.conftest import centre_mask, noisy_photo, stripes
 
 pytestmark = pytest.mark.skipif(not vgg19_path().exists(),
                                 reason="real VGG-19 weights not fetched: run `neural-fill fetch-weights`")
@@ -78,6 +79,19 @@ def test_with_patch_voting_a_photo_texture_keeps_its_detail_where_a_smooth_fill_
     known_detail = edge_energy(image, ~hole)
     assert edge_energy(result, hole) > 0.6 * known_detail
     assert edge_energy(smooth, hole) < 0.3 * known_detail
+
+
+def test_a_hole_in_a_grainy_photo_is_filled_with_its_grain_not_a_smudge():
+    image = noisy_photo(128, 128, seed=6)
+    mask = centre_mask(128, 128, 48)
+    hole = mask > 0
+    result = fill(image, mask, get_preset("preview"))  # the network's smooth prediction, then the grain put back
+
+    def grain(pixels: np.ndarray, where: np.ndarray) -> float:
+        tensor = torch.from_numpy(pixels).permute(2, 0, 1)[None].float()
+        return float(noise_level(tensor, torch.from_numpy(where)[None, None].float()).mean())
+
+    assert 0.7 < grain(result, hole) / grain(image, ~hole) < 1.3
 
 
 def test_without_the_content_term_it_still_synthesises_texture_from_the_known_region():

@@ -18,6 +18,7 @@ def test_presets_name_intent_and_paper_is_the_reference_configuration():
     assert set(PRESETS) == {"preview", "default", "paper"}
     paper = get_preset("paper")
     assert (paper.scales, paper.iterations, paper.working_size) == (3, (100, 100, 100), 512)
+    assert (paper.texture_weight, paper.content_weight, paper.tv_weight) == (1e-4, 20.0, 1e-4)  # method.md
     assert sum(get_preset("preview").iterations) < sum(get_preset("default").iterations) < sum(paper.iterations)
 
 
