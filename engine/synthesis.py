@@ -4,7 +4,9 @@ Coarse to fine, each scale minimises with L-BFGS
     content_weight * |relu4_2(x) - relu4_2(content reference)|^2 / N
   + texture_weight * sum over texture layers of |F(x) - matched known patches|^2 on the hole's patches
   + tv_weight * total variation
-over the hole's pixels only; known pixels are fixed. Each scale starts from the previous result upsampled.
+over the hole's pixels only; known pixels are fixed. The first scale is the one the content prediction is made at
+and starts from it; each next scale starts from the previous result upsampled. A smooth prediction then gets the
+photo's grain (engine/grain.py).
 """
 
 from __future__ import annotations
