@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 
 from .content import ContentPredictor
-from .resample import dilate, resize
+from .resample import dilate, resize, touched
 
 CHECK_SIDE = 128  # the crop's longest side for the check: the network's own size, cheap for every candidate
 RING = 4  # pixels hidden around the hole at that size: a 16th of the paper's 64 px hole
@@ -48,7 +48,7 @@ def choose_predictor(candidates: Sequence[ContentPredictor], image: torch.Tensor
     height, width = image.shape[-2:]
     factor = min(1.0, CHECK_SIDE / max(height, width))
     size = (max(1, round(height * factor)), max(1, round(width * factor)))
-    small_hole = (resize(hole, size, "area") > 1e-6).to(hole.dtype)
+    small_hole = touched(hole, size)
     usable = (resize(excluded, size, "area") < 1e-6).to(hole.dtype)
     errors = ring_errors(candidates, resize(image, size, "area"), small_hole, usable)
     best = min(range(1, len(candidates)), key=lambda i: errors[i])

@@ -49,15 +49,22 @@ def fine_band(image: torch.Tensor) -> torch.Tensor:
     return image - F.avg_pool2d(padded, 3, 1)
 
 
-def add_grain(result: torch.Tensor, hole: torch.Tensor, usable: torch.Tensor, match: Match,
-              stride: int) -> torch.Tensor:
+def missing_grain(result: torch.Tensor, hole: torch.Tensor, usable: torch.Tensor) -> torch.Tensor:
+    """(1,C,1,1): the grain deviation the hole of `result` lacks against the `usable` known pixels; zero for a
+    photo without grain, which then needs no nearest-neighbour field to copy from."""
+    wanted = noise_level(result, usable)
+    present = noise_level(result, hole)
+    return (wanted ** 2 - present ** 2).clamp_min(0).sqrt()
+
+
+def add_grain(result: torch.Tensor, hole: torch.Tensor, usable: torch.Tensor, match: Match, stride: int,
+              missing: torch.Tensor | None = None) -> torch.Tensor:
     """`result` (1,C,H,W) 0..1 with grain added in `hole` up to the noise level of the `usable` known pixels.
 
     match: which known cell each hole cell looks like (the synthesis's final nearest-neighbour field, cells of
-    `stride` pixels); the grain is copied from there, so it follows the local texture's own."""
-    wanted = noise_level(result, usable)
-    present = noise_level(result, hole)
-    missing = (wanted ** 2 - present ** 2).clamp_min(0).sqrt()
+    `stride` pixels); the grain is copied from there, so it follows the local texture's own. missing: what
+    missing_grain says, when the caller has it already."""
+    missing = missing_grain(result, hole, usable) if missing is None else missing
     if float(missing.max()) == 0.0:
         return result
     copied, weight = vote_patches(fine_band(result), usable, match, stride, stride)

@@ -19,9 +19,14 @@ def dilate(mask: torch.Tensor, radius: int = 1) -> torch.Tensor:
     return F.max_pool2d(mask, 2 * radius + 1, 1, radius)
 
 
+def touched(hole: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A {0,1} hole mask at another size: every pixel the hole touches there."""
+    return (resize(hole, size, "area") > 1e-6).to(hole.dtype)
+
+
 def hole_at(hole: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """A {0,1} hole mask at another size: any pixel the hole touches, grown by one pixel for the resampling
     filter's reach, so no colour of the removed object leaks into a smaller scale."""
     if tuple(hole.shape[-2:]) == size:
         return hole
-    return dilate((resize(hole, size, "area") > 1e-6).to(hole.dtype))
+    return dilate(touched(hole, size))

@@ -20,10 +20,10 @@ import torch.nn.functional as F  # noqa: N812 - the torch convention
 
 from .content import ContentPredictor, harmonic_fill, push_pull_fill
 from .content_choice import choose_predictor
-from .grain import add_grain
+from .grain import add_grain, missing_grain
 from .options import FillOptions
 from .patches import Match, PatchBank, cells_touching
-from .resample import hole_at, resize
+from .resample import hole_at, resize, touched
 from .vgg import LAYER_STRIDE, VGGFeatures
 from .voting import vote_patches
 
@@ -139,22 +139,24 @@ class CropSynthesis:
                                            None if reference is None else reference * 255,
                                            index, iterations) / 255
         stride = LAYER_STRIDE[self._detail_layer()]
+        usable = (1 - hole) * (1 - excluded)
         smooth = self.predictor is not None and self.predictor.smooth_prior
-        match = self._final_match(current * 255, hole, excluded) if want_match or smooth else None
-        if smooth:
-            current = add_grain(current, hole, (1 - hole) * (1 - excluded), match, stride)
+        missing = missing_grain(current, hole, usable) if smooth else None
+        grainy = missing is not None and float(missing.max()) > 0
+        # The final nearest-neighbour field costs a VGG pass and a search: only for detail transfer or grain.
+        match = self._final_match(current * 255, hole, excluded) if want_match or grainy else None
+        if grainy:
+            current = add_grain(current, hole, usable, match, stride, missing)
         return CropResult(current.clamp(0, 1), match if want_match else None, stride)
 
     def _predict(self, image: torch.Tensor, hole: torch.Tensor, size: tuple[int, int]) -> torch.Tensor | None:
         """The content prediction at the first scale (see scale_plan)."""
         if self.predictor is None:
             return None
-        if self.predictor.smooth_prior:
-            # Every cell the hole touches, not grown as hole_at grows it: the network takes no colour from the
-            # hole, and each pixel of context it loses at 128 px is four lost at 512 (measured: docs/quality.md).
-            level_hole = (resize(hole, size, "area") > 1e-6).to(hole.dtype)
-        else:
-            level_hole = hole_at(hole, size)  # the patch predictor copies from cells next to it: keep the margin
+        # A smooth prior gets every cell the hole touches, not grown as hole_at grows it: the network takes no
+        # colour from the hole, and each pixel of context it loses at 128 px is four lost at 512 (measured:
+        # docs/quality.md). The patch predictor copies from cells next to it: it keeps the margin.
+        level_hole = touched(hole, size) if self.predictor.smooth_prior else hole_at(hole, size)
         return self.predictor.predict(resize(image, size, "area"), level_hole)
 
     def _put_in(self, image: torch.Tensor, known: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:

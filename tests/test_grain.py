@@ -32,7 +32,7 @@ def test_the_noise_level_reads_white_grain_and_not_a_photos_texture():
     assert 8.5 < float(noise_level(grained, everywhere)) * 255 < 11.5
 
 
-def identity_match(height: int, width: int, hole: torch.Tensor, stride: int, shift: int) -> Match:
+def identity_match(hole: torch.Tensor, stride: int, shift: int) -> Match:
     """Each hole cell matched to the cell `shift` cells to its left (known in the tests below)."""
     cells = torch.nn.functional.max_pool2d(hole, stride, stride)[0, 0] > 0
     query = cells.nonzero()
@@ -47,7 +47,7 @@ def test_a_clean_fill_in_a_grainy_photo_gets_the_photos_grain_and_known_pixels_s
     hole[..., 32:64, 72:104] = 1
     smooth = torch.nn.functional.avg_pool2d(photo, 9, 1, 4, count_include_pad=False)
     clean_fill = photo * (1 - hole) + smooth * hole
-    match = identity_match(96, 128, hole, 4, shift=12)
+    match = identity_match(hole, 4, shift=12)
     grained = add_grain(clean_fill, hole, 1 - hole, match, 4)
     assert torch.equal(grained * (1 - hole), clean_fill * (1 - hole))
     wanted = noise_level(photo, 1 - hole)
@@ -61,5 +61,5 @@ def test_a_photo_without_grain_gets_nothing_added():
     clean = torch.stack([0.2 + 0.5 * x, 0.3 + 0.4 * y, 0.5 + 0.2 * x * y])[None]
     hole = torch.zeros(1, 1, 64, 64)
     hole[..., 20:44, 20:44] = 1
-    match = identity_match(64, 64, hole, 4, shift=5)
+    match = identity_match(hole, 4, shift=5)
     assert torch.equal(add_grain(clean, hole, 1 - hole, match, 4), clean)
