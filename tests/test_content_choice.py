@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from engine.content import DiffusionPredictor, make_predictors
-from engine.content_choice import RING, choose_predictor, ring_errors
+from engine.content_choice import choose_predictor, ring_errors
 from engine.patch_fill import PatchFillPredictor
 from engine.weights import vgg19_path
 from tests.conftest import noisy_photo, stripes
@@ -45,7 +45,23 @@ def test_the_check_is_made_on_known_pixels_only_and_a_single_candidate_needs_no_
     assert errors[0] > 2 * errors[1] > 0
     assert choose_predictor([smooth], image, hole, torch.zeros_like(hole)) is smooth
     assert choose_predictor([], image, hole, torch.zeros_like(hole)) is None
-    assert RING >= 2
+    # A candidate exact on the real pixels and wrong on the padding scores zero: padding is never judged.
+    padding = torch.zeros_like(hole)
+    padding[..., :, 32:] = 1
+    assert ring_errors([RightOnTheLeft()], image, hole, 1 - padding) == [0.0]
+    assert ring_errors([RightOnTheLeft()], image, hole, torch.ones_like(hole))[0] > 0.1
+
+
+class RightOnTheLeft:
+    """Predicts the true pixels in the left half of the image and black in the right half."""
+
+    preferred_side = 0
+    smooth_prior = True
+
+    def predict(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        predicted = image.clone()
+        predicted[..., :, 32:] = 0
+        return predicted
 
 
 @pytest.mark.skipif(not vgg19_path().exists(), reason="the network's encoder needs the real VGG-19 weights")

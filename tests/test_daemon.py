@@ -5,6 +5,7 @@ Fills use the preview preset at a 64 px working size on small images, so each ta
 
 from __future__ import annotations
 
+import logging
 import signal
 import socket
 import subprocess
@@ -40,7 +41,7 @@ from daemon.server import Daemon, DaemonConfigError, check_endpoint
 from engine import fill
 from engine.errors import Cancelled
 from engine.options import get_preset
-from engine.weights import vgg19_path
+from engine.weights import DATA_DIR_ENV, WEIGHTS_FILENAME, vgg19_path
 from tests.conftest import centre_mask, noisy_photo
 
 pytestmark = pytest.mark.skipif(not vgg19_path().exists(),
@@ -82,6 +83,30 @@ def dealer(endpoint):
     sock.connect(endpoint)
     yield sock
     sock.close()
+
+
+def test_a_damaged_content_network_leaves_the_daemon_serving_and_network_fills_say_why(tmp_path, monkeypatch,
+                                                                                       caplog):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / WEIGHTS_FILENAME).symlink_to(vgg19_path())
+    (data / "content_net.safetensors").write_bytes(b"not a weights file")  # a user's network, broken
+    monkeypatch.setenv(DATA_DIR_ENV, str(data))
+    address = f"ipc://{tmp_path / 'fill.sock'}"
+    with caplog.at_level(logging.WARNING, logger="neural_fill.daemon"):
+        daemon, thread = start_daemon(address)
+    try:
+        assert "the content network did not load" in caplog.text  # the preload tried, and said so
+        image, mask = noisy_photo(64, 64), centre_mask(64, 64, 16)
+        with Client(address, timeout=30) as client:
+            with pytest.raises(DaemonError) as refused:
+                client.fill(image, mask, "preview", {"working_size": 64})  # the default content is the network
+            assert "content network weights" in refused.value.message
+            filled = client.fill(image, mask, "preview", {"working_size": 64, "content": "patches"})
+            assert np.array_equal(filled[mask == 0], image[mask == 0])
+    finally:
+        daemon.stop()
+        thread.join(10)
 
 
 def receive(sock: zmq.Socket, timeout: float = 5.0) -> Message:
