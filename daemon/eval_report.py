@@ -55,18 +55,21 @@ def results_markdown(summary: dict[str, dict[str, float]], records: list[dict[st
     lines = [f"# Hole-filling evaluation: {setting.name}", "", f"Command: `{command}`", ""]
     if invoked_as:
         lines += [f"Invoked as: `{shlex.join(invoked_as)}`", ""]
-    lines += ["| method | L1 % | L2 % | PSNR dB | SSIM | s/image | n |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += ["| method | L1 % | L2 % | PSNR dB | SSIM | perceptual | gradient ratio | texture match | s/image | n |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for method in methods:
         row = summary[method.label]
         lines.append(f"| {method.label} | {_number(row['l1'], 2)} | {_number(row['l2'], 2)} | "
-                     f"{_number(row['psnr'], 2)} | {_number(row['ssim'], 3)} | {_number(row['seconds'], 2)} | "
-                     f"{row['n']} |")
+                     f"{_number(row['psnr'], 2)} | {_number(row['ssim'], 3)} | {_number(row['perceptual'], 3)} | "
+                     f"{_number(row['gradient_ratio'], 2)} | {_number(row['texture_match'], 2)} | "
+                     f"{_number(row['seconds'], 2)} | {row['n']} |")
     for name in skipped:
-        lines.append(f"| {name} | skipped | | | | | 0 |")
+        lines.append(f"| {name} | skipped | | | | | | | | 0 |")
     lines += [
         "",
-        "All scores are over the hole only, against the original crop: lower L1/L2 and higher PSNR/SSIM are closer "
-        "to it. None of them measures plausibility (a blur scores well on all four).",
+        "All scores are over the hole only, against the original crop: lower L1/L2/perceptual and higher PSNR/SSIM "
+        "are closer to it. A blur scores well on L1, L2, PSNR and SSIM: read them with the perceptual distance and "
+        "the gradient ratio, and look at the grids.",
         "",
         "## Settings",
         "",
@@ -83,6 +86,14 @@ def results_markdown(summary: dict[str, dict[str, float]], records: list[dict[st
         "- SSIM: on grey (BT.601 luma), 11x11 Gaussian window (sigma 1.5), K1 0.01, K2 0.03, mean over every window "
         "wholly inside the hole's bounding box (the hole itself for centre holes; with strokes the box also holds "
         "known pixels, which raise the score).",
+        "- perceptual: LPIPS-style distance on ImageNet EfficientNet-Lite0, a network the engine never "
+        "optimises: channels unit-normalised at the last block of strides 2, 4, 8 and 16, squared differences "
+        "summed over channels, averaged over the hole's positions, then over the stages (0 = the same features; "
+        "daemon/eval_perceptual.py).",
+        "- gradient ratio: mean luma gradient magnitude in the hole, the fill's over the original's (1 = as sharp "
+        "as the original; a blur is under 0.5, noise over 1.5). texture match: the same in the hole over that of "
+        "a ring of known pixels around it (a quarter of the hole's square-rooted area wide, at least 8 px); it "
+        "needs no original. Both are geometric means over the samples.",
         "- s/image: wall time of the method's call, after one warm-up call per method (loading networks and "
         "libraries is not counted; gmic's includes starting the program and PNG files). Machine: "
         f"{machine()}.",

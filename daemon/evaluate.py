@@ -23,6 +23,7 @@ import numpy as np
 from .eval_grids import write_grid
 from .eval_methods import METHODS, Method, Unavailable, available_methods, make_method
 from .eval_metrics import hole_scores
+from .eval_perceptual import Distance, PerceptualUnavailable, perceptual_distance
 from .eval_photos import list_photos, read_photo
 from .eval_report import method_summaries, write_results
 from .eval_samples import MASK_SETTINGS, Sample, centre_hole, make_samples
@@ -75,6 +76,11 @@ def evaluate(settings: EvalSettings, log: Log = print, invoked_as: list[str] | N
     if not methods:
         raise ValueError("no method can run here: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
 
+    try:
+        perceptual: Distance | None = perceptual_distance()
+    except PerceptualUnavailable as reason:
+        perceptual = None
+        say(f"no perceptual distance: {reason}")
     settings.out.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
     grids: list[dict[str, Any]] = []
@@ -90,7 +96,7 @@ def evaluate(settings: EvalSettings, log: Log = print, invoked_as: list[str] | N
             say(f"[{number}/{len(photos)}] {source}: skipped, cannot be read ({error})")
             continue
         for sample in samples:
-            record, outputs = run_sample(sample, methods)
+            record, outputs = run_sample(sample, methods, perceptual)
             records.append(record)
             report.failures += [f"{sample.label}: {name}: {row['error']}"
                                 for name, row in record["results"].items() if "error" in row]
@@ -140,7 +146,8 @@ def warm_up(methods: list[Method]) -> tuple[list[Method], dict[str, str]]:
     return ready, failed
 
 
-def run_sample(sample: Sample, methods: list[Method]) -> tuple[dict[str, Any], dict[str, np.ndarray | None]]:
+def run_sample(sample: Sample, methods: list[Method], perceptual: Distance | None = None
+               ) -> tuple[dict[str, Any], dict[str, np.ndarray | None]]:
     given = sample.given()
     results: dict[str, dict[str, Any]] = {}
     outputs: dict[str, np.ndarray | None] = {}
@@ -153,7 +160,7 @@ def run_sample(sample: Sample, methods: list[Method]) -> tuple[dict[str, Any], d
             outputs[method.label] = None
             continue
         seconds = time.perf_counter() - start
-        results[method.label] = {**hole_scores(out, sample.image, sample.hole), "seconds": seconds}
+        results[method.label] = {**hole_scores(out, sample.image, sample.hole, perceptual), "seconds": seconds}
         outputs[method.label] = out
     record = {"file": sample.source, "crop_number": sample.number, "scale": sample.scale,
               "crop": {"top": sample.top, "left": sample.left, "size": int(sample.image.shape[0])},
@@ -164,8 +171,10 @@ def run_sample(sample: Sample, methods: list[Method]) -> tuple[dict[str, Any], d
 def progress_line(number: int, total: int, sample: Sample, record: dict[str, Any]) -> str:
     parts = []
     for name, row in record["results"].items():
-        parts.append(f"{name} failed" if "error" in row else f"{name} {row['l1']:.1f}% {row['seconds']:.2f}s")
-    return f"[{number}/{total}] {sample.label} (hole {record['hole_fraction']:.0%}): L1 " + ", ".join(parts)
+        parts.append(f"{name} failed" if "error" in row else
+                     f"{name} {row['psnr']:.1f} dB {row['perceptual']:.3f} {row['seconds']:.2f}s")
+    return (f"[{number}/{total}] {sample.label} (hole {record['hole_fraction']:.0%}): PSNR, perceptual: "
+            + ", ".join(parts))
 
 
 # ------------------------------------------------------------------------------------------------ the command
@@ -175,7 +184,8 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     """Register `eval` on the `neural-fill` subcommands."""
     names = ", ".join(list(METHODS) + ["content-only (when its weights exist)"])
     parser = commands.add_parser(
-        "eval", help="score fill methods on photos with masks (L1, L2, PSNR, SSIM, time)",
+        "eval", help="score fill methods on photos with masks (L1, L2, PSNR, SSIM, perceptual distance, "
+        "sharpness, time)",
         description="Run fill methods on seeded crops of a folder of photos with holes, score each in the hole "
                     "against the original, and write results.md, results.json and comparison grids to --out.",
         epilog=f"Methods: {names}. Options follow the name: full:content=patches:iterations=30/15/6 (any fill "
