@@ -45,13 +45,18 @@ class FillOptions:
     tv_weight: float = _opt(1e-4, "Weight of the total-variation smoothness term.", min=0.0)
     texture_layers: tuple[str, ...] = _opt(("relu3_1", "relu4_1"), "VGG-19 layers whose 3x3 patches are matched.",
                                            choices=TEXTURE_LAYERS)
-    candidate_stride: int = _opt(2, "Stride, in feature cells, between candidate patches from the known region.",
+    candidate_stride: int = _opt(1, "Stride, in feature cells, between candidate patches from the known region.",
                                  min=1, max=8)
     nn_every: int = _opt(5, "L-BFGS iterations between nearest-neighbour searches (0 = search once at the start "
                          "of each scale, as the reference's fast release).", min=0, max=1000)
-    vote_rounds: int = _opt(0, "Rounds of patch voting that start each scale from matched known pixels before "
-                            "L-BFGS refines them: sharper regular textures (bricks, tiles), but it can copy wrong "
-                            "structure into smooth areas (0 = off).", min=0, max=10)
+    vote_iterations: tuple[int, ...] = _opt((3, 2, 1), "Rounds per scale, coarsest first, of copying real known "
+                                            "pixels into the hole along the neural-patch matches, after the L-BFGS "
+                                            "iterations (counted per scale as `iterations` is; 0 = none).",
+                                            min=0, max=50)
+    augment: bool = _opt(False, "Also copy from mirrored, rotated (+-pi/24) and scaled (1.05^+-1) copies of the "
+                         "photo, as the reference's patch bank does.")
+    detail_gain: float = _opt(1.5, "Largest factor by which the fill's fine detail is raised where it is weaker "
+                              "than its surroundings' (1 = never).", min=1.0, max=4.0)
     context: float = _opt(0.5, "Context kept around each hole, as a fraction of the hole's larger side on each "
                           "side (0.5 puts the hole in the middle half of its crop, as in the paper).", min=0.1, max=4.0)
     min_context: int = _opt(32, "Smallest context margin, in pixels, on each side of a hole.", min=8, max=1024)
@@ -63,7 +68,7 @@ class FillOptions:
 
     def __post_init__(self) -> None:
         # Tuples keep the structure hashable and frozen even when lists come in from msgpack or argparse.
-        for name in ("iterations", "texture_layers"):
+        for name in ("iterations", "vote_iterations", "texture_layers"):
             value = getattr(self, name)
             if isinstance(value, (str, int)):
                 value = (value,)
@@ -81,8 +86,10 @@ class FillOptions:
 
     def iterations_per_scale(self) -> tuple[int, ...]:
         """One count per scale, coarsest first: so `scales` can change without restating `iterations`."""
-        counts = self.iterations[-self.scales:]
-        return (counts[0],) * (self.scales - len(counts)) + counts
+        return _per_scale(self.iterations, self.scales)
+
+    def vote_iterations_per_scale(self) -> tuple[int, ...]:
+        return _per_scale(self.vote_iterations, self.scales)
 
     def replace(self, **changes: Any) -> FillOptions:
         unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
@@ -107,6 +114,11 @@ class FillOptions:
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             rows.append({"name": f.name, "type": _type_name(f), "default": default, **f.metadata})
         return rows
+
+
+def _per_scale(counts: tuple[int, ...], scales: int) -> tuple[int, ...]:
+    counts = counts[-scales:]
+    return (counts[0],) * (scales - len(counts)) + counts
 
 
 def _type_name(f: dataclasses.Field) -> str:
@@ -142,13 +154,13 @@ def _preset(name: str, description: str, **values: Any) -> None:
 
 
 _preset("preview", "A quick look in seconds: two scales at 256 px.",
-        working_size=256, scales=2, iterations=(8, 2))
-_preset("default", "The best quality per second: fewer iterations where they stop paying off.",
-        working_size=512, scales=3, iterations=(30, 15, 6))
+        working_size=256, scales=2, iterations=(0, 0), vote_iterations=(3, 1))
+_preset("default", "The best quality per second: real pixels copied along neural-patch matches on three scales.",
+        working_size=512, scales=3, iterations=(0, 0, 0), vote_iterations=(3, 2, 1))
 _preset("paper", "The reference configuration of Yang et al.'s released code: 3 scales x 100 L-BFGS iterations at "
-        "512 px, relu4_1 patches matched at the start of each scale with texture weight 1e-4, no patch voting.",
+        "512 px, relu4_1 patches matched at the start of each scale with texture weight 1e-4, no copying of pixels.",
         working_size=512, scales=3, iterations=(100, 100, 100), texture_layers=("relu4_1",), nn_every=0,
-        texture_weight=1e-4)
+        texture_weight=1e-4, candidate_stride=2, vote_iterations=(0,), detail_gain=1.0)
 
 
 def get_preset(name: str, **overrides: Any) -> FillOptions:

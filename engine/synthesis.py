@@ -25,7 +25,9 @@ from .options import FillOptions
 from .patches import Match, PatchBank, cells_touching
 from .resample import hole_at, resize, touched
 from .vgg import LAYER_STRIDE, VGGFeatures
-from .voting import vote_patches
+from .neural_em import LAYER as EM_LAYER
+from .neural_em import NeuralEM, sharp_start
+from .texture_level import match_detail
 
 ALIGN = 8  # crop and window sizes are multiples of the deepest layer's stride, so cells line up across scales
 MIN_SIDE = 64  # a scale smaller than this has too few relu4 cells to match patches
@@ -117,30 +119,44 @@ class CropSynthesis:
 
     def run(self, image: torch.Tensor, hole: torch.Tensor, excluded: torch.Tensor, want_match: bool) -> CropResult:
         """image (1,3,H,W) 0..1; hole (1,1,H,W) {0,1} pixels to synthesise; excluded: pixels never copied from."""
+        opts = self.options
         self.predictor = choose_predictor(self.predictors, image, hole, excluded)
-        plan = scale_plan(*image.shape[-2:], self.options, first_side(self.predictor))
-        self.progress.plan(plan)
+        plan = scale_plan(*image.shape[-2:], opts, first_side(self.predictor))
+        votes = opts.vote_iterations_per_scale()[:len(plan)]
+        self.progress.plan([(size, iterations + rounds) for (size, iterations), rounds in zip(plan, votes)])
         coarse_size = plan[0][0]
         coarse_image, coarse_hole = resize(image, coarse_size, "area"), hole_at(hole, coarse_size)
         prediction = self._predict(image, hole, coarse_size)
         current = push_pull_fill(coarse_image, 1 - coarse_hole) if prediction is None else prediction
-        for index, (size, iterations) in enumerate(plan):
+        field, previous = None, coarse_size
+        for index, ((size, iterations), rounds) in enumerate(zip(plan, votes)):
             level_image = resize(image, size, "area")
             level_hole = hole_at(hole, size)
             level_excluded = resize(excluded, size, "area") > 0
             known = 1 - level_hole
+            usable = known * (~level_excluded).to(known.dtype)
             reference = None
             if prediction is not None:
                 reference = self._put_in(level_image, known, resize(prediction, size))
             # The first level starts from the prediction itself: the reference, already put in.
             current = reference if index == 0 and reference is not None else \
                 self._put_in(level_image, known, resize(current, size))
+            if rounds and field is not None and size == tuple(2 * side for side in previous):
+                current = sharp_start(current, level_hole, usable, opts.augment, field)
+            previous = size
             current = self._optimise_scale(current * 255, level_hole, level_excluded,
                                            None if reference is None else reference * 255,
                                            index, iterations) / 255
+            if rounds:
+                em = NeuralEM(self._texture_features, current if reference is None else reference, level_hole,
+                              usable, opts.augment, opts.candidate_stride, self.check_cancel)
+                current, field = em.run(current, rounds, lambda done: self.progress.iteration(
+                    index, iterations + done, iterations + rounds))
+        if field is not None:
+            current = match_detail(current, hole, (1 - hole) * (1 - excluded), opts.detail_gain)
         stride = LAYER_STRIDE[self._detail_layer()]
         usable = (1 - hole) * (1 - excluded)
-        smooth = self.predictor is not None and self.predictor.smooth_prior
+        smooth = field is None and self.predictor is not None and self.predictor.smooth_prior
         missing = missing_grain(current, hole, usable) if smooth else None
         grainy = missing is not None and float(missing.max()) > 0
         # The final nearest-neighbour field costs a VGG pass and a search: only for detail transfer or grain.
@@ -148,6 +164,9 @@ class CropSynthesis:
         if grainy:
             current = add_grain(current, hole, usable, match, stride, missing)
         return CropResult(current.clamp(0, 1), match if want_match else None, stride)
+
+    def _texture_features(self, x255: torch.Tensor) -> torch.Tensor:
+        return self._features(x255, (EM_LAYER,))[EM_LAYER]
 
     def _predict(self, image: torch.Tensor, hole: torch.Tensor, size: tuple[int, int]) -> torch.Tensor | None:
         """The content prediction at the first scale (see scale_plan)."""
@@ -183,8 +202,6 @@ class CropSynthesis:
             return x255
         opts = self.options
         banks = self._banks(x255, hole, excluded)
-        for _ in range(opts.vote_rounds):
-            x255 = self._vote(x255, hole, excluded)
         top, bottom, left, right = hole_window(hole, WINDOW_MARGIN)
         window = (..., slice(top, bottom), slice(left, right))
         win_hole = hole[window]
@@ -243,20 +260,6 @@ class CropSynthesis:
         self.progress.iteration(index, iterations, iterations)
         return result
 
-    def _vote(self, x255: torch.Tensor, hole: torch.Tensor, excluded: torch.Tensor) -> torch.Tensor:
-        """Copy the matched known patches' pixels into the hole: a sharp start the optimisation then refines."""
-        name = self._detail_layer()
-        stride = LAYER_STRIDE[name]
-        with torch.no_grad():
-            features = with_colour(self._features(x255, (name,))[name], x255, stride)
-        never = cells_touching((hole > 0) | (excluded > 0), stride)
-        bank = PatchBank(features, never, self.options.candidate_stride)
-        match = bank.match(features, cells_touching(hole, stride), self.check_cancel)
-        usable = ((hole == 0) & (excluded == 0)).to(x255.dtype)
-        voted, weight = vote_patches(x255, usable, match, stride, stride)
-        take = (hole > 0) & (weight > 0)
-        return torch.where(take, voted, x255)
-
     def _detail_layer(self) -> str:
         return min(self.layers, key=lambda n: LAYER_STRIDE[n])
 
@@ -269,16 +272,6 @@ class CropSynthesis:
         never = (hole > 0) | (excluded > 0)
         bank = PatchBank(features, cells_touching(never, stride), 1)
         return bank.match(features, cells_touching(hole, stride), self.check_cancel)
-
-
-VOTE_COLOUR_WEIGHT = 1.0  # colour (0..255) against relu3_1 features (norms ~1e3): brightness counts, not rules
-
-
-def with_colour(features: torch.Tensor, x255: torch.Tensor, stride: int) -> torch.Tensor:
-    """Features with each cell's mean colour appended: cosine matching alone ignores brightness, and voting
-    copies pixels, so a dark patch whose features point the same way as a bright one must not win."""
-    colour = F.avg_pool2d(x255, stride, stride, ceil_mode=True)[..., :features.shape[-2], :features.shape[-1]]
-    return torch.cat([features, VOTE_COLOUR_WEIGHT * (colour - 128)], dim=1)
 
 
 def seamless(image: torch.Tensor, known: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:

@@ -6,8 +6,48 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F  # noqa: N812 - the torch convention
 
 from .patches import Match
+
+
+def hann_window(side: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(side*side,): a 2-D Hann window whose copies shifted by side/2 sum to a constant."""
+    taps = torch.from_numpy(np.hanning(side + 2)[1:-1].astype(np.float32)).to(device, dtype)
+    return (taps[:, None] * taps[None, :]).flatten()
+
+
+def vote_windows(sources: torch.Tensor, usable: torch.Tensor, query: torch.Tensor, source: torch.Tensor,
+                 cell: int, size: tuple[int, int], weights: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(values (1,C,H,W), weight (1,1,H,W)): each query cell of `size` receives the 2cell x 2cell window of
+    pixels around its matched source cell, Hann-weighted so that overlapping windows blend without edges.
+
+    sources (B,C,h,w): the images copied from (the photo and its transformed copies); usable (B,1,h,w): 1 where
+    their pixels may be copied; query (n,2) cells (row, col) of the destination grid; source (n,3) the matched
+    (copy, row, col); weights (n,) how much each match counts (all 1 when None). Values are zero where weight is.
+    """
+    copies, channels, height, width = sources.shape
+    side = 2 * cell
+    pad = cell // 2
+    rows, cols = -(-height // cell), -(-width // cell)
+    stacked = torch.cat([sources * usable, usable], 1)
+    # Padded so that the window of cell (i, j) is padded rows [i cell, i cell + 2 cell): one window per cell.
+    stacked = F.pad(stacked, (pad, (cols + 1) * cell - width - pad, pad, (rows + 1) * cell - height - pad))
+    windows = F.unfold(stacked, side, stride=cell)  # (B, (C+1) side^2, rows*cols)
+    picked = windows[source[:, 0], :, source[:, 1] * cols + source[:, 2]]  # (n, (C+1) side^2)
+    window = hann_window(side, sources.device, sources.dtype)
+    if weights is not None:
+        window = window[None, :] * weights[:, None]
+    picked = picked.view(-1, channels + 1, side * side) * window.view(-1, 1, side * side)
+    out_rows, out_cols = -(-size[0] // cell), -(-size[1] // cell)
+    canvas = torch.zeros((channels + 1) * side * side, out_rows * out_cols, dtype=sources.dtype,
+                         device=sources.device)
+    canvas[:, query[:, 0] * out_cols + query[:, 1]] = picked.flatten(1).T
+    folded = F.fold(canvas[None], ((out_rows + 1) * cell, (out_cols + 1) * cell), side, stride=cell)
+    folded = folded[..., pad:pad + size[0], pad:pad + size[1]]
+    total, weight = folded[:, :channels], folded[:, channels:]
+    return total / weight.clamp_min(1e-6), weight
 
 
 def vote_patches(source: torch.Tensor, usable: torch.Tensor, match: Match, cell_h: float,
