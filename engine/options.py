@@ -53,6 +53,8 @@ class FillOptions:
                                             "pixels into the hole along the neural-patch matches, after the L-BFGS "
                                             "iterations (counted per scale as `iterations` is; 0 = none).",
                                             min=0, max=50)
+    pixel_iterations: int = _opt(3, "Rounds of pixel-precise PatchMatch refinement after each scale's copying "
+                                 "(0 = none).", min=0, max=20)
     augment: bool = _opt(False, "Also copy from mirrored, rotated (+-pi/24) and scaled (1.05^+-1) copies of the "
                          "photo, as the reference's patch bank does.")
     detail_gain: float = _opt(1.5, "Largest factor by which the fill's fine detail is raised where it is weaker "
@@ -160,7 +162,8 @@ _preset("default", "The best quality per second: real pixels copied along neural
 _preset("paper", "The reference configuration of Yang et al.'s released code: 3 scales x 100 L-BFGS iterations at "
         "512 px, relu4_1 patches matched at the start of each scale with texture weight 1e-4, no copying of pixels.",
         working_size=512, scales=3, iterations=(100, 100, 100), texture_layers=("relu4_1",), nn_every=0,
-        texture_weight=1e-4, candidate_stride=2, vote_iterations=(0,), detail_gain=1.0)
+        texture_weight=1e-4, candidate_stride=2, vote_iterations=(0,), pixel_iterations=0,
+        detail_gain=1.0)
 
 
 def get_preset(name: str, **overrides: Any) -> FillOptions:

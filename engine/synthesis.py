@@ -16,18 +16,18 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import torch
-import torch.nn.functional as F  # noqa: N812 - the torch convention
 
 from .content import ContentPredictor, harmonic_fill, push_pull_fill
 from .content_choice import choose_predictor
 from .grain import add_grain, missing_grain
+from .neural_em import LAYER as EM_LAYER
+from .neural_em import Field, NeuralEM, sharp_start
 from .options import FillOptions
 from .patches import Match, PatchBank, cells_touching
+from .pixel_match import PixelMatch
 from .resample import hole_at, resize, touched
-from .vgg import LAYER_STRIDE, VGGFeatures
-from .neural_em import LAYER as EM_LAYER
-from .neural_em import NeuralEM, sharp_start
 from .texture_level import match_detail
+from .vgg import LAYER_STRIDE, VGGFeatures
 
 ALIGN = 8  # crop and window sizes are multiples of the deepest layer's stride, so cells line up across scales
 MIN_SIDE = 64  # a scale smaller than this has too few relu4 cells to match patches
@@ -120,16 +120,19 @@ class CropSynthesis:
     def run(self, image: torch.Tensor, hole: torch.Tensor, excluded: torch.Tensor, want_match: bool) -> CropResult:
         """image (1,3,H,W) 0..1; hole (1,1,H,W) {0,1} pixels to synthesise; excluded: pixels never copied from."""
         opts = self.options
+        # The pixel search's random shifts: seeded per crop, so a fill repeats whatever ran before it.
+        self.generator = torch.Generator().manual_seed(opts.seed)
         self.predictor = choose_predictor(self.predictors, image, hole, excluded)
         plan = scale_plan(*image.shape[-2:], opts, first_side(self.predictor))
         votes = opts.vote_iterations_per_scale()[:len(plan)]
-        self.progress.plan([(size, iterations + rounds) for (size, iterations), rounds in zip(plan, votes)])
+        self.progress.plan([(size, iterations + rounds) for (size, iterations), rounds in zip(plan, votes,
+                                                                                               strict=True)])
         coarse_size = plan[0][0]
         coarse_image, coarse_hole = resize(image, coarse_size, "area"), hole_at(hole, coarse_size)
         prediction = self._predict(image, hole, coarse_size)
         current = push_pull_fill(coarse_image, 1 - coarse_hole) if prediction is None else prediction
         field, previous = None, coarse_size
-        for index, ((size, iterations), rounds) in enumerate(zip(plan, votes)):
+        for index, ((size, iterations), rounds) in enumerate(zip(plan, votes, strict=True)):
             level_image = resize(image, size, "area")
             level_hole = hole_at(hole, size)
             level_excluded = resize(excluded, size, "area") > 0
@@ -148,10 +151,7 @@ class CropSynthesis:
                                            None if reference is None else reference * 255,
                                            index, iterations) / 255
             if rounds:
-                em = NeuralEM(self._texture_features, current if reference is None else reference, level_hole,
-                              usable, opts.augment, opts.candidate_stride, self.check_cancel)
-                current, field = em.run(current, rounds, lambda done: self.progress.iteration(
-                    index, iterations + done, iterations + rounds))
+                current, field = self._copy(current, reference, level_hole, usable, index, iterations, rounds)
         if field is not None:
             current = match_detail(current, hole, (1 - hole) * (1 - excluded), opts.detail_gain)
         stride = LAYER_STRIDE[self._detail_layer()]
@@ -164,6 +164,23 @@ class CropSynthesis:
         if grainy:
             current = add_grain(current, hole, usable, match, stride, missing)
         return CropResult(current.clamp(0, 1), match if want_match else None, stride)
+
+    def _copy(self, current: torch.Tensor, reference: torch.Tensor | None, hole: torch.Tensor, usable: torch.Tensor,
+              index: int, iterations: int, rounds: int) -> tuple[torch.Tensor, Field | None]:
+        """One scale's copying of real pixels (engine/neural_em.py, then engine/pixel_match.py), after its
+        `iterations` of L-BFGS; without a content prediction the start guides the copies."""
+        opts = self.options
+        em = NeuralEM(self._texture_features, current if reference is None else reference, hole, usable,
+                      opts.augment, opts.candidate_stride, self.check_cancel)
+
+        def done(count: int) -> None:
+            self.progress.iteration(index, iterations + count, iterations + rounds)
+
+        current, field = em.run(current, rounds, done)
+        if opts.pixel_iterations and field is not None:
+            pixels = PixelMatch(current, hole, usable, em.reference, self.generator, self.check_cancel)
+            current = pixels.run(current, pixels.start(field), opts.pixel_iterations)
+        return current, field
 
     def _texture_features(self, x255: torch.Tensor) -> torch.Tensor:
         return self._features(x255, (EM_LAYER,))[EM_LAYER]
