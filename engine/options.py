@@ -57,7 +57,7 @@ class FillOptions:
                                  "(0 = none).", min=0, max=20)
     augment: bool = _opt(False, "Also copy from mirrored, rotated (+-pi/24) and scaled (1.05^+-1) copies of the "
                          "photo, as the reference's patch bank does.")
-    detail_gain: float = _opt(1.5, "Largest factor by which the fill's fine detail is raised where it is weaker "
+    detail_gain: float = _opt(2.0, "Largest factor by which the fill's fine detail is raised where it is weaker "
                               "than its surroundings' (1 = never).", min=1.0, max=4.0)
     context: float = _opt(0.5, "Context kept around each hole, as a fraction of the hole's larger side on each "
                           "side (0.5 puts the hole in the middle half of its crop, as in the paper).", min=0.1, max=4.0)
