@@ -10,11 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
+from daemon.eval_metrics import texture_match
 from engine import fill, get_preset
 from engine.content import push_pull_fill
 from engine.grain import noise_level
 from engine.weights import vgg19_path
-from daemon.eval_metrics import texture_match
 from tests.conftest import centre_mask, noisy_photo, stripes
 
 pytestmark = pytest.mark.skipif(not vgg19_path().exists(),
