@@ -13,10 +13,12 @@ from __future__ import annotations
 import argparse
 import difflib
 import logging
+import math
 import signal
 import sys
 import textwrap
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -141,6 +143,8 @@ def add_fill_command(commands: argparse._SubParsersAction) -> None:
     fill.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="settings",
                       help="set any option by name (repeatable; lists as 1,2,3); applied after the flags below")
     fill.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    fill.add_argument("-v", "--verbose", action="store_true",
+                      help="print the options used, the time taken and the texture match of the fill")
     fill.add_argument("--daemon", metavar="ENDPOINT", help="fill on a running daemon (e.g. tcp://127.0.0.1:5557, "
                       f"started with `{PROG} daemon`) instead of in this process")
     fill.add_argument("--curve", action="store_true",
@@ -289,11 +293,40 @@ def command_fill(args: argparse.Namespace) -> int:
     if args.daemon is None:
         check_weights()  # a daemon has its own
     runner = run_fill if args.daemon is None else daemon_runner(args.daemon, curve=args.curve)
+    if args.verbose:
+        print_options(args.preset, options)
+    started = time.monotonic()
     with ctrl_c_cancels() as cancel, ProgressBar(enabled=False if args.quiet else None) as progress:
         result = fill_image(image, mask, options, mask_from_alpha=args.mask is None, progress=progress,
                             cancel=cancel, runner=runner)
+    seconds = time.monotonic() - started
     write_image(args.output, result, like=args.image)
+    if args.verbose:
+        print_fill_report(result, mask, seconds, where=args.daemon or "this process")
     return EXIT_OK
+
+
+def print_options(preset: str, options: FillOptions) -> None:
+    """The options the fill runs with, the ones that differ from the preset marked with `*`."""
+    base = get_preset(preset).to_dict()
+    cells = [f"{name}={format_value(value)}" + ("*" if value != base[name] else "")
+             for name, value in options.to_dict().items()]
+    text = textwrap.fill(" ".join(cells), width=100, initial_indent="  ", subsequent_indent="  ")
+    print(f"{PROG}: preset {preset}, options (* = changed from the preset):\n{text}", file=sys.stderr)
+
+
+def print_fill_report(result: np.ndarray, mask: np.ndarray, seconds: float, where: str) -> None:
+    from .eval_metrics import texture_match  # late: scipy
+
+    hole = mask > 0
+    colour = result if result.ndim == 2 else result[..., :3] if result.shape[2] >= 3 else result[..., 0]  # no alpha
+    match = texture_match(colour, hole)
+    verdict = ("no textured known pixels around the hole to compare with" if math.isnan(match) else
+               "as textured as its surroundings" if 0.7 <= match <= 1.3 else
+               "smoother than its surroundings" if match < 0.7 else "busier than its surroundings")
+    print(f"{PROG}: filled {int(hole.sum())} px in {seconds:.1f} s ({where})", file=sys.stderr)
+    print(f"{PROG}: texture match {match:.2f} (gradient energy in the hole over the ring of known pixels around "
+          f"it; about 1 matches): {verdict}", file=sys.stderr)
 
 
 def check_mask_usable(mask: np.ndarray, source: str) -> None:

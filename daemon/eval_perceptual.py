@@ -40,7 +40,7 @@ class PerceptualDistance:
         """The normalised feature maps (1,C,h,w) at STRIDES."""
         torch = self.torch
         network = self.network
-        x = (torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() - INPUT_MEAN) / INPUT_SCALE
+        x = (torch.from_numpy(np.array(image, np.float32)).permute(2, 0, 1)[None] - INPUT_MEAN) / INPUT_SCALE
         out, wanted = [], list(STRIDES)
         with torch.no_grad():
             x = network._swish(network._bn0(network._conv_stem(x)))

@@ -6,6 +6,7 @@ No test here runs the real fill: `daemon.cli.run_fill` is replaced by one that p
 from __future__ import annotations
 
 import io
+import re
 import signal
 import subprocess
 import sys
@@ -124,6 +125,18 @@ def test_default_preset_is_used_when_none_is_named(tmp_path, engine):
     image_path, mask_path = files(tmp_path, photo(), hole_mask())
     assert run("fill", image_path, "-m", mask_path, "-o", tmp_path / "out.png") == 0
     assert engine.calls[0]["options"] == PRESETS["default"][1]
+
+
+def test_verbose_prints_the_options_used_the_time_and_a_flat_fills_poor_texture_match(tmp_path, engine, capsys):
+    mask = np.zeros((40, 40), np.uint8)
+    mask[12:28, 12:28] = 255
+    image_path, mask_path = files(tmp_path, photo(height=40, width=40), mask)
+    assert run("fill", image_path, "-m", mask_path, "-o", tmp_path / "out.png", "--scales", "2", "-v", "-q") == 0
+    err = capsys.readouterr().err
+    assert "preset default" in err and "scales=2*" in err and re.search(r"seed=0(?!\*)", err)  # changed: starred
+    assert "filled 256 px in " in err and "(this process)" in err
+    match = float(err.split("texture match ")[1].split()[0])
+    assert match < 0.7 and "smoother than its surroundings" in err  # the fake engine fills flat grey into noise
 
 
 def test_every_option_has_a_generated_flag(capsys):

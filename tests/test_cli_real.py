@@ -27,8 +27,9 @@ def test_a_sixteen_bit_tiff_is_filled_in_a_real_process(tmp_path):
     write_image(tmp_path / "in.tif", image)
     write_image(tmp_path / "mask.png", mask)
     done = neural_fill("fill", tmp_path / "in.tif", "--mask", tmp_path / "mask.png", "-o", tmp_path / "out.tif",
-                       "--preset", "preview", "--seed", "3")
+                       "--preset", "preview", "--seed", "3", "--verbose")
     assert done.returncode == 0, done.stderr
+    assert "texture match" in done.stderr and "preset preview" in done.stderr
     result = read_image(tmp_path / "out.tif")
     assert result.dtype == np.uint16 and result.shape == image.shape
     assert np.array_equal(result[mask == 0], image[mask == 0])

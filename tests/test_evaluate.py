@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from daemon.eval_methods import (
     METHODS,
@@ -25,13 +26,16 @@ from daemon.eval_methods import (
     parse_method,
     registry,
 )
-from daemon.eval_metrics import hole_box, hole_scores, ssim, summarise
+from daemon.eval_metrics import gradient_ratio, hole_box, hole_scores, ring, ssim, summarise, texture_match
+from daemon.eval_perceptual import PerceptualUnavailable, perceptual_distance
 from daemon.eval_photos import list_photos
 from daemon.eval_report import _finite, _number
 from daemon.eval_samples import HOLE_GREY, MASK_SETTINGS, centre_hole, free_form_hole, make_samples, scale_for_setting
 from daemon.evaluate import add_command
 from daemon.photos import Entry, Manifest, load_manifest, split_by_photo
 from tests.conftest import noisy_photo
+
+DATA = Path(__file__).parent / "data"
 
 
 def photo(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -128,6 +132,54 @@ def test_a_constant_error_in_the_hole_gives_the_expected_l1_l2_and_psnr():
     assert scores["l1"] == pytest.approx(10 / 255 * 100)
     assert scores["l2"] == pytest.approx(100 / 255 ** 2 * 100)
     assert scores["psnr"] == pytest.approx(10 * math.log10(255 ** 2 / 100))
+
+
+def grass() -> np.ndarray:
+    return np.asarray(Image.open(DATA / "grass.png").convert("RGB"))[:128, :128].copy()
+
+
+def test_the_gradient_ratio_is_one_for_the_original_under_half_for_a_blur_and_over_one_and_a_half_for_noise():
+    original = grass()
+    hole = centre_hole(128, 64)
+    blurred = np.asarray(Image.fromarray(original).filter(ImageFilter.GaussianBlur(3)))
+    noisy = np.clip(original + np.random.default_rng(0).normal(0, 40, original.shape), 0, 255).astype(np.uint8)
+    assert gradient_ratio(original, original, hole) == pytest.approx(1.0)
+    assert gradient_ratio(blurred, original, hole) < 0.5
+    assert gradient_ratio(noisy, original, hole) > 1.5
+
+
+def test_the_texture_match_needs_no_original_and_tells_a_textured_fill_from_a_smudge():
+    image = grass()
+    hole = centre_hole(128, 64)
+    smudge = image.copy()
+    smudge[hole] = image[hole].mean(axis=0).astype(np.uint8)
+    assert 0.8 < texture_match(image, hole) < 1.25  # the grass itself, as a perfect fill
+    assert texture_match(smudge, hole) < 0.3
+    assert math.isnan(texture_match(np.full_like(image, 90), hole))  # a flat ring: nothing to compare with
+
+
+def test_the_ring_leaves_out_the_pixels_next_to_the_hole_and_scales_with_it():
+    hole = centre_hole(128, 64)
+    around = ring(hole)
+    assert not (around & hole).any()
+    assert not around[31, 40] and around[30, 40] and around[32 - 16, 40] and not around[32 - 17, 40]
+
+
+def test_the_perceptual_distance_is_zero_for_the_original_and_grows_with_the_damage():
+    try:
+        distance = perceptual_distance()
+    except PerceptualUnavailable as reason:
+        pytest.skip(str(reason))
+    original = grass()
+    hole = centre_hole(128, 64)
+    slight = np.asarray(Image.fromarray(original).filter(ImageFilter.GaussianBlur(1)))
+    smudge = original.copy()
+    smudge[hole] = original[hole].mean(axis=0).astype(np.uint8)
+    assert distance(original, original, hole) == pytest.approx(0.0, abs=1e-9)
+    assert 0 < distance(slight, original, hole) < distance(smudge, original, hole)
+    outside_only = original.copy()
+    outside_only[:16] = 0  # far from the hole: hardly counts
+    assert distance(outside_only, original, hole) < distance(slight, original, hole)
 
 
 def test_ssim_is_lower_for_noise_and_matches_skimage_when_installed():
