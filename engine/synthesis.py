@@ -1,12 +1,16 @@
-"""Multi-scale neural patch synthesis of one crop (Yang et al., CVPR 2017, section 3).
+"""Multi-scale neural patch synthesis of one crop (Yang et al., CVPR 2017, section 3), coarse to fine.
 
-Coarse to fine, each scale minimises with L-BFGS
-    content_weight * |relu4_2(x) - relu4_2(content reference)|^2 / N
-  + texture_weight * sum over texture layers of |F(x) - matched known patches|^2 on the hole's patches
-  + tv_weight * total variation
-over the hole's pixels only; known pixels are fixed. The first scale is the one the content prediction is made at
-and starts from it; each next scale starts from the previous result upsampled. A smooth prediction then gets the
-photo's grain (engine/grain.py).
+The first scale is the one the content prediction is made at and starts from it; each next scale starts from the
+previous result upsampled. At each scale two stages run, either of which may be switched off by its count:
+1. `iterations` of L-BFGS on the paper's joint loss, over the hole's pixels only (known pixels are fixed):
+       content_weight * |relu4_2(x) - relu4_2(content reference)|^2 / N
+     + texture_weight * sum over texture layers of |F(x) - matched known patches|^2 on the hole's patches
+     + tv_weight * total variation
+   (the `paper` preset: the reference's normalisation and parameters);
+2. `vote_iterations` rounds of copying real known pixels along neural-patch matches, then a pixel-precise
+   PatchMatch (engine/neural_em.py, engine/pixel_match.py): the default.
+After the copies, the fill's fine detail is raised to its surroundings' level (engine/texture_level.py); a smooth
+prediction that was never copied into gets the photo's grain instead (engine/grain.py).
 """
 
 from __future__ import annotations
