@@ -98,6 +98,16 @@ def test_an_elliptical_hole_in_grass_or_gravel_is_as_textured_as_the_ground_arou
     assert 0.7 < texture_match(result, hole) < 1.3, name
 
 
+def test_the_default_fill_repeats_itself_for_a_seed_and_differs_for_another():
+    # The copies' random search is seeded per crop, so a re-run (or a batch resumed) gives the same pixels.
+    grey = np.array(Image.open(DATA / "gravel.png"))[:128, :128]
+    image = np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
+    mask = ellipse(128, 128, 30, 24).astype(np.uint8) * 255
+    first = fill(image, mask, get_preset("default"))
+    assert np.array_equal(first, fill(image, mask, get_preset("default")))
+    assert not np.array_equal(first, fill(image, mask, get_preset("default", seed=5)))
+
+
 def test_a_hole_in_a_grainy_photo_is_filled_with_its_grain_not_a_smudge():
     image = noisy_photo(128, 128, seed=6)
     mask = centre_mask(128, 128, 48)
