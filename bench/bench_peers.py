@@ -31,6 +31,7 @@ REFERENCE = "resynthesizer"
 
 def main() -> int:
     from daemon.eval_methods import Unavailable, make_method
+    from daemon.eval_samples import HOLE_GREY
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=len(PHOTOS), help=f"use the first N photos of {PHOTOS}")
@@ -53,7 +54,7 @@ def main() -> int:
         original = load_photo(photo)
         hole = centre_hole((SIDE, SIDE), HOLE) > 0
         given = original.copy()
-        given[hole] = 128
+        given[hole] = HOLE_GREY
         names = list(methods)
         names = names[turn % len(names):] + names[:turn % len(names)]
         for name in names:

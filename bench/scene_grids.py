@@ -1,6 +1,6 @@
-"""Comparison grids of real removals for docs/quality.md: a dry-grass field, a brick facade, a sky next to
-wires, a portrait's background and free-form object removals, each filled by Resynthesizer (GIMP's Heal
-Selection), PatchMatch, an earlier checkout's default (optional) and today's default.
+"""Comparison grids of real removals for docs/quality.md: a dry-grass field, roof slates, two facades, skies next
+to a mast and to wires, a portrait's background and free-form object removals (SCENES), each filled by
+Resynthesizer (GIMP's Heal Selection), PatchMatch, an earlier checkout's default (optional) and today's default.
 
 Writes docs/quality/scene-<name>.png and prints each fill's time and no-reference texture match (the hole's
 gradient energy over its surroundings'; about 1 matches). Needs the photo cache of `neural-fill photos` and the
@@ -137,10 +137,11 @@ def main() -> int:
     print(f"load average {os.getloadavg()[0]:.2f}")
     for key in args.scenes.split(","):
         scene = SCENES[key]
-        image = scene_image(scene)
         hole = scene.hole(scene.side)
-        given = image.copy()
-        given[hole] = 128
+        sample = Sample(source=scene.photo, number=0, image=scene_image(scene), hole=hole, scale=1.0, top=0,
+                        left=scene.left)
+        given = sample.given()
+        print(f"{key}: {scene.caption}")
         outputs = {}
         for name, run in methods.items():
             start = time.perf_counter()
@@ -149,7 +150,6 @@ def main() -> int:
             match = texture_match(result, hole)
             print(f"{key:10s} {name:17s} {seconds:6.1f} s  texture match {match:.2f}", flush=True)
             outputs[f"{name}:{seconds:.1f} s, texture {match:.2f}"] = result
-        sample = Sample(source=scene.photo, number=0, image=image, hole=hole, scale=1.0, top=0, left=scene.left)
         write_grid(args.out / f"scene-{key}.png", sample, outputs)
     return 0
 
