@@ -5,7 +5,9 @@ The neural field places texture cell by cell (4 px); along a thin stroke or a sh
 the pixel. Each pixel of the hole (and of its 3 px rim) keeps a source pixel; the search improves it by taking
 over its neighbours' shifts (jumps of 4, 2 and 1 px, one half of a checkerboard at a time so that neighbours never
 swap at once) and by trying random shifts nearby, on the colour difference of the two patches (the hole's own
-pixels count 0.3, the known ones 1) plus the blurred content prediction against the source's blurred colours.
+pixels count 0.1 and are compared with the source slightly blurred, the known ones count 1) plus the blurred content
+prediction against the source's blurred colours. From the second scale on, each pixel also tries the source its
+pixel had at the scale before, doubled (PatchMatch's coarse-to-fine field), so a copy that lined up stays lined up.
 The hole is then rebuilt from the sources: colours averaged over the patches covering each pixel, weighted by how
 well they matched, and the gradient each pixel's own source has, integrated in the gradient domain.
 """
@@ -24,13 +26,16 @@ from .poisson import screen_for, screened_poisson
 
 RADIUS = 3  # 7x7 patches, as PatchMatch's inpainting
 MATCH_STEP = 2  # the patch distance reads every other pixel of the patch: 16 of 49, nearly the same ranking
-HOLE_WEIGHT = 0.3  # how much a patch's current (synthesised) pixels count against its known ones
+HOLE_WEIGHT = 0.1  # how much a patch's current (synthesised) pixels count against its known ones
 GUIDE_SIGMA = 4.0  # px
 GUIDE_WEIGHT = 1.0
 JUMPS = (4, 2, 1)
 SEARCH = (16, 8, 4, 2, 1)  # px: the random search radii
 ROUNDS = 2  # search rounds per vote
 CROSSOVER = 8.0  # px: below this the gradients come from each pixel's own source
+# px: a patch's synthesised pixels are compared with the source blurred this much, as soft as the estimate is:
+# against sharp sources a soft estimate picks the calmest ones, and the fill comes out smoother than its border.
+HOLE_BLUR = 0.5
 
 
 def _offsets(step: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,6 +69,8 @@ class PixelMatch:
         self.generator = generator
         self.check_cancel = check_cancel
         self.padded_source = self._pad(image)
+        self.padded_blurred = self._pad(gaussian_blur(image, HOLE_BLUR)) if HOLE_BLUR else None
+        self.sources: torch.Tensor | None = None  # (2,H,W) after run: each hole pixel's source, -1 elsewhere
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
         return F.pad(x, (RADIUS, RADIUS, RADIUS, RADIUS), mode="replicate")[0]
@@ -74,6 +81,9 @@ class PixelMatch:
 
     def _cost(self, patches: torch.Tensor, weights: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         difference = ((patches - self._gather(self.padded_source, y, x)) ** 2).sum(0)
+        if self.padded_blurred is not None:
+            blurred = ((patches - self._gather(self.padded_blurred, y, x)) ** 2).sum(0)
+            difference = torch.where(weights < 1, blurred, difference)
         cost = (difference * weights).sum(1) / weights.sum(1).clamp_min(1e-6)
         cost = cost + GUIDE_WEIGHT * ((self.query_guide - self.source_guide[:, y, x]) ** 2).sum(0)
         return torch.where(self.valid[y, x], cost, torch.full_like(cost, torch.inf))
@@ -102,17 +112,33 @@ class PixelMatch:
         moved = shift[y // cell, x // cell]
         return torch.stack(self._clamp(y + moved[:, 0], x + moved[:, 1]), 1)
 
-    def run(self, current: torch.Tensor, sources: torch.Tensor, votes: int) -> torch.Tensor:
+    def inherited(self, coarser: torch.Tensor) -> torch.Tensor | None:
+        """(n,2) sources from a field of the scale half this size ((2,H/2,W/2), -1 where none): each pixel takes
+        its coarser pixel's source, doubled, at the same place within it; None where nothing is to be had."""
+        y, x = self.queries[:, 0], self.queries[:, 1]
+        cy, cx = (y // 2).clamp(max=coarser.shape[1] - 1), (x // 2).clamp(max=coarser.shape[2] - 1)
+        source = coarser[:, cy, cx]
+        if bool((source < 0).any()):
+            return None
+        return torch.stack(self._clamp(2 * source[0] + y % 2, 2 * source[1] + x % 2), 1)
+
+    def run(self, current: torch.Tensor, sources: torch.Tensor, votes: int,
+            alternative: torch.Tensor | None = None) -> torch.Tensor:
         y, x = self.queries[:, 0], self.queries[:, 1]
         sy, sx = sources[:, 0].clone(), sources[:, 1].clone()
         parity = (y + x) % 2
         hole_patch = self._gather(self._pad(self.hole), y, x)[0]
         weights = 1 - (1 - HOLE_WEIGHT) * hole_patch
         best = torch.empty(0)
-        for _ in range(votes):
+        for number in range(votes):
             self.check_cancel()
             patches = self._gather(self._pad(current), y, x)
             best = self._cost(patches, weights, sy, sx)
+            if number == 0 and alternative is not None:
+                cost = self._cost(patches, weights, alternative[:, 0], alternative[:, 1])
+                better = cost < best
+                sy, sx = torch.where(better, alternative[:, 0], sy), torch.where(better, alternative[:, 1], sx)
+                best = torch.minimum(cost, best)
             for _ in range(ROUNDS):
                 for radius in SEARCH:
                     ty = sy + torch.randint(-radius, radius + 1, sy.shape, generator=self.generator).to(self.device)
@@ -136,6 +162,8 @@ class PixelMatch:
                             sy, sx = torch.where(better, ty, sy), torch.where(better, tx, sx)
                             best = torch.minimum(cost, best)
             current = self._vote(current, sy, sx, best)
+        self.sources = torch.full((2, self.height, self.width), -1, dtype=torch.long, device=self.device)
+        self.sources[:, y, x] = torch.stack([sy, sx])
         return self._sharpen(current, sy, sx)
 
     def _vote(self, current: torch.Tensor, sy: torch.Tensor, sx: torch.Tensor, best: torch.Tensor) -> torch.Tensor:

@@ -126,6 +126,7 @@ class CropSynthesis:
         opts = self.options
         # The pixel search's random shifts: seeded per crop, so a fill repeats whatever ran before it.
         self.generator = torch.Generator().manual_seed(opts.seed)
+        self.pixel_sources: torch.Tensor | None = None
         self.predictor = choose_predictor(self.predictors, image, hole, excluded)
         plan = scale_plan(*image.shape[-2:], opts, first_side(self.predictor))
         votes = opts.vote_iterations_per_scale()[:len(plan)]
@@ -183,7 +184,12 @@ class CropSynthesis:
         current, field = em.run(current, rounds, done)
         if opts.pixel_iterations and field is not None:
             pixels = PixelMatch(current, hole, usable, em.reference, self.generator, self.check_cancel)
-            current = pixels.run(current, pixels.start(field), opts.pixel_iterations)
+            coarser = self.pixel_sources
+            alternative = None
+            if coarser is not None and tuple(2 * side for side in coarser.shape[-2:]) == tuple(hole.shape[-2:]):
+                alternative = pixels.inherited(coarser)
+            current = pixels.run(current, pixels.start(field), opts.pixel_iterations, alternative)
+            self.pixel_sources = pixels.sources
         return current, field
 
     def _texture_features(self, x255: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,28 @@
+"""The pixel-precise PatchMatch (engine/pixel_match.py): the coarse-to-fine field it starts from."""
+
+from __future__ import annotations
+
+import torch
+
+from engine.pixel_match import PixelMatch
+
+
+def _match(image: torch.Tensor, hole: torch.Tensor, seed: int = 0) -> PixelMatch:
+    return PixelMatch(image, hole, 1 - hole, image, torch.Generator().manual_seed(seed), lambda: None)
+
+
+def test_a_pixel_takes_its_coarser_pixels_source_doubled_at_its_own_place_within_it():
+    size = 32
+    hole = torch.zeros(1, 1, size, size)
+    hole[..., 12:20, 12:20] = 1
+    pixels = _match(torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(1)), hole)
+    coarser = torch.stack(torch.meshgrid(torch.arange(16), torch.arange(16), indexing="ij"))  # identity at 16 px
+    coarser = coarser.flip(1)  # each coarse pixel copies its mirror image's row: a field that is not the identity
+    sources = pixels.inherited(coarser)
+    y, x = pixels.queries[:, 0], pixels.queries[:, 1]
+    want_y = (2 * coarser[0, y // 2, x // 2] + y % 2).clamp(3, size - 4)
+    want_x = (2 * coarser[1, y // 2, x // 2] + x % 2).clamp(3, size - 4)
+    assert torch.equal(sources[:, 0], want_y) and torch.equal(sources[:, 1], want_x)
+
+    coarser[:, 7, 7] = -1  # a pixel the coarser scale had no source for: nothing to inherit
+    assert pixels.inherited(coarser) is None
