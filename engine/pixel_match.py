@@ -68,8 +68,8 @@ class PixelMatch:
         self.source_guide = normalised_blur(image, usable, GUIDE_SIGMA)[0]
         self.generator = generator
         self.check_cancel = check_cancel
-        self.padded_source = self._pad(image)
-        self.padded_blurred = self._pad(gaussian_blur(image, HOLE_BLUR)) if HOLE_BLUR else None
+        # The sources as the known pixels are compared with them, then as the synthesised ones are: read at once.
+        self.padded_source = self._pad(torch.cat([image, gaussian_blur(image, HOLE_BLUR)], 1))
         self.sources: torch.Tensor | None = None  # (2,H,W) after run: each hole pixel's source, -1 elsewhere
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
@@ -80,10 +80,10 @@ class PixelMatch:
         return padded[:, y[:, None] + self.match_dy + RADIUS, x[:, None] + self.match_dx + RADIUS]
 
     def _cost(self, patches: torch.Tensor, weights: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        difference = ((patches - self._gather(self.padded_source, y, x)) ** 2).sum(0)
-        if self.padded_blurred is not None:
-            blurred = ((patches - self._gather(self.padded_blurred, y, x)) ** 2).sum(0)
-            difference = torch.where(weights < 1, blurred, difference)
+        source = self._gather(self.padded_source, y, x)
+        channels = patches.shape[0]
+        source = torch.where(weights < 1, source[channels:], source[:channels])
+        difference = ((patches - source) ** 2).sum(0)
         cost = (difference * weights).sum(1) / weights.sum(1).clamp_min(1e-6)
         cost = cost + GUIDE_WEIGHT * ((self.query_guide - self.source_guide[:, y, x]) ** 2).sum(0)
         return torch.where(self.valid[y, x], cost, torch.full_like(cost, torch.inf))
