@@ -100,7 +100,7 @@ class PixelMatch:
         on_photo = field.source[:, 0] == 0
         query, source = field.query[on_photo], field.source[on_photo, 1:]
         if query.shape[0] == 0:
-            return torch.stack(self._clamp(self.queries[:, 0], self.queries[:, 1]), 1)
+            return self.own_places()
         shift = torch.zeros(2, rows, cols, dtype=torch.long, device=self.device)
         shift[:, query[:, 0], query[:, 1]] = (source - query).T
         matched = torch.zeros(rows, cols, dtype=torch.bool)
@@ -111,6 +111,11 @@ class PixelMatch:
         y, x = self.queries[:, 0], self.queries[:, 1]
         moved = shift[y // cell, x // cell]
         return torch.stack(self._clamp(y + moved[:, 0], x + moved[:, 1]), 1)
+
+    def own_places(self) -> torch.Tensor:
+        """(n,2) each pixel's own place (clamped off the border) as its source: none of the hole's is usable, so
+        the first search takes the nearest usable ones its random shifts find."""
+        return torch.stack(self._clamp(self.queries[:, 0], self.queries[:, 1]), 1)
 
     def inherited(self, coarser: torch.Tensor) -> torch.Tensor | None:
         """(n,2) sources from a field of the scale half this size ((2,H/2,W/2), -1 where none): each pixel takes

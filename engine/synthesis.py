@@ -9,7 +9,8 @@ previous result upsampled. At each scale two stages run, either of which may be 
    (the `paper` preset: the reference's normalisation and parameters);
 2. `vote_iterations` rounds of copying real known pixels along neural-patch matches, then a pixel-precise
    PatchMatch (engine/neural_em.py, engine/pixel_match.py): the default.
-After the copies, the fill's fine detail is raised to its surroundings' level (engine/texture_level.py); a smooth
+After the copies, the fill's fine detail is raised to its surroundings' level (engine/texture_level.py), a last
+PatchMatch at the crop's size copies from right beside the hole, and the detail is raised again; a smooth
 prediction that was never copied into gets the photo's grain instead (engine/grain.py).
 """
 
@@ -157,10 +158,13 @@ class CropSynthesis:
                                            index, iterations) / 255
             if rounds:
                 current, field = self._copy(current, reference, level_hole, usable, index, iterations, rounds)
-        if field is not None:
-            current = match_detail(current, hole, (1 - hole) * (1 - excluded), opts.detail_gain)
-        stride = LAYER_STRIDE[self._detail_layer()]
         usable = (1 - hole) * (1 - excluded)
+        if field is not None:
+            current = match_detail(current, hole, usable, opts.detail_gain)
+            if opts.pixel_iterations:
+                current = self._copy_from_beside(current, hole, usable)
+                current = match_detail(current, hole, usable, opts.detail_gain)  # its vote softens the fill
+        stride = LAYER_STRIDE[self._detail_layer()]
         smooth = field is None and self.predictor is not None and self.predictor.smooth_prior
         missing = missing_grain(current, hole, usable) if smooth else None
         grainy = missing is not None and float(missing.max()) > 0
@@ -191,6 +195,14 @@ class CropSynthesis:
             current = pixels.run(current, pixels.start(field), opts.pixel_iterations, alternative)
             self.pixel_sources = pixels.sources
         return current, field
+
+    def _copy_from_beside(self, current: torch.Tensor, hole: torch.Tensor, usable: torch.Tensor) -> torch.Tensor:
+        """A last pixel-precise PatchMatch at the crop's size, searched afresh from each pixel's own place outward
+        and guided by the fill itself: the copies come from right beside the hole, as PatchMatch's inpainting
+        takes them, where the scales' fields reached through neural matches for farther ones. Thin holes gain
+        most; deep inside a wide hole nothing is near enough, and the fill stays as it was."""
+        pixels = PixelMatch(current, hole, usable, current, self.generator, self.check_cancel)
+        return pixels.run(current, pixels.own_places(), self.options.pixel_iterations)
 
     def _texture_features(self, x255: torch.Tensor) -> torch.Tensor:
         return self._features(x255, (EM_LAYER,))[EM_LAYER]
