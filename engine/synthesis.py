@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import torch
+from scipy.ndimage import distance_transform_edt
 
 from .content import ContentPredictor, harmonic_fill, push_pull_fill
 from .content_choice import choose_predictor
@@ -40,6 +41,8 @@ MIN_SIDE = 64  # a scale smaller than this has too few relu4 cells to match patc
 # relu4 cells next to the hole, so the window's own border never reaches a cell the losses look at.
 WINDOW_MARGIN = 48
 CONTENT_LAYER = "relu4_2"
+# px: how deep into the hole the last PatchMatch works; its search from each pixel's own place reaches no farther.
+BESIDE = 32
 
 Plan = list[tuple[tuple[int, int], int]]  # (size, L-BFGS iterations) per scale, coarse to fine
 
@@ -161,7 +164,7 @@ class CropSynthesis:
         usable = (1 - hole) * (1 - excluded)
         if field is not None:
             current = match_detail(current, hole, usable, opts.detail_gain)
-            if opts.pixel_iterations:
+            if opts.beside_iterations:
                 current = self._copy_from_beside(current, hole, usable)
                 current = match_detail(current, hole, usable, opts.detail_gain)  # its vote softens the fill
         stride = LAYER_STRIDE[self._detail_layer()]
@@ -200,9 +203,10 @@ class CropSynthesis:
         """A last pixel-precise PatchMatch at the crop's size, searched afresh from each pixel's own place outward
         and guided by the fill itself: the copies come from right beside the hole, as PatchMatch's inpainting
         takes them, where the scales' fields reached through neural matches for farther ones. Thin holes gain
-        most; deep inside a wide hole nothing is near enough, and the fill stays as it was."""
-        pixels = PixelMatch(current, hole, usable, current, self.generator, self.check_cancel)
-        return pixels.run(current, pixels.own_places(), self.options.pixel_iterations)
+        most; deeper than BESIDE px into a wide hole nothing is near enough, and the fill stays as it was."""
+        near = hole * (depth(hole) <= BESIDE)
+        pixels = PixelMatch(current, near, usable, current, self.generator, self.check_cancel)
+        return pixels.run(current, pixels.own_places(), self.options.beside_iterations)
 
     def _texture_features(self, x255: torch.Tensor) -> torch.Tensor:
         return self._features(x255, (EM_LAYER,))[EM_LAYER]
@@ -320,6 +324,12 @@ def seamless(image: torch.Tensor, known: torch.Tensor, prediction: torch.Tensor)
     fine detail; at its own scale the difference is zero and nothing changes."""
     offset = harmonic_fill((image - prediction) * known, known)
     return image * known + (prediction + offset) * (1 - known)
+
+
+def depth(hole: torch.Tensor) -> torch.Tensor:
+    """(1,1,H,W): each hole pixel's distance in px to the nearest known pixel (0 outside the hole)."""
+    inside = hole[0, 0].cpu().numpy() > 0
+    return torch.from_numpy(distance_transform_edt(inside)).to(hole)[None, None]
 
 
 def first_side(predictor: ContentPredictor | None) -> int:
