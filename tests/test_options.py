@@ -20,7 +20,7 @@ def test_presets_name_intent_and_paper_is_the_reference_configuration():
     assert (paper.scales, paper.iterations, paper.working_size) == (3, (100, 100, 100), 512)
     assert (paper.texture_weight, paper.content_weight, paper.tv_weight) == (1e-4, 20.0, 1e-4)  # method.md
     # The paper optimises pixels by L-BFGS only; the others copy real pixels, the preview in fewer rounds.
-    assert not any(paper.vote_iterations_per_scale()) and paper.pixel_iterations == 0
+    assert not any(paper.vote_iterations_per_scale()) and paper.pixel_iterations == paper.beside_iterations == 0
     preview, default = get_preset("preview"), get_preset("default")
     assert sum(preview.vote_iterations) < sum(default.vote_iterations)
     assert preview.working_size < default.working_size
