@@ -119,9 +119,12 @@ class PixelMatch:
 
     def inherited(self, coarser: torch.Tensor) -> torch.Tensor | None:
         """(n,2) sources from a field of the scale half this size ((2,H/2,W/2), -1 where none): each pixel takes
-        its coarser pixel's source, doubled, at the same place within it; None where nothing is to be had."""
+        its coarser pixel's source, doubled, at the same place within it; None where nothing is to be had (a
+        field of another size, or a pixel without a source)."""
+        if (2 * coarser.shape[1], 2 * coarser.shape[2]) != (self.height, self.width):
+            return None
         y, x = self.queries[:, 0], self.queries[:, 1]
-        cy, cx = (y // 2).clamp(max=coarser.shape[1] - 1), (x // 2).clamp(max=coarser.shape[2] - 1)
+        cy, cx = y // 2, x // 2
         source = coarser[:, cy, cx]
         if bool((source < 0).any()):
             return None

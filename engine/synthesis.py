@@ -191,10 +191,7 @@ class CropSynthesis:
         current, field = em.run(current, rounds, done)
         if opts.pixel_iterations and field is not None:
             pixels = PixelMatch(current, hole, usable, em.reference, self.generator, self.check_cancel)
-            coarser = self.pixel_sources
-            alternative = None
-            if coarser is not None and tuple(2 * side for side in coarser.shape[-2:]) == tuple(hole.shape[-2:]):
-                alternative = pixels.inherited(coarser)
+            alternative = None if self.pixel_sources is None else pixels.inherited(self.pixel_sources)
             current = pixels.run(current, pixels.start(field), opts.pixel_iterations, alternative)
             self.pixel_sources = pixels.sources
         return current, field

@@ -24,5 +24,6 @@ def test_a_pixel_takes_its_coarser_pixels_source_doubled_at_its_own_place_within
     want_x = (2 * coarser[1, y // 2, x // 2] + x % 2).clamp(3, size - 4)
     assert torch.equal(sources[:, 0], want_y) and torch.equal(sources[:, 1], want_x)
 
+    assert pixels.inherited(coarser[:, :15, :15]) is None  # not the scale half this size: nothing to inherit
     coarser[:, 7, 7] = -1  # a pixel the coarser scale had no source for: nothing to inherit
     assert pixels.inherited(coarser) is None
