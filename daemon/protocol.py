@@ -74,12 +74,15 @@ def decode(frames: list[bytes]) -> Message:
     try:
         header = msgpack.unpackb(frames[0], raw=False, strict_map_key=True, max_bin_len=0,
                                  max_array_len=1024, max_map_len=256)
+    except msgpack.StackError:  # its message is empty
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "header is nested too deeply") from None
     except Exception as error:  # msgpack raises several types for malformed input
         raise ProtocolError(ErrorCode.BAD_MESSAGE, f"header is not valid msgpack: {error}") from None
     if not isinstance(header, dict):
         raise ProtocolError(ErrorCode.BAD_MESSAGE, "header must be a msgpack map")
     job_id = header.get("id") if isinstance(header.get("id"), str) else None
-    if header.get("v") != PROTOCOL_VERSION:
+    version = header.get("v")
+    if type(version) is not int or version != PROTOCOL_VERSION:  # True == 1 in Python: a bool is no version
         raise ProtocolError(ErrorCode.UNSUPPORTED_VERSION,
                             f"protocol version {header.get('v')!r} is not supported (this side speaks "
                             f"{PROTOCOL_VERSION})", job_id)

@@ -7,6 +7,7 @@ so an option is added here once and nowhere else.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,9 +41,10 @@ class FillOptions:
                         "(harmonic smooth fill) or 'none' (no content term: the paper's ablation).",
                         choices=CONTENT_PREDICTORS)
     content_weight: float = _opt(20.0, "Weight of the content term (relu4_2 features vs. the content reference).",
-                                 min=0.0)
-    texture_weight: float = _opt(3e-5, "Weight of the texture term per VGG layer (neural patch matching).", min=0.0)
-    tv_weight: float = _opt(1e-4, "Weight of the total-variation smoothness term.", min=0.0)
+                                 min=0.0, max=1e6)
+    texture_weight: float = _opt(3e-5, "Weight of the texture term per VGG layer (neural patch matching).", min=0.0,
+                                 max=1e3)
+    tv_weight: float = _opt(1e-4, "Weight of the total-variation smoothness term.", min=0.0, max=1e3)
     texture_layers: tuple[str, ...] = _opt(("relu3_1", "relu4_1"), "VGG-19 layers whose 3x3 patches are matched.",
                                            choices=TEXTURE_LAYERS)
     candidate_stride: int = _opt(1, "Stride, in feature cells, between candidate patches from the known region.",
@@ -66,7 +68,7 @@ class FillOptions:
     min_context: int = _opt(32, "Smallest context margin, in pixels, on each side of a hole.", min=8, max=1024)
     detail_transfer: bool = _opt(True, "Bring back native-resolution detail from the photo's known pixels when a "
                                  "crop is larger than the working size.")
-    seed: int = _opt(0, "Random seed: the same seed, input and device give the same result.", min=0)
+    seed: int = _opt(0, "Random seed: the same seed, input and device give the same result.", min=0, max=2**63 - 1)
     device: str = _opt("auto", "Compute device: auto (cuda, then mps, then cpu), cpu, cuda or mps.", choices=DEVICES)
     threads: int = _opt(0, "CPU threads for torch (0 = one per physical core).", min=0, max=256)
 
@@ -140,6 +142,8 @@ def _check_one(f: dataclasses.Field, v: Any) -> None:
         raise OptionsError(f"option '{f.name}' must be a whole number, not {v!r}")
     if "float" in base and (not isinstance(v, (int, float)) or isinstance(v, bool)):
         raise OptionsError(f"option '{f.name}' must be a number, not {v!r}")
+    if "float" in base and not math.isfinite(v):  # NaN passes every comparison below; inf overflows the losses
+        raise OptionsError(f"option '{f.name}' must be a finite number, not {v!r}")
     if "str" in base and not isinstance(v, str):
         raise OptionsError(f"option '{f.name}' must be text, not {v!r}")
     if "choices" in meta and v not in meta["choices"]:

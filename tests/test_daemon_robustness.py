@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import zmq
 
-from daemon.client import Client, DaemonUnavailable
+from daemon.client import Client, DaemonError, DaemonUnavailable
 from daemon.protocol import PROTOCOL_VERSION, REPLIES, REQUEST_FRAMES, decode
 from engine import fill
 from tests.test_daemon import (  # noqa: F401 - pytestmark skips without the weights
@@ -34,7 +34,7 @@ from tests.test_daemon import (  # noqa: F401 - pytestmark skips without the wei
     start_daemon,
 )
 
-FUZZ_COUNT = 1200
+FUZZ_COUNT = 2000
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def malformed_message(rng: random.Random) -> list[bytes]:
     return [msgpack.packb(header, use_bin_type=True), pixels, mask]
 
 
-def test_a_thousand_malformed_messages_each_get_an_error_and_the_daemon_serves_on(endpoint):
+def test_two_thousand_malformed_messages_each_get_an_error_and_the_daemon_serves_on(endpoint):
     rng = random.Random(20261125)  # seeded: a failure can be replayed
     messages: list[list[bytes]] = []
     while len(messages) < FUZZ_COUNT:
@@ -114,6 +114,21 @@ def test_a_thousand_malformed_messages_each_get_an_error_and_the_daemon_serves_o
     finally:
         sock.close()
     with Client(endpoint, timeout=10) as client:
+        assert client.ping() < 0.5
+
+
+@pytest.mark.parametrize("options, named", [
+    ({"content_weight": float("nan")}, "content_weight"),
+    ({"texture_weight": float("inf")}, "texture_weight"),
+    ({"tv_weight": 1e308}, "tv_weight"),
+    ({"context": float("nan")}, "context"),
+])
+def test_a_non_finite_option_is_bad_input_naming_it_not_a_black_fill(endpoint, options, named):
+    image, hole = photo_and_hole()
+    with Client(endpoint, timeout=10) as client:
+        with pytest.raises(DaemonError, match=named) as caught:
+            client.fill(image, hole, options=options)
+        assert caught.value.code == "bad_input"
         assert client.ping() < 0.5
 
 

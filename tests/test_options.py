@@ -34,6 +34,13 @@ def test_presets_name_intent_and_paper_is_the_reference_configuration():
     ({"iterations": ()}, "at least one value"),
     ({"detail_transfer": 1}, "true or false"),
     ({"colour": 3}, "unknown option"),
+    # Non-finite numbers pass every comparison (NaN) or overflow the losses (inf, 1e308): a black hole as a success.
+    ({"content_weight": float("nan")}, "'content_weight' must be a finite number"),
+    ({"texture_weight": float("inf")}, "'texture_weight' must be a finite number"),
+    ({"tv_weight": 1e308}, "'tv_weight' must be at most"),
+    ({"context": float("nan")}, "'context' must be a finite number"),
+    ({"detail_gain": float("-inf")}, "'detail_gain' must be a finite number"),
+    ({"seed": 2**70}, "'seed' must be at most"),
 ])
 def test_bad_options_are_named(change, words):
     with pytest.raises(OptionsError, match=words):

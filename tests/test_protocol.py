@@ -32,6 +32,8 @@ def test_a_fill_request_round_trips():
     ([b"\xc1"], ErrorCode.BAD_MESSAGE),  # never valid msgpack
     ([msgpack.packb([1, 2])], ErrorCode.BAD_MESSAGE),
     ([msgpack.packb({"v": 99, "op": "ping"})], ErrorCode.UNSUPPORTED_VERSION),
+    ([msgpack.packb({"v": True, "op": "ping"})], ErrorCode.UNSUPPORTED_VERSION),  # True == 1 in Python
+    ([msgpack.packb({"v": 1.0, "op": "ping"})], ErrorCode.UNSUPPORTED_VERSION),
     ([msgpack.packb({"v": PROTOCOL_VERSION, "op": "explode"})], ErrorCode.UNKNOWN_OP),
     ([msgpack.packb({"v": PROTOCOL_VERSION, "op": "ping"}), b"extra"], ErrorCode.BAD_MESSAGE),
     (encode({"op": "fill", "id": "x"}, b"pixels"), ErrorCode.BAD_MESSAGE),
@@ -40,6 +42,12 @@ def test_bad_envelopes_have_codes(frames, code):
     with pytest.raises(ProtocolError) as caught:
         decode(frames)
     assert caught.value.code == code
+
+
+def test_a_too_deeply_nested_header_says_so():
+    with pytest.raises(ProtocolError, match="nested too deeply") as caught:
+        decode([b"\x81\xa1v" + b"\x91" * 2000 + b"\x90"])
+    assert caught.value.code == ErrorCode.BAD_MESSAGE
 
 
 @pytest.mark.parametrize("change, code, words", [
