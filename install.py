@@ -21,7 +21,7 @@ import venv
 from pathlib import Path
 
 from daemon import service_unit
-from daemon.endpoints import DEFAULT_ENDPOINT  # standard library only, like everything imported here
+from daemon.endpoints import TCP_ENDPOINT, default_endpoint, uses_curve  # standard library only, like the rest
 from gimp_plugin import plugin_install, profiles, vendoring
 
 ROOT = Path(__file__).resolve().parent
@@ -88,9 +88,14 @@ def gimp_installs(args: argparse.Namespace) -> list[profiles.GimpInstall]:
     return installs
 
 
+def endpoint_for(args: argparse.Namespace, kind: str = "") -> str:
+    """The endpoint asked for, or the default: a sandboxed GIMP (Flatpak, Snap) reaches only TCP, with CURVE."""
+    return args.endpoint or (TCP_ENDPOINT if kind in SANDBOXED else default_endpoint())
+
+
 def daemon_invocation(args: argparse.Namespace) -> list[str]:
     """This checkout's daemon on the chosen endpoint: what the plug-in and the systemd unit start."""
-    return [str(venv_command(args.venv.resolve())), "daemon", "--bind", args.endpoint,
+    return [str(venv_command(args.venv.resolve())), "daemon", "--bind", endpoint_for(args),
             *(["--curve"] if args.curve else [])]
 
 
@@ -118,10 +123,12 @@ def install_plugin(args: argparse.Namespace, python: Path) -> None:
         print("No GIMP 3 profile found, so the plug-in was not installed: start GIMP 3 once (it makes its profile) "
               "and run this again, or name the profile with --gimp-profile DIR.")
         return
-    keys = client_keys(python, args.dry_run) if args.curve else None
+    curve = {install.kind: uses_curve(endpoint_for(args, install.kind), args.curve or None) for install in installs}
+    keys = client_keys(python, args.dry_run) if any(curve.values()) else None
     pip_python = python if python.exists() else Path(sys.executable)
     for install in installs:
-        settings = plugin_install.PluginSettings(args.endpoint, args.curve, daemon_command(args, install.kind))
+        settings = plugin_install.PluginSettings(endpoint_for(args, install.kind), curve[install.kind],
+                                                 daemon_command(args, install.kind))
         target = plugin_install.install_code(install.profile, settings, ROOT / "daemon", keys, args.dry_run)
         for line in vendor_for(install, target, pip_python, args):
             print(f"  {line}")
@@ -202,9 +209,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                       help="the Python version GIMP runs plug-ins with, when the guess is wrong (e.g. 3.12)")
     gimp.add_argument("--wheels-from", type=Path, metavar="DIR",
                       help="take the pyzmq and msgpack wheels from this folder instead of PyPI (offline)")
-    gimp.add_argument("--endpoint", default=DEFAULT_ENDPOINT, help="where the plug-in finds the daemon")
+    gimp.add_argument("--endpoint", help=f"where the plug-in finds the daemon (default: {default_endpoint()}; "
+                                         f"{TCP_ENDPOINT} with CURVE for Flatpak and Snap GIMPs)")
     gimp.add_argument("--curve", action="store_true",
-                      help="the daemon uses CURVE keys: give the plug-in the client keys")
+                      help="CURVE on an ipc:// endpoint too (always on for tcp://): the plug-in gets the client keys")
     gimp.add_argument("--no-autostart", action="store_true",
                       help="the plug-in never starts the daemon itself (by default it does when none answers)")
     parser.add_argument("--systemd", action="store_true",

@@ -139,9 +139,10 @@ OnOutcome = Callable[[Outcome], None]
 
 
 def serve_from(endpoint: str, work: WorkList, fill_one: Callable[[Client, Pair], None], timeout: float,
-               record: OnOutcome, drop: Callable[[str, str], None], curve: bool = False) -> None:
+               record: OnOutcome, drop: Callable[[str, str], None], curve: bool | None = None,
+               insecure_loopback: bool = False) -> None:
     """One daemon's thread: fill files from `work` until it is empty or the daemon fails."""
-    with Client(endpoint, timeout=timeout, curve=curve) as client:
+    with Client(endpoint, timeout=timeout, curve=curve, insecure_loopback=insecure_loopback) as client:
         try:
             client.hello()  # a daemon that is not there is dropped before it is given a job
         except (DaemonUnavailable, DaemonError) as error:
@@ -181,7 +182,8 @@ def serve_from(endpoint: str, work: WorkList, fill_one: Callable[[Client, Pair],
 
 def run_batch(images: Path, masks: Path, out: Path, endpoints: list[str], options: FillOptions,
               output_format: str | None = None, timeout: float = DEFAULT_TIMEOUT, quiet: bool = False,
-              on_outcome: OnOutcome | None = None, curve: bool = False) -> Report:
+              on_outcome: OnOutcome | None = None, curve: bool | None = None,
+              insecure_loopback: bool = False) -> Report:
     """Fill every image of `images` on the daemons at `endpoints`; see the module docstring for the rules.
     `on_outcome` is called (from a daemon thread) after each file."""
     out.mkdir(parents=True, exist_ok=True)
@@ -225,7 +227,8 @@ def run_batch(images: Path, masks: Path, out: Path, endpoints: list[str], option
         seen.add(pair.output)
 
     work = WorkList(todo)
-    threads = [threading.Thread(target=serve_from, args=(endpoint, work, fill_one, timeout, record, drop, curve),
+    threads = [threading.Thread(target=serve_from, args=(endpoint, work, fill_one, timeout, record, drop, curve,
+                                                            insecure_loopback),
                                 name=f"batch {endpoint}", daemon=True) for endpoint in dict.fromkeys(endpoints)]
     try:
         for thread in threads:

@@ -34,7 +34,7 @@ from engine.progress import CancelCheck, Progress, ProgressCallback
 
 from . import evaluate, photos, train_command
 from .client import Client, DaemonError, DaemonUnavailable
-from .endpoints import DEFAULT_ENDPOINT
+from .endpoints import default_endpoint
 from .image_files import ImageFileError, PrecisionWarning, check_writable, has_alpha, read_image, read_mask, write_image
 from .keys import KeysError
 from .protocol import ErrorCode
@@ -145,12 +145,20 @@ def add_fill_command(commands: argparse._SubParsersAction) -> None:
     fill.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     fill.add_argument("-v", "--verbose", action="store_true",
                       help="print the options used, the time taken and the texture match of the fill")
-    fill.add_argument("--daemon", metavar="ENDPOINT", help="fill on a running daemon (e.g. tcp://127.0.0.1:5557, "
-                      f"started with `{PROG} daemon`) instead of in this process")
-    fill.add_argument("--curve", action="store_true",
-                      help="with --daemon: authenticate and encrypt with the CURVE keys in the user's config dir")
+    fill.add_argument("--daemon", metavar="ENDPOINT", nargs="?", const="",
+                      help=f"fill on a running daemon (started with `{PROG} daemon`) instead of in this process: at "
+                           f"ENDPOINT, or at the default {default_endpoint()}")
+    add_security_flags(fill, "with --daemon: ")
     add_option_flags(fill)
     fill.set_defaults(run=command_fill)
+
+
+def add_security_flags(parser: argparse.ArgumentParser, prefix: str) -> None:
+    """How a client speaks to a daemon: as the daemon was started."""
+    parser.add_argument("--curve", action="store_true",
+                        help=f"{prefix}CURVE on an ipc:// socket too (always on for tcp://; keys in the config dir)")
+    parser.add_argument("--insecure-loopback", action="store_true",
+                        help=f"{prefix}plain tcp://127.0.0.1, to a daemon started with --insecure-loopback")
 
 
 def add_fetch_weights_command(commands: argparse._SubParsersAction) -> None:
@@ -169,12 +177,16 @@ def add_options_command(commands: argparse._SubParsersAction) -> None:
 def add_daemon_command(commands: argparse._SubParsersAction) -> None:
     daemon = commands.add_parser("daemon", help="run the fill daemon in the foreground (Ctrl-C or SIGTERM stops it)",
                                  description="Keep the networks loaded and serve fills over ZeroMQ.")
-    daemon.add_argument("--bind", metavar="ENDPOINT", default=DEFAULT_ENDPOINT,
-                        help=f"where to listen: loopback tcp:// or ipc://, any address with --curve "
-                             f"(default: {DEFAULT_ENDPOINT})")
+    daemon.add_argument("--bind", metavar="ENDPOINT",
+                        help=f"where to listen: an ipc:// socket in a folder only you can write to, or tcp:// with "
+                             f"CURVE (default: {default_endpoint()})")
     daemon.add_argument("--curve", action="store_true",
-                        help="accept only CURVE clients whose public key is in the keys dir's clients/ folder (keys "
-                             "are made on the first start in the user's config dir, or $NEURAL_FILL_CONFIG_DIR)")
+                        help="CURVE on an ipc:// socket too (it is always on for tcp://): only clients whose public "
+                             "key is in the keys dir's clients/ folder get in (keys are made on the first start in "
+                             "the user's config dir, or $NEURAL_FILL_CONFIG_DIR)")
+    daemon.add_argument("--insecure-loopback", action="store_true",
+                        help="plain tcp://127.0.0.1 without CURVE: every program of every user of this machine may "
+                             "then send work and could crash the daemon (docs/security.md)")
     daemon.add_argument("--device", choices=DEVICES, default="auto", help="compute device (default: auto)")
     daemon.add_argument("--max-queue", type=int, default=DEFAULT_MAX_QUEUE, metavar="N",
                         help=f"jobs that may wait (default: {DEFAULT_MAX_QUEUE})")
@@ -292,7 +304,8 @@ def command_fill(args: argparse.Namespace) -> int:
     check_mask_usable(mask, args.mask or args.image)
     if args.daemon is None:
         check_weights()  # a daemon has its own
-    runner = run_fill if args.daemon is None else daemon_runner(args.daemon, curve=args.curve)
+    runner = run_fill if args.daemon is None else daemon_runner(args.daemon, args.curve or None,
+                                                                args.insecure_loopback)
     if args.verbose:
         print_options(args.preset, options)
     started = time.monotonic()
@@ -364,12 +377,15 @@ Runner = Callable[[np.ndarray, np.ndarray, FillOptions, ProgressCallback, Cancel
 BAD_INPUT_CODES = (ErrorCode.BAD_FIELD, ErrorCode.SIZE_MISMATCH, ErrorCode.TOO_LARGE, ErrorCode.BAD_INPUT)
 
 
-def daemon_runner(endpoint: str, curve: bool = False) -> Runner:
-    """A runner that sends the fill to the daemon at `endpoint`, with the same exit codes as in-process."""
+def daemon_runner(endpoint: str | None, curve: bool | None = None, insecure_loopback: bool = False) -> Runner:
+    """A runner that sends the fill to the daemon at `endpoint` (None: the default), with the same exit codes as
+    in-process."""
+    endpoint = endpoint or default_endpoint()
+
     def run(image: np.ndarray, mask: np.ndarray, options: FillOptions, progress: ProgressCallback,
             cancel: CancelCheck) -> np.ndarray:
         try:
-            with Client(endpoint, curve=curve) as client:
+            with Client(endpoint, curve=curve, insecure_loopback=insecure_loopback) as client:
                 return client.fill(image, mask, options=options, progress=progress, cancel=cancel)
         except DaemonError as error:
             exit_code = EXIT_BAD_INPUT if error.code in BAD_INPUT_CODES else EXIT_FAILURE
@@ -468,7 +484,7 @@ def command_daemon(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
     try:
         serve(args.bind, device=args.device, max_queue=args.max_queue, max_pixels=args.max_pixels,
-              curve=args.curve)
+              curve=args.curve or None, insecure_loopback=args.insecure_loopback)
     except DaemonConfigError as error:
         raise CliError(str(error)) from None
     return EXIT_OK
@@ -487,7 +503,7 @@ def add_batch_command(commands: argparse._SubParsersAction) -> None:
     batch.add_argument("--masks", metavar="DIR", required=True, type=Path, help="folder of masks")
     batch.add_argument("--out", metavar="DIR", required=True, type=Path, help="folder for the results")
     batch.add_argument("--daemon", metavar="ENDPOINT", action="append", dest="daemons",
-                       help=f"a daemon to share the work (repeatable; default: {DEFAULT_ENDPOINT})")
+                       help=f"a daemon to share the work (repeatable; default: {default_endpoint()})")
     batch.add_argument("--preset", choices=list(PRESETS), default=DEFAULT_PRESET, help="starting option values")
     batch.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="settings",
                        help="set any option by name (repeatable)")
@@ -495,7 +511,7 @@ def add_batch_command(commands: argparse._SubParsersAction) -> None:
     batch.add_argument("--timeout", type=float, default=30.0, metavar="S",
                        help="seconds of silence after which a daemon is dropped (default: 30)")
     batch.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    batch.add_argument("--curve", action="store_true", help="talk to the daemons over CURVE (keys in the config dir)")
+    add_security_flags(batch, "")
     batch.set_defaults(run=command_batch)
 
 
@@ -508,9 +524,9 @@ def command_batch(args: argparse.Namespace) -> int:
     if args.out.resolve() in (args.images.resolve(), args.masks.resolve()):
         raise CliError("--out must be a folder of its own: results written among the inputs would be taken for "
                        "inputs (or skipped as done) on the next run")
-    report = run_batch(args.images, args.masks, args.out, args.daemons or [DEFAULT_ENDPOINT],
+    report = run_batch(args.images, args.masks, args.out, args.daemons or [default_endpoint()],
                        options_from_args(args), output_format=args.format, timeout=args.timeout, quiet=args.quiet,
-                       curve=args.curve)
+                       curve=args.curve or None, insecure_loopback=args.insecure_loopback)
     print(report.summary())
     return EXIT_FAILURE if report.failed else EXIT_OK
 

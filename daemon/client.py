@@ -13,7 +13,7 @@ from engine.errors import Cancelled, MaskError
 from engine.options import FillOptions
 from engine.progress import CancelCheck, Progress, ProgressCallback
 
-from .endpoints import DEFAULT_ENDPOINT
+from .endpoints import default_endpoint, uses_curve
 from .keys import curve_keys, default_keys_dir
 from .link import DaemonError, DaemonUnavailable, JobCancelled, Link
 from .pixels import from_bytes, mask_to_frame, to_frame
@@ -27,16 +27,18 @@ __all__ = ["Client", "DaemonError", "DaemonUnavailable"]
 class Client:
     """One DEALER connection to a daemon, speaking numpy arrays. Not thread-safe: give each thread its own Client.
 
-    curve=True (or a keys_dir) speaks CURVE: the daemon's public key and this client's pair are read from the keys
-    dir (default: the user's config dir, as the daemon's). A daemon that refuses the key never answers: the calls
-    then raise DaemonUnavailable after `timeout`."""
+    endpoint None is the default (daemon/endpoints.py). CURVE is spoken on every tcp:// endpoint unless
+    insecure_loopback, or as `curve` says, or when a keys_dir is given: the daemon's public key and this client's
+    pair are read from the keys dir (default: the user's config dir, as the daemon's). A daemon that refuses the
+    key never answers: the calls then raise DaemonUnavailable after `timeout`."""
 
-    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, timeout: float = 10.0, curve: bool = False,
-                 keys_dir: Path | str | None = None) -> None:
+    def __init__(self, endpoint: str | None = None, timeout: float = 10.0, curve: bool | None = None,
+                 keys_dir: Path | str | None = None, insecure_loopback: bool = False) -> None:
+        endpoint = endpoint or default_endpoint()
         self.endpoint = endpoint
         self.timeout = timeout
         keys = None
-        if curve or keys_dir is not None:
+        if uses_curve(endpoint, curve, insecure_loopback) or keys_dir is not None:
             keys = curve_keys(Path(keys_dir) if keys_dir is not None else default_keys_dir())
         self._link = Link(endpoint, timeout, keys)
 

@@ -1,29 +1,122 @@
-"""Where the daemon may listen: loopback TCP and ipc:// only unless CURVE is on, so nothing on the network can
-send it work unauthenticated."""
+"""Where the daemon listens, and who may reach it: the default endpoint and the rules every side applies.
+
+Only an authenticated peer may take part in a ZMTP handshake with the daemon: libzmq's ROUTER aborts the whole
+process when a peer claims the routing id it is about to give another (docs/security.md), before our code sees a
+byte. So:
+- on Linux and macOS the default is an ipc:// socket in a folder only the user can enter ($XDG_RUNTIME_DIR/neural-fill,
+  or a 0700 folder of the user's own in the temp dir); a folder others can write to is refused;
+- every tcp:// endpoint speaks CURVE (only keys in the keys dir's clients/ get through ZAP), loopback included,
+  unless plain loopback TCP is asked for by name (`--insecure-loopback`);
+- nothing but CURVE may listen beyond loopback.
+
+Standard library only: install.py and the GIMP plug-in (a copy beside it) use it too.
+"""
 
 from __future__ import annotations
 
 import ipaddress
+import os
+import stat
+import tempfile
+from pathlib import Path
 
-DEFAULT_ENDPOINT = "tcp://127.0.0.1:5557"
+TCP_ENDPOINT = "tcp://127.0.0.1:5557"  # Windows' default, and the one sandboxed GIMPs (Flatpak, Snap) can reach
+SOCKET_NAME = "daemon.sock"
+RUNTIME_ENV = "XDG_RUNTIME_DIR"
 
 
 class DaemonConfigError(ValueError):
     """A daemon setting that cannot work (an endpoint beyond loopback without keys, a queue of no jobs...)."""
 
 
-def check_endpoint(endpoint: str, curve: bool = False) -> None:
-    """Loopback TCP and ipc:// only, unless CURVE is on: anything else would serve the network without
-    authentication."""
+def default_endpoint() -> str:
+    """The endpoint the daemon, the CLI, batch and the plug-in use when none is named."""
+    if os.name == "nt":  # no ipc:// on Windows
+        return TCP_ENDPOINT
+    return f"ipc://{default_socket_dir() / SOCKET_NAME}"
+
+
+def default_socket_dir() -> Path:
+    runtime = os.environ.get(RUNTIME_ENV)
+    if runtime and Path(runtime).is_absolute() and Path(runtime).is_dir():
+        return Path(runtime) / "neural-fill"
+    return Path(tempfile.gettempdir()) / f"neural-fill-{os.getuid()}"
+
+
+def is_tcp(endpoint: str) -> bool:
+    return endpoint.partition("://")[0] == "tcp"
+
+
+def uses_curve(endpoint: str, curve: bool | None = None, insecure_loopback: bool = False) -> bool:
+    """Whether a daemon or client on `endpoint` speaks CURVE: as asked (`curve`), or by default on every tcp://
+    endpoint unless plain loopback TCP is asked for."""
+    if curve is not None:
+        return curve
+    return is_tcp(endpoint) and not insecure_loopback
+
+
+def tcp_host(endpoint: str) -> str:
+    """The host of a tcp:// endpoint, without an IPv6 literal's brackets."""
+    return endpoint.partition("://")[2].rsplit(":", 1)[0].strip("[]")
+
+
+def is_ipv6(endpoint: str) -> bool:
+    """A tcp:// endpoint on an IPv6 literal: libzmq reaches it only with its ipv6 option on."""
+    return is_tcp(endpoint) and ":" in tcp_host(endpoint)
+
+
+def check_endpoint(endpoint: str, curve: bool = False, insecure_loopback: bool = False) -> None:
+    """Refuse an endpoint that would let an unauthenticated peer in: tcp:// without CURVE unless it is loopback and
+    asked for by name, an ipc:// socket in a folder others can write to."""
     scheme, _, address = endpoint.partition("://")
-    if scheme in ("ipc", "inproc"):
+    if scheme == "inproc":
+        return
+    if scheme == "ipc":
+        if not address:
+            raise DaemonConfigError(f"cannot listen on {endpoint!r}: name the socket's path (ipc:///PATH)")
+        check_private_dir(Path(address).parent)
         return
     if scheme != "tcp" or ":" not in address:
-        raise DaemonConfigError(f"cannot listen on {endpoint!r}: use tcp://127.0.0.1:PORT or ipc://PATH")
-    host = address.rsplit(":", 1)[0].strip("[]")
-    if not curve and not is_loopback(host):
-        raise DaemonConfigError(f"cannot listen on {endpoint}: CURVE keys are required to listen beyond loopback "
-                                "(use tcp://127.0.0.1:PORT or an ipc:// path)")
+        raise DaemonConfigError(f"cannot listen on {endpoint!r}: use ipc://PATH or tcp://127.0.0.1:PORT")
+    if curve:
+        return
+    if not is_loopback(tcp_host(endpoint)):
+        raise DaemonConfigError(f"cannot listen on {endpoint} without CURVE: anyone on the network could send it "
+                                "work (keep CURVE on, the default for tcp://, or use tcp://127.0.0.1:PORT)")
+    if not insecure_loopback:
+        raise DaemonConfigError(f"{endpoint} without CURVE would let every local user's programs reach the daemon, "
+                                "and any of them could crash it (docs/security.md): keep CURVE on (the default for "
+                                "tcp://), use the default ipc:// socket, or ask for plain TCP with "
+                                "--insecure-loopback")
+
+
+def check_private_dir(folder: Path) -> None:
+    """The folder of an ipc:// socket must be a real folder of this user's that no one else can write to: another
+    user could otherwise put their own socket (or a link) in its place."""
+    try:
+        info = os.lstat(folder)
+    except FileNotFoundError:
+        raise DaemonConfigError(f"the socket's folder {folder} does not exist") from None
+    if not stat.S_ISDIR(info.st_mode):
+        raise DaemonConfigError(f"the socket's folder {folder} is not a folder (a link is not taken)")
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        raise DaemonConfigError(f"the socket's folder {folder} belongs to another user (uid {info.st_uid})")
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise DaemonConfigError(f"others can write to the socket's folder {folder} (mode "
+                                f"{stat.S_IMODE(info.st_mode):o}): use a folder only you can write to, such as "
+                                f"the default {default_socket_dir()}")
+
+
+def make_socket_dir(endpoint: str) -> None:
+    """Make an ipc:// socket's folder, 0700, when it is missing (the default's is, on a first start)."""
+    if not endpoint.startswith("ipc://"):
+        return
+    folder = Path(endpoint[len("ipc://"):]).parent
+    try:
+        folder.mkdir(mode=0o700)
+    except (FileExistsError, FileNotFoundError):  # there already, or its parent is not: check_private_dir says
+        return
+    folder.chmod(0o700)  # mkdir's mode is masked by the umask
 
 
 def is_loopback(host: str) -> bool:

@@ -78,7 +78,8 @@ def load_public(keys_dir: Path, name: str) -> bytes:
 
 def _load(path: Path) -> tuple[bytes, bytes | None]:
     if not path.is_file():
-        raise KeysError(f"no key file at {path}: start the daemon once with --curve to make the keys")
+        raise KeysError(f"no key file at {path}: start the daemon once (on tcp://, or with --curve) to make the "
+                        "keys")
     try:
         return zmq.auth.load_certificate(path)
     except (OSError, ValueError) as error:

@@ -3,7 +3,7 @@ msgpack only.
 
 This is the client side that both `daemon.client.Client` (numpy, for the CLI, batch and tests) and the GIMP plug-in
 (inside GIMP's own Python) use, so the job's conversation (accepted, progress, cancel, result, silence) is written
-once. install.py copies this module and protocol.py beside the plug-in.
+once. install.py copies this module, protocol.py and endpoints.py beside the plug-in.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 
 import zmq
 
+from .endpoints import is_ipv6
 from .protocol import ErrorCode, Message, ProtocolError, decode, encode
 
 POLL_SECONDS = 0.1  # how often a waiting fill looks at its cancel check
@@ -56,6 +57,7 @@ class Link:
         self.start_hint = start_hint
         self._socket = zmq.Context.instance().socket(zmq.DEALER)
         self._socket.linger = 0
+        self._socket.ipv6 = is_ipv6(endpoint)
         if curve is not None:
             self._socket.curve_serverkey = curve.server_public
             self._socket.curve_publickey = curve.client_public

@@ -5,8 +5,9 @@ queues and forwards, so it answers within milliseconds even while the worker is 
 sends can stop it: every malformed or refused request gets an error reply with a stable code. (A frame over
 ZMQ_MAXMSGSIZE is the one exception: libzmq drops that connection before the daemon sees anything to answer.)
 
-With CURVE on, zmq.auth's authenticator (ZAP) lets in only clients whose public key is in the keys dir's
-`clients/` folder; anyone else's handshake fails and they never reach the socket loop.
+With CURVE on (the default on tcp://, daemon/endpoints.py), zmq.auth's authenticator (ZAP) lets in only clients
+whose public key is in the keys dir's `clients/` folder; anyone else's handshake fails and they never reach the
+socket loop, nor libzmq's routing-id bookkeeping (docs/security.md).
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ import zmq
 
 from engine.options import PRESETS, get_preset
 
-from .endpoints import DEFAULT_ENDPOINT, DaemonConfigError, check_endpoint
+from .endpoints import (
+    DaemonConfigError,
+    check_endpoint,
+    default_endpoint,
+    is_ipv6,
+    make_socket_dir,
+    uses_curve,
+)
 from .jobs import Job, JobQueue
 from .keys import SERVER, KeyPair, authorised_dir, ensure_keys, load_pair
 from .pixels import request_image, request_mask
@@ -63,10 +71,15 @@ class Daemon:
     """`start()` loads the networks and binds; `run()` serves until `stop()` (safe from any thread or a signal
     handler) or an authorised shutdown."""
 
-    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, device: str = "auto", max_queue: int = DEFAULT_MAX_QUEUE,
+    def __init__(self, endpoint: str | None = None, device: str = "auto", max_queue: int = DEFAULT_MAX_QUEUE,
                  max_pixels: int = DEFAULT_MAX_PIXELS, max_message_bytes: int | None = None,
-                 allow_shutdown: bool = False, curve: bool = False, keys_dir: Path | None = None) -> None:
-        check_endpoint(endpoint, curve)
+                 allow_shutdown: bool = False, curve: bool | None = None, keys_dir: Path | None = None,
+                 insecure_loopback: bool = False) -> None:
+        """endpoint None: the default (daemon/endpoints.py). curve None: on for tcp:// unless insecure_loopback."""
+        endpoint = endpoint or default_endpoint()
+        make_socket_dir(endpoint)
+        curve = uses_curve(endpoint, curve, insecure_loopback)
+        check_endpoint(endpoint, curve, insecure_loopback)
         if max_queue < 1 or max_pixels < 1:
             raise DaemonConfigError("max_queue and max_pixels must be at least 1")
         self.endpoint = endpoint
@@ -96,6 +109,7 @@ class Daemon:
         from engine.pipeline import fill
         from engine.vgg import load_vgg
 
+        raise_open_file_limit()
         self.device = resolve_device(self.device_name)
         load_vgg(self.device)  # now, so the first fill does not pay for it
         self._preload_content_network()
@@ -105,6 +119,7 @@ class Daemon:
         self._router.linger = 0
         self._router.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
         self._router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # sending to a vanished client fails: its jobs stop
+        self._router.ipv6 = is_ipv6(self.endpoint)
         self._router.heartbeat_ivl = HEARTBEAT_IVL_MS
         self._router.heartbeat_timeout = HEARTBEAT_TIMEOUT_MS
         if server_keys is not None:
@@ -124,6 +139,9 @@ class Daemon:
         self._worker.start()
         log.info("listening on %s (device %s, at most %d pixels, %d queued jobs)", self.endpoint, self.device,
                  self.max_pixels, self.max_queue)
+        if self.endpoint.startswith("tcp://") and not self.curve:
+            log.warning("--insecure-loopback: any program of any user of this machine may send this daemon work, "
+                        "see others' job ids, and crash it through libzmq (docs/security.md)")
 
     def _preload_content_network(self) -> None:
         """The default content predictor's network, loaded now like VGG. A missing or damaged weights file does not
@@ -331,12 +349,27 @@ def user_id(frame: zmq.Frame) -> str | None:
         return None
 
 
-def serve(endpoint: str = DEFAULT_ENDPOINT, device: str = "auto", max_queue: int = DEFAULT_MAX_QUEUE,
-          max_pixels: int = DEFAULT_MAX_PIXELS, allow_shutdown: bool = False, curve: bool = False,
-          keys_dir: Path | None = None) -> None:
+def raise_open_file_limit() -> None:
+    """Every connection holds a descriptor: the soft limit (often 1024) raised to the hard one."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as error:  # macOS refuses RLIM_INFINITY
+            log.warning("the open-file limit stays at %d: %s", soft, error)
+
+
+def serve(endpoint: str | None = None, device: str = "auto", max_queue: int = DEFAULT_MAX_QUEUE,
+          max_pixels: int = DEFAULT_MAX_PIXELS, allow_shutdown: bool = False, curve: bool | None = None,
+          keys_dir: Path | None = None, insecure_loopback: bool = False) -> None:
     """Run a daemon in the foreground until SIGTERM or SIGINT (the running job is cancelled, sockets closed)."""
     daemon = Daemon(endpoint, device=device, max_queue=max_queue, max_pixels=max_pixels,
-                    allow_shutdown=allow_shutdown, curve=curve, keys_dir=keys_dir)
+                    allow_shutdown=allow_shutdown, curve=curve, keys_dir=keys_dir,
+                    insecure_loopback=insecure_loopback)
     daemon.start()
     stop_signals = (signal.SIGTERM, signal.SIGINT)
     previous = {sig: signal.signal(sig, lambda signum, frame: daemon.stop()) for sig in stop_signals}

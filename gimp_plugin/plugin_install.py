@@ -2,9 +2,9 @@
 
     PROFILE/plug-ins/neural_fill/
         neural_fill.py ...        the plug-in (gimp_plugin/neural_fill/*.py)
-        neural_fill_wire/         daemon/protocol.py and daemon/link.py, copied: the one source of the protocol
+        neural_fill_wire/         daemon/protocol.py, link.py and endpoints.py, copied: the one source of the wire
         neural_fill.json          endpoint, timeout, CURVE on/off, how to start the daemon (plugin_settings.py)
-        keys/                     the CURVE client pair and the daemon's public key (--curve only)
+        keys/                     the CURVE client pair and the daemon's public key (tcp:// endpoints, --curve)
         vendor/py3.13/ ...        pyzmq + msgpack for GIMP's Python when it lacks them (vendoring.py)
 
 Standard library only (install.py runs before anything is installed). Safe to run again: files are replaced,
@@ -26,7 +26,7 @@ SETTINGS_FILE = "neural_fill.json"
 KEYS_DIR = "keys"
 MARKER = "Neural Fill install.py"  # in the settings file: what --uninstall may remove
 SOURCE = Path(__file__).resolve().parent / PLUGIN_NAME
-WIRE_SOURCES = ("protocol.py", "link.py")  # daemon/: standard library, pyzmq and msgpack only
+WIRE_SOURCES = ("protocol.py", "link.py", "endpoints.py")  # daemon/: standard library, pyzmq and msgpack only
 CLIENT_KEY_FILES = ("server.key", "client.key", "client.key_secret")
 
 

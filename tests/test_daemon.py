@@ -6,8 +6,10 @@ Fills use the preview preset at a 64 px working size on small images, so each ta
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -23,6 +25,7 @@ from hypothesis import strategies as st
 
 from daemon import cli
 from daemon.client import Client, DaemonError, DaemonUnavailable
+from daemon.endpoints import RUNTIME_ENV, default_endpoint, uses_curve
 from daemon.image_files import write_image
 from daemon.pixels import mask_to_frame, to_frame
 from daemon.protocol import (
@@ -411,20 +414,71 @@ def test_a_frame_over_the_size_limit_drops_its_sender_and_the_daemon_goes_on(tmp
 
 
 @pytest.mark.parametrize("address", ["tcp://0.0.0.0:5557", "tcp://*:5557", "tcp://192.168.1.2:5557", "tcp://eth0:1"])
-def test_listening_beyond_loopback_is_refused_until_curve_keys_exist(address):
-    with pytest.raises(DaemonConfigError, match="CURVE keys are required to listen beyond loopback"):
-        Daemon(address)
+def test_listening_beyond_loopback_without_curve_is_refused(address):
+    with pytest.raises(DaemonConfigError, match="without CURVE: anyone on the network"):
+        Daemon(address, curve=False)
+    with pytest.raises(DaemonConfigError, match="without CURVE: anyone on the network"):
+        Daemon(address, insecure_loopback=True)
 
 
-def test_the_daemon_command_refuses_a_public_address_before_loading_anything(capsys):
-    assert cli.main(["daemon", "--bind", "tcp://0.0.0.0:5557"]) == cli.EXIT_BAD_INPUT
-    assert "CURVE keys are required to listen beyond loopback" in capsys.readouterr().err
+def test_the_daemon_command_refuses_a_public_address_without_curve_before_loading_anything(capsys):
+    assert cli.main(["daemon", "--bind", "tcp://0.0.0.0:5557", "--insecure-loopback"]) == cli.EXIT_BAD_INPUT
+    assert "without CURVE: anyone on the network" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("address", ["tcp://127.0.0.1:5557", "tcp://localhost:5557", "tcp://[::1]:5557",
-                                     "ipc:///tmp/neural-fill.sock"])
-def test_loopback_and_ipc_are_allowed(address):
-    check_endpoint(address)
+def test_plain_loopback_tcp_only_when_asked_for_by_name():
+    for address in ("tcp://127.0.0.1:5557", "tcp://localhost:5557", "tcp://[::1]:5557"):
+        with pytest.raises(DaemonConfigError, match="--insecure-loopback"):
+            check_endpoint(address)
+        check_endpoint(address, insecure_loopback=True)
+        check_endpoint(address, curve=True)
+    assert uses_curve("tcp://127.0.0.1:5557") and not uses_curve("tcp://127.0.0.1:5557", insecure_loopback=True)
+    assert not uses_curve(default_endpoint()) and default_endpoint().startswith("ipc://")
+
+
+def test_an_ipc_socket_only_in_a_folder_no_one_else_can_write_to(tmp_path):
+    check_endpoint(f"ipc://{tmp_path / 'fill.sock'}")
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(DaemonConfigError, match="others can write to the socket's folder"):
+        check_endpoint(f"ipc://{shared / 'fill.sock'}")
+    (tmp_path / "link").symlink_to(tmp_path)
+    with pytest.raises(DaemonConfigError, match="is not a folder"):
+        check_endpoint(f"ipc://{tmp_path / 'link' / 'fill.sock'}")
+    with pytest.raises(DaemonConfigError, match="does not exist"):
+        check_endpoint(f"ipc://{tmp_path / 'missing' / 'deeper' / 'fill.sock'}")
+    if os.getuid() == 0:
+        foreign = tmp_path / "foreign"
+        foreign.mkdir(mode=0o700)
+        os.chown(foreign, 65534, 65534)
+        with pytest.raises(DaemonConfigError, match="belongs to another user"):
+            check_endpoint(f"ipc://{foreign / 'fill.sock'}")
+
+
+def test_the_default_endpoint_serves_with_its_folder_made_private(tmp_path, monkeypatch):
+    monkeypatch.setenv(RUNTIME_ENV, str(tmp_path))
+    daemon, thread = start_daemon(None)
+    try:
+        folder = tmp_path / "neural-fill"
+        assert daemon.endpoint == f"ipc://{folder / 'daemon.sock'}" and not daemon.curve
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        with Client(timeout=10) as client:  # finds the default on its own
+            assert client.ping() < 0.5
+    finally:
+        daemon.stop()
+        thread.join(10)
+
+
+def test_ipv6_loopback_is_served(tmp_path):
+    daemon, thread = start_daemon(f"tcp://[::1]:{free_port()}")
+    try:
+        assert daemon.curve
+        with Client(daemon.endpoint, timeout=10) as client:
+            assert client.ping() < 0.5
+    finally:
+        daemon.stop()
+        thread.join(10)
 
 
 def test_no_daemon_is_reported_with_how_to_start_one(tmp_path):

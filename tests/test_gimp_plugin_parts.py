@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -78,8 +79,9 @@ def test_the_dialog_offers_exactly_the_engines_presets():
 
 def test_the_plugin_imports_nothing_beyond_the_standard_library_zmq_msgpack_and_gi():
     allowed = set(sys.stdlib_module_names) | {"gi", "zmq", "msgpack", "fill_region", "plugin_settings",
-                                              "daemon_connection", "neural_fill_wire", "daemon"}
-    for path in [*PLUGIN.glob("*.py"), REPO / "daemon" / "link.py", REPO / "daemon" / "protocol.py"]:
+                                              "daemon_connection", "wire", "neural_fill_wire", "daemon"}
+    wire = [REPO / "daemon" / name for name in plugin_install.WIRE_SOURCES]
+    for path in [*PLUGIN.glob("*.py"), *wire]:
         for line in path.read_text().splitlines():
             words = line.split()
             if len(words) >= 2 and words[0] in ("import", "from") and not words[1].startswith("."):
@@ -152,8 +154,8 @@ def test_install_py_dry_run_changes_nothing_and_real_run_and_uninstall_round_tri
 # ------------------------------------------------------------------------------ reaching a real daemon
 
 
-def test_with_no_daemon_and_no_command_the_error_says_how_to_start_one():
-    settings = plugin_settings.Settings(endpoint=f"tcp://127.0.0.1:{free_port()}", timeout=5)
+def test_with_no_daemon_and_no_command_the_error_says_how_to_start_one(tmp_path):
+    settings = plugin_settings.Settings(endpoint=f"ipc://{tmp_path / 'none.sock'}", timeout=5)
     started = time.monotonic()
     with pytest.raises(daemon_connection.link.DaemonUnavailable, match="neural-fill daemon --bind"):
         daemon_connection.connect(settings, settings.endpoint)
@@ -161,14 +163,30 @@ def test_with_no_daemon_and_no_command_the_error_says_how_to_start_one():
 
 
 def test_a_command_that_cannot_start_is_reported(tmp_path):
-    settings = plugin_settings.Settings(endpoint=f"tcp://127.0.0.1:{free_port()}",
+    settings = plugin_settings.Settings(endpoint=f"ipc://{tmp_path / 'none.sock'}",
                                         daemon_command=(str(tmp_path / "no-such-program"), "daemon"))
     with pytest.raises(daemon_connection.link.DaemonUnavailable, match="could not be started"):
         daemon_connection.connect(settings, settings.endpoint)
 
 
-def test_a_daemon_that_dies_while_starting_is_reported_with_its_last_words():
-    settings = plugin_settings.Settings(endpoint=f"tcp://127.0.0.1:{free_port()}",
+def test_the_started_daemons_log_is_the_users_own_and_a_link_in_its_place_is_not_followed(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    log = daemon_connection.log_path()
+    assert log == tmp_path / "state" / "neural-fill" / "daemon.log"
+    daemon_connection.start_daemon((sys.executable, "-c", "print('loaded')")).wait(30)
+    assert log.read_text().strip() == "loaded"
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600 and stat.S_IMODE(log.parent.stat().st_mode) == 0o700
+    victim = tmp_path / "victim.txt"  # what another user's link would point at
+    victim.write_text("precious\n")
+    log.unlink()
+    log.symlink_to(victim)
+    with pytest.raises(daemon_connection.link.DaemonUnavailable, match="could not be started"):
+        daemon_connection.start_daemon((sys.executable, "-c", "print('loaded')"))
+    assert victim.read_text() == "precious\n"
+
+
+def test_a_daemon_that_dies_while_starting_is_reported_with_its_last_words(tmp_path):
+    settings = plugin_settings.Settings(endpoint=f"ipc://{tmp_path / 'none.sock'}",
                                         daemon_command=(sys.executable, "-c", "raise SystemExit('no weights here')"))
     with pytest.raises(daemon_connection.link.DaemonUnavailable, match="stopped while starting.*no weights here"):
         daemon_connection.connect(settings, settings.endpoint)
@@ -177,7 +195,7 @@ def test_a_daemon_that_dies_while_starting_is_reported_with_its_last_words():
 @pytest.mark.weights
 @pytest.mark.slow
 def test_the_plugin_starts_the_configured_daemon_when_none_answers_and_it_outlives_the_plugin(tmp_path):
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    endpoint = f"ipc://{tmp_path / 'started.sock'}"
     pid_file = tmp_path / "daemon.pid"
     start = (f"import os, sys; open({str(pid_file)!r}, 'w').write(str(os.getpid())); sys.path.insert(0, "
              f"{str(REPO)!r}); from daemon.cli import main; sys.exit(main(['daemon', '--bind', {endpoint!r}]))")
@@ -229,7 +247,7 @@ def test_install_py_curve_gives_the_plugin_keys_it_can_reach_a_curve_daemon_with
         assert connection.call({"op": "status"}, "status").header["queued"] == 0
         connection.close()
         stranger = plugin_settings.Settings(endpoint=endpoint, timeout=2, curve=True, keys_dir=tmp_path / "nothing")
-        with pytest.raises(daemon_connection.link.DaemonUnavailable, match="run install.py again with --curve"):
+        with pytest.raises(daemon_connection.link.DaemonUnavailable, match="run install.py again"):
             daemon_connection.connect(stranger, endpoint)
     finally:
         daemon.stop()

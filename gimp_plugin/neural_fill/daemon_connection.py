@@ -12,24 +12,37 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from plugin_settings import Settings
+from wire import endpoints, link, protocol
 
-try:  # the copies of daemon/link.py and daemon/protocol.py that install.py put beside the plug-in
-    from neural_fill_wire import link, protocol
-except ImportError:  # running from a checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from daemon import link, protocol
+from plugin_settings import Settings
 
 __all__ = ["connect", "link", "protocol"]
 
 HELLO_SECONDS = 2.0  # a running daemon answers hello at once, even during a fill
 START_SECONDS = 90.0  # loading the networks takes seconds on a CPU; a cold disk and a first torch import, more
-LOG_FILE = Path(tempfile.gettempdir()) / "neural-fill-daemon.log"
+
+
+def log_path() -> Path:
+    """The started daemon's log, in this user's own state folder: a shared temp folder would let another user
+    put a link in its place."""
+    if os.name == "nt":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Logs"
+    else:
+        base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return base / "neural-fill" / "daemon.log"
+
+
+def open_log(path: Path) -> int:
+    """A descriptor appending to `path`, made 0600 in a 0700 folder; a link at its place is refused (O_NOFOLLOW)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    return os.open(path, flags, 0o600)
 
 
 def start_hint(settings: Settings, endpoint: str) -> str:
@@ -48,7 +61,7 @@ def curve_keys(settings: Settings):
         client_public, client_secret = zmq.auth.load_certificate(keys / "client.key_secret")
     except (OSError, ValueError, TypeError) as error:
         raise link.DaemonUnavailable(f"CURVE is on but the client keys in {keys} cannot be read ({error}): "
-                                     "run install.py again with --curve") from None
+                                     "run install.py again") from None
     return link.CurveKeys(server_public, client_public, client_secret)
 
 
@@ -56,7 +69,7 @@ def connect(settings: Settings, endpoint: str, waiting: Callable[[str], None] | 
     """A Link to the daemon at `endpoint` that has answered hello, or DaemonUnavailable saying how to start one.
 
     `waiting(text)` is called while a started daemon loads (the plug-in pulses GIMP's progress bar)."""
-    keys = curve_keys(settings) if settings.curve else None
+    keys = curve_keys(settings) if endpoints.uses_curve(endpoint, settings.curve) else None
     connection = link.Link(endpoint, settings.timeout, keys, start_hint=start_hint(settings, endpoint))
     try:
         connection.call({"op": "hello"}, "hello", timeout=HELLO_SECONDS)
@@ -75,13 +88,16 @@ def connect(settings: Settings, endpoint: str, waiting: Callable[[str], None] | 
 
 
 def start_daemon(command: tuple[str, ...]) -> subprocess.Popen:
-    """The daemon in its own session (it outlives the plug-in), its output appended to LOG_FILE."""
+    """The daemon in its own session (it outlives the plug-in), its output appended to log_path()."""
     detach = {"start_new_session": True} if os.name != "nt" else {
         "creationflags": subprocess.DETACHED_PROCESS | subprocess.CREATE_NEW_PROCESS_GROUP}
     try:
-        with open(LOG_FILE, "ab") as log:
+        log = open_log(log_path())
+        try:
             return subprocess.Popen(list(command), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                     close_fds=True, **detach)
+        finally:
+            os.close(log)
     except OSError as error:
         raise link.DaemonUnavailable(f"the Neural Fill daemon is not running and could not be started "
                                             f"with {' '.join(command)}: {error}") from None
@@ -99,9 +115,9 @@ def wait_for_daemon(connection, process: subprocess.Popen, waiting: Callable[[st
             if process.poll() is not None:
                 raise link.DaemonUnavailable(
                     f"the Neural Fill daemon stopped while starting (exit {process.returncode}); "
-                    f"its output is in {LOG_FILE}: {last_line(LOG_FILE)}") from None
+                    f"its output is in {log_path()}: {last_line(log_path())}") from None
     raise link.DaemonUnavailable(f"the Neural Fill daemon did not answer within {START_SECONDS:g} s of "
-                                        f"starting; its output is in {LOG_FILE}")
+                                        f"starting; its output is in {log_path()}")
 
 
 def last_line(path: Path) -> str:

@@ -1,0 +1,186 @@
+"""Peers that attack the daemon before it sees a message, run for real: the routing-id collision that makes libzmq
+abort (docs/security.md), and another OS user. Under the defaults (an ipc:// socket in a private folder, CURVE on
+every tcp:// endpoint) the attacker is refused and the daemon goes on.
+
+The daemons run in processes of their own: an attack that worked would abort the process it hit."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import zmq
+
+from daemon.client import Client
+from daemon.endpoints import default_endpoint
+from tests.test_daemon import REPO, free_port, pytestmark  # noqa: F401 - skips without the weights
+
+# Claims the routing ids libzmq's ROUTER is about to hand out (its counter starts at the same value in every run,
+# 0x006b8b4567), then connects ordinary clients, which get those ids: libzmq asserts and the process aborts. Prints
+# how many replies its ordinary clients got.
+ATTACK = """
+import struct, sys, time
+import zmq
+context = zmq.Context()
+endpoint = sys.argv[1]
+sockets = []
+for number in range(8):
+    claimer = context.socket(zmq.DEALER)
+    claimer.linger = 0
+    claimer.ipv6 = True
+    claimer.setsockopt(zmq.ROUTING_ID, b"\\x00" + struct.pack(">I", 0x6B8B4567 + number))
+    claimer.connect(endpoint)
+    sockets.append(claimer)
+time.sleep(0.5)
+hello = b"\\x82\\xa1v\\x01\\xa2op\\xa5hello"  # msgpack {"v": 1, "op": "hello"}
+plain = []
+for _ in range(3):
+    client = context.socket(zmq.DEALER)
+    client.linger = 0
+    client.connect(endpoint)
+    client.send(hello)
+    plain.append(client)
+replies = 0
+deadline = time.monotonic() + float(sys.argv[2])
+while time.monotonic() < deadline:
+    for client in plain:
+        if client.poll(50):
+            client.recv_multipart()
+            replies += 1
+print(replies, flush=True)
+"""
+
+# A bare ROUTER as a daemon without authentication has it: what the attack does to it shows the attack is real.
+BARE_ROUTER = """
+import sys, zmq
+router = zmq.Context().socket(zmq.ROUTER)
+router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+router.bind(sys.argv[1])
+print("bound", flush=True)
+while True:
+    if router.poll(100):
+        client, *_ = router.recv_multipart()
+        router.send_multipart([client, b"pong"])
+"""
+
+
+def attack(endpoint: str, seconds: float = 3.0, user: str | None = None) -> int:
+    """Run the attack (as `user` when given) and return how many replies its clients got."""
+    command = [sys.executable, "-c", ATTACK, endpoint, str(seconds)]
+    if user is not None:
+        command = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", "--reset-env", *command]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd="/")
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout)
+
+
+def start_daemon_process(*arguments: str) -> subprocess.Popen:
+    daemon = subprocess.Popen([sys.executable, "-m", "daemon.cli", "daemon", *arguments], cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return daemon
+
+
+def wait_until_serving(daemon: subprocess.Popen, endpoint: str) -> None:
+    with Client(endpoint, timeout=120) as client:
+        client.hello()  # waits for the networks to load
+    assert daemon.poll() is None
+
+
+def stop_process(daemon: subprocess.Popen) -> str:
+    if daemon.poll() is None:
+        daemon.terminate()
+        daemon.wait(30)
+    return daemon.stderr.read()
+
+
+def test_the_attack_aborts_a_router_without_authentication():
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    router = subprocess.Popen([sys.executable, "-c", BARE_ROUTER, endpoint], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        assert router.stdout.readline().strip() == "bound"
+        attack(endpoint, seconds=2)
+        try:
+            router.wait(10)
+        except subprocess.TimeoutExpired:
+            pytest.skip(f"this libzmq ({zmq.zmq_version()}) no longer aborts on a claimed routing id")
+        assert router.returncode != 0 and "Assertion failed" in router.stderr.read()
+    finally:
+        if router.poll() is None:
+            router.kill()
+            router.wait()
+
+
+def test_under_the_default_tcp_curve_the_attack_is_refused_and_the_daemon_goes_on():
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    daemon = start_daemon_process("--bind", endpoint)
+    try:
+        wait_until_serving(daemon, endpoint)
+        assert attack(endpoint) == 0  # no handshake without an authorised key: no routing id, no reply
+        assert daemon.poll() is None
+        with Client(endpoint, timeout=10) as client:
+            assert client.ping() < 1
+    finally:
+        log = stop_process(daemon)
+    assert "Assertion failed" not in log and "CURVE on" in log
+
+
+# ------------------------------------------------------------------------------------------ another OS user
+
+
+@pytest.fixture(scope="module")
+def other_user():
+    """A second OS user, made for these tests and removed afterwards (root only)."""
+    if os.geteuid() != 0 or shutil.which("useradd") is None or shutil.which("setpriv") is None:
+        pytest.skip("making a second OS user needs root, useradd and setpriv")
+    name = f"nftest{os.getpid() % 100000}"
+    subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name], check=True,
+                   capture_output=True)
+    try:
+        probe = subprocess.run(["setpriv", f"--reuid={name}", f"--regid={name}", "--clear-groups", sys.executable,
+                                "-c", "import zmq"], capture_output=True, text=True, cwd="/")
+        if probe.returncode != 0:
+            pytest.skip(f"the second user cannot run this Python with pyzmq: {probe.stderr.strip()[-200:]}")
+        yield name
+    finally:
+        subprocess.run(["userdel", name], capture_output=True)
+    assert name not in {entry.pw_name for entry in pwd.getpwall()}
+
+
+def test_another_user_gets_nothing_from_the_default_daemons(other_user, tmp_path):
+    """The default ipc:// socket (in a 0700 folder) and a tcp:// endpoint (CURVE, keys in a 0700 folder): the
+    other user's attack and its ordinary requests get no reply, and the daemons serve their own user on."""
+    ipc_endpoint = default_endpoint()
+    tcp_endpoint = f"tcp://127.0.0.1:{free_port()}"
+    daemons = {ipc_endpoint: start_daemon_process(), tcp_endpoint: start_daemon_process("--bind", tcp_endpoint)}
+    try:
+        for endpoint, daemon in daemons.items():
+            wait_until_serving(daemon, endpoint)
+        assert Path(ipc_endpoint[len("ipc://"):]).parent.stat().st_mode & 0o077 == 0
+        for endpoint, daemon in daemons.items():
+            assert attack(endpoint, seconds=2, user=other_user) == 0, endpoint
+            assert daemon.poll() is None, endpoint
+            with Client(endpoint, timeout=10) as client:
+                assert client.status()["running"] is None
+    finally:
+        logs = [stop_process(daemon) for daemon in daemons.values()]
+    assert not any("Assertion failed" in log for log in logs)
+
+
+def test_plain_loopback_tcp_says_at_start_what_it_allows():
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    daemon = start_daemon_process("--bind", endpoint, "--insecure-loopback")
+    try:
+        started = time.monotonic()
+        with Client(endpoint, timeout=120, insecure_loopback=True) as client:
+            client.hello()
+        assert time.monotonic() - started < 120
+    finally:
+        log = stop_process(daemon)
+    assert "--insecure-loopback: any program of any user of this machine may send this daemon work" in log
