@@ -45,7 +45,7 @@ class Pair:
 @dataclass
 class Outcome:
     pair: Pair
-    status: str  # "done", "skipped" or "failed"
+    status: str  # "done", "skipped", "failed", or "cancelled" (in flight when the batch was interrupted)
     reason: str = ""
     daemon: str | None = None
 
@@ -55,6 +55,8 @@ class Report:
     outcomes: list[Outcome] = field(default_factory=list)
     by_daemon: dict[str, int] = field(default_factory=dict)  # files filled by each daemon
     dropped: dict[str, str] = field(default_factory=dict)  # daemon -> why it was dropped
+    not_started: list[Pair] = field(default_factory=list)  # left when the batch was interrupted
+    interrupted: bool = False
 
     def count(self, status: str) -> int:
         return sum(outcome.status == status for outcome in self.outcomes)
@@ -66,6 +68,8 @@ class Report:
     def summary(self) -> str:
         lines = [f"done {self.count('done')}, skipped {self.count('skipped')} (already there), "
                  f"failed {self.count('failed')}"]
+        if self.interrupted:
+            lines[0] += f", cancelled {self.count('cancelled')} (in flight), not started {len(self.not_started)}"
         lines += [f"  daemon {endpoint}: {count} filled" for endpoint, count in self.by_daemon.items()]
         lines += [f"  daemon {endpoint} dropped: {why}" for endpoint, why in self.dropped.items()]
         lines += [f"  failed {outcome.pair.image.name}: {outcome.reason}" for outcome in self.failed]
@@ -135,6 +139,15 @@ class WorkList:
             return left
 
 
+class BatchInterrupted(Exception):  # noqa: N818 - an outcome, carried with its report
+    """The batch was stopped (its cause: KeyboardInterrupt, or the CLI's SIGTERM exception); the outputs written so
+    far are kept."""
+
+    def __init__(self, report: Report) -> None:
+        super().__init__("the batch was interrupted")
+        self.report = report
+
+
 OnOutcome = Callable[[Outcome], None]
 
 
@@ -157,9 +170,13 @@ def serve_from(endpoint: str, work: WorkList, fill_one: Callable[[Client, Pair],
                 return
             except Cancelled:
                 work.finished()
-                record(Outcome(pair, "failed", "cancelled", endpoint))
+                record(Outcome(pair, "cancelled", "cancelled", endpoint))
                 return
             except DaemonError as error:
+                if error.code == ErrorCode.STOPPED:  # the daemon is going away: its job goes to the others
+                    work.finished(give_back=pair)
+                    drop(endpoint, str(error))
+                    return
                 if error.code == ErrorCode.QUEUE_FULL:  # busy with other clients' jobs: later, or elsewhere
                     work.finished(give_back=pair)
                     time.sleep(QUEUE_FULL_PAUSE)
@@ -235,12 +252,13 @@ def run_batch(images: Path, masks: Path, out: Path, endpoints: list[str], option
             thread.start()
         while any(thread.is_alive() for thread in threads):
             time.sleep(0.1)  # not join(): the main thread must stay able to take Ctrl-C
-    except KeyboardInterrupt:
+    except BaseException as interruption:  # Ctrl-C, or SIGTERM as the CLI raises it
         work.stopped.set()  # in-flight fills are cancelled on their daemons
         for thread in threads:
             thread.join()
         bar.close()
-        raise
+        report.interrupted, report.not_started = True, work.left()
+        raise BatchInterrupted(report) from interruption
     for pair in work.left():
         record(Outcome(pair, "failed", "no daemon left to fill it"))
     bar.close()

@@ -43,7 +43,11 @@ from .version import package_version
 
 PROG = "neural-fill"
 DEFAULT_PRESET = "default"
-EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+
+
+class Terminated(BaseException):  # noqa: N818 - an outcome; a BaseException so that no `except Exception` eats it
+    """SIGTERM: raised where the program is, so a half-written output's temporary file is removed on the way out."""
 TRUE_WORDS, FALSE_WORDS = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 
@@ -72,9 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         return report_error(exc)
     try:
-        with warnings_on_stderr():
+        with warnings_on_stderr(), sigterm_raises():
             return args.run(args)
-    except (Exception, KeyboardInterrupt) as exc:
+    except (Exception, KeyboardInterrupt, Terminated) as exc:
         if args.debug and exit_code_for(exc) == EXIT_FAILURE:
             raise
         return report_error(exc)
@@ -85,6 +89,8 @@ def report_error(exc: BaseException) -> int:
     code = exit_code_for(exc)
     if code == EXIT_CANCELLED:
         message = "cancelled; no output written"
+    elif code == EXIT_TERMINATED:
+        message = "stopped by SIGTERM; no output written"
     elif code == EXIT_FAILURE and not isinstance(exc, (CliError, WeightsError, OSError)):
         message = f"unexpected failure ({type(exc).__name__}): {message} (run with --debug for the traceback)"
     print(f"{PROG}: error: {message}", file=sys.stderr)
@@ -96,6 +102,8 @@ def exit_code_for(exc: BaseException) -> int:
         return exc.exit_code
     if isinstance(exc, (KeyboardInterrupt, Cancelled)):
         return EXIT_CANCELLED
+    if isinstance(exc, Terminated):
+        return EXIT_TERMINATED
     if isinstance(exc, (ImageFileError, FillError)):
         return EXIT_BAD_INPUT
     return EXIT_FAILURE
@@ -412,6 +420,23 @@ def fill_image(image: np.ndarray, mask: np.ndarray, options: FillOptions, *, mas
 
 
 @contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """SIGTERM as the Terminated exception while a command runs (the daemon command sets its own handler)."""
+    def on_sigterm(signum: int, frame: object) -> None:
+        raise Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread (main() called from a test's thread): the default stays
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+@contextmanager
 def ctrl_c_cancels() -> Iterator[CancelCheck]:
     """The first Ctrl-C asks the engine to stop at its next cancel check; a second one stops at once."""
     requested = threading.Event()
@@ -516,7 +541,7 @@ def add_batch_command(commands: argparse._SubParsersAction) -> None:
 
 
 def command_batch(args: argparse.Namespace) -> int:
-    from .batch import run_batch  # late: only this command needs it
+    from .batch import BatchInterrupted, run_batch  # late: only this command needs it
 
     for folder in (args.images, args.masks):
         if not folder.is_dir():
@@ -524,9 +549,16 @@ def command_batch(args: argparse.Namespace) -> int:
     if args.out.resolve() in (args.images.resolve(), args.masks.resolve()):
         raise CliError("--out must be a folder of its own: results written among the inputs would be taken for "
                        "inputs (or skipped as done) on the next run")
-    report = run_batch(args.images, args.masks, args.out, args.daemons or [default_endpoint()],
-                       options_from_args(args), output_format=args.format, timeout=args.timeout, quiet=args.quiet,
-                       curve=args.curve or None, insecure_loopback=args.insecure_loopback)
+    try:
+        report = run_batch(args.images, args.masks, args.out, args.daemons or [default_endpoint()],
+                           options_from_args(args), output_format=args.format, timeout=args.timeout,
+                           quiet=args.quiet, curve=args.curve or None, insecure_loopback=args.insecure_loopback)
+    except BatchInterrupted as stopped:
+        print(stopped.report.summary())
+        how = "by SIGTERM" if isinstance(stopped.__cause__, Terminated) else "(Ctrl-C)"
+        print(f"{PROG}: batch interrupted {how}: the {stopped.report.count('done')} outputs written are kept in "
+              f"{args.out}; run the same command again to resume", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(stopped.__cause__, Terminated) else EXIT_CANCELLED
     print(report.summary())
     return EXIT_FAILURE if report.failed else EXIT_OK
 

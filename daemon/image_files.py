@@ -69,6 +69,10 @@ def read_image(path: PathLike) -> np.ndarray:
     header = _read_header(path)
     kind = _sniff_format(path, header)
     try:
+        width, height = _stored_size(path, header, kind)
+        if width * height > max_pixels():
+            raise ImageFileError(path, f"too large to open safely: {width}x{height} is {width * height} pixels, over "
+                                       f"the {max_pixels()} of Pillow's decompression-bomb guard")
         if kind == "png" and _png_bit_depth(header) == 16:
             return _read_png16(path)
         if kind == "tiff":
@@ -93,8 +97,15 @@ def read_mask(path: PathLike | None, image: np.ndarray) -> np.ndarray:
         if not has_alpha(image):
             raise ImageFileError(None, "no mask given and the image has no alpha channel to take the hole from")
         return _snap(1.0 - _unit_scale(image[..., -1]))
+    header = _read_header(Path(path))
+    try:  # a mask of the wrong size is refused before it is decoded
+        width, height = _stored_size(Path(path), header, _sniff_format(Path(path), header))
+    except (OSError, ValueError, SyntaxError, struct.error, tifffile.TiffFileError):
+        pass  # read_image says what is wrong with it
+    else:
+        _check_same_size(path, (height, width), image)
     pixels = read_image(path)
-    _check_same_size(path, pixels, image)
+    _check_same_size(path, pixels.shape, image)
     return _snap(_mask_from_pixels(pixels))
 
 
@@ -128,6 +139,26 @@ def _sniff_format(path: Path, header: bytes) -> str:
         name = None
     what = f"a {name} image" if name else "not an image Pillow recognises"
     raise ImageFileError(path, f"unsupported format ({what}): use PNG, JPEG or TIFF")
+
+
+def max_pixels() -> int:
+    """The most pixels a file may hold: what Pillow's decompression-bomb guard lets through, for every reader."""
+    return 2 * (Image.MAX_IMAGE_PIXELS or 1 << 62)
+
+
+def _stored_size(path: Path, header: bytes, kind: str) -> tuple[int, int]:
+    """(width, height) from the file's header, before any pixel is decoded."""
+    if kind == "png":
+        if header[12:16] != b"IHDR":
+            raise ImageFileError(path, "cannot decode the image (a PNG must start with its IHDR chunk)")
+        return struct.unpack(">II", header[16:24])
+    if kind == "tiff":
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            return int(page.imagewidth), int(page.imagelength)
+    with warnings.catch_warnings(), Image.open(path) as im:
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return im.size
 
 
 def _png_bit_depth(header: bytes) -> int:
@@ -217,8 +248,8 @@ def _unpremultiply(pixels: np.ndarray) -> np.ndarray:
     return np.concatenate([np.clip(np.rint(colour), 0, 65535).astype(np.uint16), pixels[..., -1:]], axis=-1)
 
 
-def _check_same_size(mask_path: PathLike, mask: np.ndarray, image: np.ndarray) -> None:
-    (mh, mw), (ih, iw) = mask.shape[:2], image.shape[:2]
+def _check_same_size(mask_path: PathLike, mask_shape: tuple[int, ...], image: np.ndarray) -> None:
+    (mh, mw), (ih, iw) = mask_shape[:2], image.shape[:2]
     if (mh, mw) == (ih, iw):
         return
     hint = ""
@@ -314,9 +345,9 @@ def _metadata_of(like: PathLike | None) -> dict:
 
 def _write_atomically(path: Path, encode) -> None:
     fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)  # reopened by name: tifffile wants a file object with a real name
     temp = Path(temp_name)
-    try:
+    try:  # anything raised from here on, a SIGTERM turned exception included (daemon/cli.py), removes it
+        os.close(fd)  # reopened by name: tifffile wants a file object with a real name
         with temp.open("wb") as f:
             encode(f)
             f.flush()

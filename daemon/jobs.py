@@ -23,6 +23,7 @@ class Job:
     mask: np.ndarray
     options: FillOptions
     cancel: threading.Event = field(default_factory=threading.Event)
+    daemon_stopping: bool = False  # cancelled because the daemon stops, not at the client's request
     accepted_at: float = field(default_factory=time.monotonic)
 
     @property

@@ -40,6 +40,7 @@ class ErrorCode:
     BAD_INPUT = "bad_input"  # the engine refused the image, mask or options (its message says why)
     UNAUTHORISED = "unauthorised"
     INTERNAL = "internal"  # the job failed inside the daemon; the daemon goes on
+    STOPPED = "stopped"  # the daemon stopped (SIGTERM, Ctrl-C, shutdown) before the job finished
 
 
 class ProtocolError(Exception):

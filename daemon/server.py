@@ -47,7 +47,7 @@ from .protocol import (
     parse_fill,
 )
 from .version import package_version
-from .worker import EVENT, FINAL, Worker
+from .worker import EVENT, FINAL, STOPPED_MESSAGE, Worker
 
 DEFAULT_MAX_PIXELS = 100_000_000
 DEFAULT_MAX_QUEUE = 16
@@ -199,9 +199,10 @@ class Daemon:
     def _close(self) -> None:
         running = self._queue.running
         if running is not None:
+            running.daemon_stopping = True
             running.cancel.set()
         for job in self._queue.close():
-            self._send(job.client, encode({"op": "cancelled", "id": job.job_id}))
+            self._send(job.client, error_reply(ErrorCode.STOPPED, STOPPED_MESSAGE, job.job_id))
         self._worker.join(timeout=5)
         self._forward_from_worker()  # the running job's last word, when it had time to say it
         self._router.close()

@@ -24,6 +24,7 @@ from .pixels import to_frame
 from .protocol import ErrorCode, encode, error_reply
 
 EVENT, FINAL = b"event", b"final"  # FINAL ends a job: the loop forgets it once forwarded
+STOPPED_MESSAGE = "the daemon stopped before this job finished; start it again and send the job again"
 
 log = logging.getLogger("neural_fill.daemon")
 
@@ -67,6 +68,8 @@ class Worker(threading.Thread):
             frame = to_frame(result)
         except Cancelled:
             log.info("%s: cancelled after %.1f s", job.describe(), time.monotonic() - started)
+            if job.daemon_stopping:
+                return error_reply(ErrorCode.STOPPED, STOPPED_MESSAGE, job.job_id)
             return encode({"op": "cancelled", "id": job.job_id})
         except FillError as error:
             log.info("%s: failed (%s): %s", job.describe(), ErrorCode.BAD_INPUT, error)

@@ -5,10 +5,12 @@ Fills use the preview preset at a 64 px working size on 64 px images, so each ta
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -167,3 +169,30 @@ def test_results_among_the_inputs_are_refused_before_any_work(tmp_path, capsys):
     images, masks, _ = make_folders(tmp_path, 1)
     assert cli.main(batch_args(images, masks, images, ["ipc://unused"])) == cli.EXIT_BAD_INPUT
     assert "--out must be a folder of its own" in capsys.readouterr().err
+
+
+def test_a_batch_stopped_by_sigterm_prints_its_summary_and_keeps_what_it_wrote(tmp_path, two_daemons):
+    images, masks, out = make_folders(tmp_path, 12)
+    batch = subprocess.Popen([sys.executable, "-m", "daemon.cli", *batch_args(images, masks, out, two_daemons[:1])],
+                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(out.glob("*.png")) and batch.poll() is None:
+            assert time.monotonic() < deadline, "no output after 120 s"
+            time.sleep(0.02)
+        batch.send_signal(signal.SIGTERM)
+        stdout, stderr = batch.communicate(timeout=60)
+    finally:
+        if batch.poll() is None:
+            batch.kill()
+            batch.wait()
+    assert batch.returncode == cli.EXIT_TERMINATED, stderr
+    written = sorted(path.name for path in out.iterdir())
+    assert written and len(written) < 12 and not any(name.endswith(".part") for name in written), written
+    done = int(re.search(r"^done (\d+),", stdout, re.MULTILINE).group(1))
+    assert done == len(written), stdout
+    started = re.search(r"cancelled (\d+) \(in flight\), not started (\d+)", stdout)
+    assert started and done + int(started.group(1)) + int(started.group(2)) == 12, stdout
+    assert f"the {done} outputs written are kept" in stderr and "no output written" not in stderr, stderr
+    with Client(two_daemons[0], timeout=10) as client:  # the daemon is fine and free
+        assert client.status()["running"] is None

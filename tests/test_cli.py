@@ -416,3 +416,22 @@ def test_module_entry_point_exits_with_the_error_code(tmp_path):
     assert done.returncode == 2
     assert "no such file" in one_error_line(done.stderr)
     assert not (tmp_path / "out.png").exists()
+
+
+def test_sigterm_while_the_output_is_written_leaves_neither_output_nor_part_file(tmp_path, engine, monkeypatch,
+                                                                                 capsys):
+    from daemon import image_files
+
+    real_write_png = image_files._write_png
+
+    def write_then_get_terminated(f, pixels, metadata):
+        f.write(b"half a PNG")
+        signal.raise_signal(signal.SIGTERM)  # the real signal, through the handler `fill` sets
+        real_write_png(f, pixels, metadata)
+
+    image_path, mask_path = files(tmp_path, photo(), hole_mask())
+    monkeypatch.setattr(image_files, "_write_png", write_then_get_terminated)
+    assert run("fill", image_path, "-m", mask_path, "-o", tmp_path / "out.png") == cli.EXIT_TERMINATED
+    assert "stopped by SIGTERM; no output written" in one_error_line(capsys.readouterr().err)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["mask.png", "photo.png", "weights"]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

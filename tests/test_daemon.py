@@ -221,6 +221,9 @@ def test_the_socket_loop_answers_during_a_fill_and_a_queued_job_cancels_at_once(
     send_fill(dealer, "waiting", image, mask, FAST)
     accepted = reply(dealer)
     assert accepted.op == "accepted" and accepted.header["position"] == 1
+    deadline = time.monotonic() + 10  # the worker takes "long" off the queue when the machine lets it
+    while client.status()["running"] is None and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert client.ping() < 0.2
     assert client.status()["running"] == "long" and client.status()["queued"] == 1
     sent = time.monotonic()
@@ -522,9 +525,20 @@ def test_the_cli_fills_through_a_daemon_cancels_on_ctrl_c_and_the_daemon_stops_o
             assert slow.wait(10) == cli.EXIT_CANCELLED
             assert "cancelled" in slow.stderr.read() and not (tmp_path / "never.png").exists()
             assert client.status()["running"] is None
+
+            # A daemon stopped by SIGTERM is not a cancel of the user's: its client says the daemon stopped.
+            orphan = subprocess.Popen([sys.executable, "-m", "daemon.cli", *common, "--scales", "1", "--iterations",
+                                       "1000", "-o", str(tmp_path / "orphan.png"), "--daemon", address], cwd=REPO,
+                                      stderr=subprocess.PIPE, text=True)
+            while client.status()["running"] is None:
+                time.sleep(0.05)
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(10) == 0
         assert "stopped" in daemon.stderr.read()
+        assert orphan.wait(30) == cli.EXIT_FAILURE
+        said = orphan.stderr.read()
+        assert "the daemon stopped before this job finished" in said and "cancelled" not in said, said
+        assert not (tmp_path / "orphan.png").exists()
     finally:
         if daemon.poll() is None:
             daemon.kill()

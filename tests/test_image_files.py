@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import warnings
+import zlib
 
 import numpy as np
 import png
@@ -367,3 +369,26 @@ def test_arrays_that_are_not_images_are_refused(tmp_path, array):
     with pytest.raises(ImageFileError):
         write_image(tmp_path / "out.png", array)
     assert list(tmp_path.iterdir()) == []
+
+
+def png_header_only(width: int, height: int, depth: int = 16) -> bytes:
+    """A PNG whose IHDR claims width x height (16-bit RGB) and whose pixel data never comes: what a bomb looks like
+    before anything is decoded."""
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, 2, 0, 0, 0)
+    chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return b"\x89PNG\r\n\x1a\n" + chunk
+
+
+@pytest.mark.parametrize("depth", [8, 16])
+def test_a_png_too_large_for_the_bomb_guard_is_refused_from_its_header(tmp_path, depth):
+    path = tmp_path / "bomb.png"
+    path.write_bytes(png_header_only(100_000, 100_000, depth))
+    with pytest.raises(ImageFileError, match="too large to open safely: 100000x100000"):
+        read_image(path)
+
+
+def test_a_mask_of_the_wrong_size_is_refused_before_it_is_decoded(tmp_path):
+    path = tmp_path / "mask.png"
+    path.write_bytes(png_header_only(20_000, 20_000))  # would take seconds and gigabytes to decode, were it whole
+    with pytest.raises(ImageFileError, match="the mask is 20000x20000 pixels but the image is 6x4"):
+        read_mask(path, np.zeros((4, 6, 3), np.uint8))
