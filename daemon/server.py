@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import zmq
 
 from engine.options import PRESETS, get_preset
 
+from .backlog import CLIENT_BYTES, PATIENCE, TOTAL_BYTES, Backlog
 from .endpoints import (
     DaemonConfigError,
     check_endpoint,
@@ -54,7 +54,11 @@ DEFAULT_MAX_QUEUE = 16
 HEADER_ALLOWANCE = 1 << 20
 POLL_MS = 100  # how soon a stop request (signal, shutdown) is noticed when no message arrives
 BATCH = 64  # messages handled from one socket before looking at the other, so neither starves
-MAX_BACKLOG = 10_000  # replies held for clients that send without reading; beyond this they are dropped
+# Messages libzmq holds per client: progress events beyond it are dropped, replies wait in our Backlog.
+SEND_HWM = 64
+# A ZMTP 3 peer that has not finished its handshake by then is dropped. (A ZMTP 1.0 peer has no handshake: CURVE
+# refuses it at once, which is one more reason CURVE is the default on tcp://.)
+HANDSHAKE_MS = 10_000
 # A peer that answers no ZMTP heartbeat for HEARTBEAT_TIMEOUT_MS is dropped, so a client lost without a TCP close
 # (network gone, machine asleep) is noticed too; its jobs then stop at their next event (ROUTER_MANDATORY).
 HEARTBEAT_IVL_MS, HEARTBEAT_TIMEOUT_MS = 5_000, 15_000
@@ -74,8 +78,10 @@ class Daemon:
     def __init__(self, endpoint: str | None = None, device: str = "auto", max_queue: int = DEFAULT_MAX_QUEUE,
                  max_pixels: int = DEFAULT_MAX_PIXELS, max_message_bytes: int | None = None,
                  allow_shutdown: bool = False, curve: bool | None = None, keys_dir: Path | None = None,
-                 insecure_loopback: bool = False) -> None:
-        """endpoint None: the default (daemon/endpoints.py). curve None: on for tcp:// unless insecure_loopback."""
+                 insecure_loopback: bool = False, unread_bytes: int = CLIENT_BYTES,
+                 unread_seconds: float = PATIENCE) -> None:
+        """endpoint None: the default (daemon/endpoints.py). curve None: on for tcp:// unless insecure_loopback.
+        A client holding more than unread_bytes of replies, or leaving one unread unread_seconds, is dropped."""
         endpoint = endpoint or default_endpoint()
         make_socket_dir(endpoint)
         curve = uses_curve(endpoint, curve, insecure_loopback)
@@ -95,7 +101,8 @@ class Daemon:
         self.device: Any = None  # a torch.device once started
         self._stop = threading.Event()
         self._jobs: dict[tuple[bytes, str], Job] = {}
-        self._backlog: deque[tuple[bytes, list[bytes]]] = deque()  # replies a lagging client could not take yet
+        self._backlog = Backlog(unread_bytes, max(unread_bytes, TOTAL_BYTES), unread_seconds)
+        self._dropped: set[bytes] = set()  # clients that stopped reading: ignored from then on
         self._queue = JobQueue(max_queue)
         self._handlers: dict[str, Callable[[bytes, Message], None]] = {
             "hello": self._hello, "ping": self._ping, "fill": self._fill, "cancel": self._cancel,
@@ -119,6 +126,8 @@ class Daemon:
         self._router.linger = 0
         self._router.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
         self._router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # sending to a vanished client fails: its jobs stop
+        self._router.sndhwm = SEND_HWM
+        self._router.setsockopt(zmq.HANDSHAKE_IVL, HANDSHAKE_MS)
         self._router.ipv6 = is_ipv6(self.endpoint)
         self._router.heartbeat_ivl = HEARTBEAT_IVL_MS
         self._router.heartbeat_timeout = HEARTBEAT_TIMEOUT_MS
@@ -227,6 +236,8 @@ class Daemon:
             client, header, *data = parts
             frames = [header.bytes, *(part.buffer for part in data)]
             client = client.bytes
+            if client in self._dropped:
+                continue
             self._user_id = user_id(parts[-1])
             try:
                 self._handle(client, frames)
@@ -251,23 +262,52 @@ class Daemon:
             self._send(client, frames, droppable=kind == EVENT)
 
     def _retry_backlog(self) -> None:
-        for _ in range(len(self._backlog)):
-            self._send(*self._backlog.popleft())
+        """Each waiting client's replies in order, as far as it takes them; one that reads nothing for too long
+        is dropped. A try per client per loop: nothing spins while a client does not read."""
+        for client in self._backlog.clients():
+            while (frames := self._backlog.first(client)) is not None:
+                if not self._try_send(client, frames):
+                    break
+                if self._backlog.holds(client):  # not when the client turned out gone
+                    self._backlog.sent_first(client)
+            if self._backlog.overdue(client):
+                self._drop(client, f"has read nothing for {self._backlog.patience:g} s")
 
     def _send(self, client: bytes, frames: list[bytes], droppable: bool = False) -> None:
         """Never blocks: when a client is not reading and its queue is full, a progress event is dropped and
-        anything else waits in the backlog; a client that is gone has its jobs cancelled."""
+        anything else waits in the backlog, behind what already waits there."""
+        if client in self._dropped:
+            return
+        waiting = self._backlog.holds(client)
+        if (waiting or not self._try_send(client, frames)) and not droppable:
+            self._hold(client, frames)
+
+    def _hold(self, client: bytes, frames: list[bytes]) -> None:
+        if not self._backlog.add(client, frames):
+            self._drop(client, f"holds over {self._backlog.client_bytes >> 20} MB of unread replies (or all "
+                               f"clients over {self._backlog.total_bytes >> 20} MB)")
+
+    def _try_send(self, client: bytes, frames: list[bytes]) -> bool:
+        """True when libzmq took the message (or the client is gone: its jobs are then cancelled)."""
         try:
             self._router.send_multipart([client, *frames], zmq.NOBLOCK)
         except zmq.Again:
-            if not droppable and len(self._backlog) < MAX_BACKLOG:
-                self._backlog.append((client, frames))
-            elif not droppable:
-                log.warning("client %s is not reading its replies: one was dropped", client.hex()[:10])
+            return False
         except zmq.ZMQError as error:
             if error.errno != zmq.EHOSTUNREACH:
                 raise
+            self._backlog.forget(client)
             self._client_gone(client)
+        return True
+
+    def _drop(self, client: bytes, why: str) -> None:
+        """A client that does not read: its replies are discarded, its jobs cancelled, and it is ignored from now
+        on (logged once)."""
+        replies, size = self._backlog.forget(client)
+        self._dropped.add(client)
+        log.warning("client %s %s: dropped (%d unread replies, %.1f MB, discarded; its jobs cancelled)",
+                    client.hex()[:10], why, replies, size / 2**20)
+        self._client_gone(client)
 
     def _client_gone(self, client: bytes) -> None:
         """Nobody is left to receive these jobs' results: stop them."""

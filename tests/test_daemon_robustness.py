@@ -196,3 +196,74 @@ def test_a_daemon_killed_mid_job_is_reported_within_the_clients_timeout():
         if daemon.poll() is None:
             daemon.kill()
         daemon.wait()
+
+
+# ------------------------------------------------------------------------------------------ clients that never read
+
+# Sends a slow fill (when asked) and then `count` hellos, and never reads a reply: the replies pile up for it.
+NON_READER = """
+import sys, time, zmq
+from daemon.protocol import encode, fill_request
+sock = zmq.Context.instance().socket(zmq.DEALER)
+sock.rcvhwm = 1
+sock.connect(sys.argv[1])
+pixels = bytes(64 * 64 * 3)
+mask = bytes(255 if 24 <= i // 64 < 40 and 24 <= i % 64 < 40 else 0 for i in range(64 * 64))
+if sys.argv[3] == "fill":
+    sock.send_multipart(fill_request("slow", 64, 64, 3, "u8", pixels, mask, preset="preview",
+                                     options={"working_size": 64, "scales": 1, "iterations": [1000]}))
+for _ in range(int(sys.argv[2])):
+    sock.send_multipart(encode({"op": "hello"}))
+print("sent", flush=True)
+time.sleep(60)
+"""
+
+
+def start_non_reader(endpoint: str, count: int = 20_000, fill: bool = False) -> subprocess.Popen:
+    reader = subprocess.Popen([sys.executable, "-c", NON_READER, endpoint, str(count), "fill" if fill else "-"],
+                              cwd=REPO,
+                              stdout=subprocess.PIPE, text=True)
+    assert reader.stdout.readline().strip() == "sent"
+    return reader
+
+
+def test_a_client_that_never_reads_costs_no_cpu_and_others_are_served(tmp_path):
+    daemon, thread = start_daemon(f"ipc://{tmp_path / 'lazy.sock'}")
+    reader = start_non_reader(daemon.endpoint)
+    try:
+        deadline = time.monotonic() + 30
+        while daemon._backlog.size == 0:  # white-box: wait until replies really wait for it
+            assert time.monotonic() < deadline, "no reply ever waited for the client that does not read"
+            time.sleep(0.05)
+        time.sleep(1)
+        cpu, wall = time.process_time(), time.monotonic()
+        time.sleep(5)
+        share = (time.process_time() - cpu) / (time.monotonic() - wall)
+        assert share < 0.05, f"the daemon used {share:.0%} of a core while its client did not read"
+        assert daemon._backlog.size <= daemon._backlog.client_bytes
+        with Client(daemon.endpoint, timeout=10) as client:
+            assert client.ping() < 0.2
+    finally:
+        reader.kill()
+        reader.wait()
+        daemon.stop()
+        thread.join(10)
+
+
+def test_a_client_that_never_reads_is_dropped_once_with_its_job_cancelled(tmp_path, caplog):
+    daemon, thread = start_daemon(f"ipc://{tmp_path / 'dropped.sock'}", unread_seconds=2)
+    reader = start_non_reader(daemon.endpoint, fill=True)
+    try:
+        with Client(daemon.endpoint, timeout=10) as client:
+            deadline = time.monotonic() + 30
+            while client.status()["running"] == "slow" or daemon._backlog.size:
+                assert time.monotonic() < deadline, "the client that does not read was never dropped"
+                time.sleep(0.1)
+            assert client.status()["running"] is None and client.ping() < 0.2
+        dropped = [record for record in caplog.records if "dropped" in record.getMessage()]
+        assert len(dropped) == 1 and "has read nothing for 2 s" in dropped[0].getMessage()
+    finally:
+        reader.kill()
+        reader.wait()
+        daemon.stop()
+        thread.join(10)
