@@ -181,6 +181,7 @@ class NeuralEM:
         self.check_cancel = check_cancel
         self.stride = 4
         self.bank = self.bank_of(reference)
+        check_cancel()  # the bank costs a VGG pass of the whole scale
         height, width = self.bank.grid
         hole_cells = cells_touching(hole, self.stride)
         self.queries = hole_cells.nonzero()

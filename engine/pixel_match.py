@@ -148,6 +148,7 @@ class PixelMatch:
                 sy, sx = torch.where(better, alternative[:, 0], sy), torch.where(better, alternative[:, 1], sx)
                 best = torch.minimum(cost, best)
             for _ in range(ROUNDS):
+                self.check_cancel()  # a round of a big crop's search takes a good part of a second
                 for radius in SEARCH:
                     ty = sy + torch.randint(-radius, radius + 1, sy.shape, generator=self.generator).to(self.device)
                     tx = sx + torch.randint(-radius, radius + 1, sx.shape, generator=self.generator).to(self.device)
@@ -156,6 +157,7 @@ class PixelMatch:
                     better = cost < best
                     sy, sx, best = torch.where(better, ty, sy), torch.where(better, tx, sx), torch.minimum(cost, best)
                 for jump in JUMPS:
+                    self.check_cancel()
                     for half in (0, 1):
                         for dy, dx in ((0, jump), (0, -jump), (jump, 0), (-jump, 0)):
                             ny, nx = y + dy, x + dx
@@ -172,6 +174,7 @@ class PixelMatch:
             current = self._vote(current, sy, sx, best)
         self.sources = torch.full((2, self.height, self.width), -1, dtype=torch.long, device=self.device)
         self.sources[:, y, x] = torch.stack([sy, sx])
+        self.check_cancel()
         return self._sharpen(current, sy, sx)
 
     def _vote(self, current: torch.Tensor, sy: torch.Tensor, sx: torch.Tensor, best: torch.Tensor) -> torch.Tensor:

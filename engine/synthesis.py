@@ -132,6 +132,8 @@ class CropSynthesis:
         self.generator = torch.Generator().manual_seed(opts.seed)
         self.pixel_sources: torch.Tensor | None = None
         self.predictor = choose_predictor(self.predictors, image, hole, excluded)
+        # Between stages too: each may take a good part of a second on a big crop (Ctrl-C answers within one).
+        self.check_cancel()
         plan = scale_plan(*image.shape[-2:], opts, first_side(self.predictor))
         votes = opts.vote_iterations_per_scale()[:len(plan)]
         self.progress.plan([(size, iterations + rounds) for (size, iterations), rounds in zip(plan, votes,
@@ -139,9 +141,11 @@ class CropSynthesis:
         coarse_size = plan[0][0]
         coarse_image, coarse_hole = resize(image, coarse_size, "area"), hole_at(hole, coarse_size)
         prediction = self._predict(image, hole, coarse_size)
+        self.check_cancel()
         current = push_pull_fill(coarse_image, 1 - coarse_hole) if prediction is None else prediction
         field, previous = None, coarse_size
         for index, ((size, iterations), rounds) in enumerate(zip(plan, votes, strict=True)):
+            self.check_cancel()
             level_image = resize(image, size, "area")
             level_hole = hole_at(hole, size)
             level_excluded = resize(excluded, size, "area") > 0
@@ -165,8 +169,10 @@ class CropSynthesis:
         if field is not None:
             current = match_detail(current, hole, usable, opts.detail_gain)
             if opts.beside_iterations:
+                self.check_cancel()
                 current = self._copy_from_beside(current, hole, usable)
                 current = match_detail(current, hole, usable, opts.detail_gain)  # its vote softens the fill
+        self.check_cancel()
         stride = LAYER_STRIDE[self._detail_layer()]
         smooth = field is None and self.predictor is not None and self.predictor.smooth_prior
         missing = missing_grain(current, hole, usable) if smooth else None
@@ -189,6 +195,7 @@ class CropSynthesis:
             self.progress.iteration(index, iterations + count, iterations + rounds)
 
         current, field = em.run(current, rounds, done)
+        self.check_cancel()
         if opts.pixel_iterations and field is not None:
             pixels = PixelMatch(current, hole, usable, em.reference, self.generator, self.check_cancel)
             alternative = None if self.pixel_sources is None else pixels.inherited(self.pixel_sources)
