@@ -46,9 +46,11 @@ DEFAULT_PRESET = "default"
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 
 
+TRUE_WORDS, FALSE_WORDS = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+
+
 class Terminated(BaseException):  # noqa: N818 - an outcome; a BaseException so that no `except Exception` eats it
     """SIGTERM: raised where the program is, so a half-written output's temporary file is removed on the way out."""
-TRUE_WORDS, FALSE_WORDS = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 
 class CliError(Exception):
@@ -420,20 +422,28 @@ def fill_image(image: np.ndarray, mask: np.ndarray, options: FillOptions, *, mas
 
 
 @contextmanager
-def sigterm_raises() -> Iterator[None]:
-    """SIGTERM as the Terminated exception while a command runs (the daemon command sets its own handler)."""
-    def on_sigterm(signum: int, frame: object) -> None:
-        raise Terminated
-
+def signal_handled(signum: int, handler: Callable[[int, object], None]) -> Iterator[None]:
+    """`handler` for `signum` while the block runs, the previous one after. Off the main thread (main() called from
+    a test's thread) nothing changes: the signal keeps its usual meaning."""
     try:
-        previous = signal.signal(signal.SIGTERM, on_sigterm)
-    except ValueError:  # not the main thread (main() called from a test's thread): the default stays
+        previous = signal.signal(signum, handler)
+    except ValueError:
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+        signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+
+
+@contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """SIGTERM as the Terminated exception while a command runs (the daemon command sets its own handler)."""
+    def on_sigterm(signum: int, frame: object) -> None:
+        raise Terminated
+
+    with signal_handled(signal.SIGTERM, on_sigterm):
+        yield
 
 
 @contextmanager
@@ -446,15 +456,8 @@ def ctrl_c_cancels() -> Iterator[CancelCheck]:
             raise KeyboardInterrupt
         requested.set()
 
-    try:
-        previous = signal.signal(signal.SIGINT, on_ctrl_c)
-    except ValueError:  # not the main thread: Ctrl-C keeps its usual meaning
+    with signal_handled(signal.SIGINT, on_ctrl_c):
         yield requested.is_set
-        return
-    try:
-        yield requested.is_set
-    finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
 
 
 class ProgressBar:
@@ -555,10 +558,11 @@ def command_batch(args: argparse.Namespace) -> int:
                            quiet=args.quiet, curve=args.curve or None, insecure_loopback=args.insecure_loopback)
     except BatchInterrupted as stopped:
         print(stopped.report.summary())
-        how = "by SIGTERM" if isinstance(stopped.__cause__, Terminated) else "(Ctrl-C)"
-        print(f"{PROG}: batch interrupted {how}: the {stopped.report.count('done')} outputs written are kept in "
-              f"{args.out}; run the same command again to resume", file=sys.stderr)
-        return EXIT_TERMINATED if isinstance(stopped.__cause__, Terminated) else EXIT_CANCELLED
+        terminated = isinstance(stopped.__cause__, Terminated)
+        print(f"{PROG}: batch interrupted {'by SIGTERM' if terminated else '(Ctrl-C)'}: the "
+              f"{stopped.report.count('done')} outputs written are kept in {args.out}; run the same command again "
+              "to resume", file=sys.stderr)
+        return EXIT_TERMINATED if terminated else EXIT_CANCELLED
     print(report.summary())
     return EXIT_FAILURE if report.failed else EXIT_OK
 

@@ -47,6 +47,12 @@ def is_tcp(endpoint: str) -> bool:
     return endpoint.partition("://")[0] == "tcp"
 
 
+def ipc_path(endpoint: str) -> Path | None:
+    """The socket file of an ipc:// endpoint (None for any other)."""
+    scheme, _, address = endpoint.partition("://")
+    return Path(address) if scheme == "ipc" and address else None
+
+
 def uses_curve(endpoint: str, curve: bool | None = None, insecure_loopback: bool = False) -> bool:
     """Whether a daemon or client on `endpoint` speaks CURVE: as asked (`curve`), or by default on every tcp://
     endpoint unless plain loopback TCP is asked for."""
@@ -72,9 +78,10 @@ def check_endpoint(endpoint: str, curve: bool = False, insecure_loopback: bool =
     if scheme == "inproc":
         return
     if scheme == "ipc":
-        if not address:
+        path = ipc_path(endpoint)
+        if path is None:
             raise DaemonConfigError(f"cannot listen on {endpoint!r}: name the socket's path (ipc:///PATH)")
-        check_private_dir(Path(address).parent)
+        check_private_dir(path.parent)
         return
     if scheme != "tcp" or ":" not in address:
         raise DaemonConfigError(f"cannot listen on {endpoint!r}: use ipc://PATH or tcp://127.0.0.1:PORT")
@@ -109,9 +116,10 @@ def check_private_dir(folder: Path) -> None:
 
 def make_socket_dir(endpoint: str) -> None:
     """Make an ipc:// socket's folder, 0700, when it is missing (the default's is, on a first start)."""
-    if not endpoint.startswith("ipc://"):
+    path = ipc_path(endpoint)
+    if path is None:
         return
-    folder = Path(endpoint[len("ipc://"):]).parent
+    folder = path.parent
     try:
         folder.mkdir(mode=0o700)
     except (FileExistsError, FileNotFoundError):  # there already, or its parent is not: check_private_dir says

@@ -25,6 +25,7 @@ import struct
 import tempfile
 import warnings
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -65,11 +66,18 @@ class PrecisionWarning(UserWarning):
 def read_image(path: PathLike) -> np.ndarray:
     """The pixels of a PNG, JPEG or TIFF file as stored: HxW (grey) or HxWxC (grey+alpha, RGB, RGBA; alpha last),
     uint8 or uint16 as in the file. EXIF orientation is not applied."""
+    return _read_checked(path)
+
+
+def _read_checked(path: PathLike, check_size: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """read_image, with `check_size(width, height)` called on the header's size before any pixel is decoded."""
     path = Path(path)
     header = _read_header(path)
     kind = _sniff_format(path, header)
     try:
         width, height = _stored_size(path, header, kind)
+        if check_size is not None:  # first: a mask of the wrong size says so, however large it is
+            check_size(width, height)
         if width * height > max_pixels():
             raise ImageFileError(path, f"too large to open safely: {width}x{height} is {width * height} pixels, over "
                                        f"the {max_pixels()} of Pillow's decompression-bomb guard")
@@ -97,15 +105,8 @@ def read_mask(path: PathLike | None, image: np.ndarray) -> np.ndarray:
         if not has_alpha(image):
             raise ImageFileError(None, "no mask given and the image has no alpha channel to take the hole from")
         return _snap(1.0 - _unit_scale(image[..., -1]))
-    header = _read_header(Path(path))
-    try:  # a mask of the wrong size is refused before it is decoded
-        width, height = _stored_size(Path(path), header, _sniff_format(Path(path), header))
-    except (OSError, ValueError, SyntaxError, struct.error, tifffile.TiffFileError):
-        pass  # read_image says what is wrong with it
-    else:
-        _check_same_size(path, (height, width), image)
-    pixels = read_image(path)
-    _check_same_size(path, pixels.shape, image)
+    # A mask of the wrong size is refused before it is decoded.
+    pixels = _read_checked(path, lambda width, height: _check_same_size(path, (height, width), image))
     return _snap(_mask_from_pixels(pixels))
 
 
@@ -248,8 +249,8 @@ def _unpremultiply(pixels: np.ndarray) -> np.ndarray:
     return np.concatenate([np.clip(np.rint(colour), 0, 65535).astype(np.uint16), pixels[..., -1:]], axis=-1)
 
 
-def _check_same_size(mask_path: PathLike, mask_shape: tuple[int, ...], image: np.ndarray) -> None:
-    (mh, mw), (ih, iw) = mask_shape[:2], image.shape[:2]
+def _check_same_size(mask_path: PathLike, mask_size: tuple[int, int], image: np.ndarray) -> None:
+    (mh, mw), (ih, iw) = mask_size, image.shape[:2]
     if (mh, mw) == (ih, iw):
         return
     hint = ""

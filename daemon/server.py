@@ -29,6 +29,7 @@ from .endpoints import (
     check_endpoint,
     default_endpoint,
     is_ipv6,
+    is_tcp,
     make_socket_dir,
     uses_curve,
 )
@@ -148,7 +149,7 @@ class Daemon:
         self._worker.start()
         log.info("listening on %s (device %s, at most %d pixels, %d queued jobs)", self.endpoint, self.device,
                  self.max_pixels, self.max_queue)
-        if self.endpoint.startswith("tcp://") and not self.curve:
+        if is_tcp(self.endpoint) and not self.curve:
             log.warning("--insecure-loopback: any program of any user of this machine may send this daemon work, "
                         "see others' job ids, and crash it through libzmq (docs/security.md)")
 

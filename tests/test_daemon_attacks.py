@@ -13,13 +13,12 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import zmq
 
 from daemon.client import Client
-from daemon.endpoints import default_endpoint
+from daemon.endpoints import default_endpoint, ipc_path
 from tests.test_daemon import REPO, free_port, pytestmark  # noqa: F401 - skips without the weights
 
 # Claims the routing ids libzmq's ROUTER is about to hand out (its counter starts at the same value in every run,
@@ -193,7 +192,7 @@ def test_another_user_gets_nothing_from_the_default_daemons(other_user, tmp_path
     try:
         for endpoint, daemon in daemons.items():
             wait_until_serving(daemon, endpoint)
-        assert Path(ipc_endpoint[len("ipc://"):]).parent.stat().st_mode & 0o077 == 0
+        assert ipc_path(ipc_endpoint).parent.stat().st_mode & 0o077 == 0
         for endpoint, daemon in daemons.items():
             assert attack(endpoint, seconds=2, user=other_user) == 0, endpoint
             assert daemon.poll() is None, endpoint
