@@ -21,6 +21,7 @@ from bench_engine import load_photo
 from report import write_section  # bench/ is on sys.path when a script here runs
 
 ROOT = Path(__file__).resolve().parents[1]
+ENGINE = ROOT / "engine"
 sys.path.insert(0, str(ROOT))
 SIZE = (1024, 1536)  # height, width
 HOLE = (slice(300, 700), slice(500, 1000))
@@ -34,8 +35,10 @@ def longest_gap(image: np.ndarray, mask: np.ndarray, preset: str) -> tuple[float
     checks: list[tuple[float, str]] = []
 
     def cancel() -> bool:
-        frame = traceback.extract_stack(limit=4)[0]
-        checks.append((time.monotonic(), f"{Path(frame.filename).name}:{frame.name}"))
+        # The innermost of our engine's frames past the cancel plumbing (progress.py): the stage that just ended.
+        ours = [frame for frame in traceback.extract_stack()
+                if Path(frame.filename).parent == ENGINE and Path(frame.filename).name != "progress.py"]
+        checks.append((time.monotonic(), f"{Path(ours[-1].filename).name}:{ours[-1].name}" if ours else "?"))
         return False
 
     started = time.monotonic()

@@ -5,8 +5,9 @@ is kept as it is).
 
 (a) Protocol overhead: a daemon (its own process) whose fill is the identity gets a 4000x3000 16-bit RGBA image
     through `Client.fill`, so the round trip holds everything but the method: encoding the frames, sending 96 MB
-    over loopback TCP, the daemon's checks and decoding, the result's encoding, the way back and its decoding.
-    That is set against the `default` fill time of a 4000x3000 photo from the engine section.
+    over loopback TCP (CURVE, the default on tcp://), the daemon's checks and decoding, the result's encoding,
+    the way back and its decoding. That is set against the `default` fill time of a 4000x3000 photo from the
+    engine section.
 (b) Batch throughput: the same files through `run_batch` on one real daemon, then on two.
 
     .venv/bin/python bench/bench_daemon.py
@@ -48,8 +49,11 @@ def start_daemon(identity: bool, threads: int | None = None) -> tuple[subprocess
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     command = [sys.executable, __file__, "--serve", endpoint] + (["--identity"] if identity else [])
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
-    process = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.DEVNULL, env=env)
     from daemon.client import Client
+    from daemon.keys import ensure_keys
+
+    ensure_keys()  # tcp:// speaks CURVE: the client must find the keys the daemon would make at its start
+    process = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.DEVNULL, env=env)
 
     with Client(endpoint, timeout=120) as client:
         client.hello()  # waits for the networks to load
