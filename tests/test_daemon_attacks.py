@@ -207,10 +207,8 @@ def test_plain_loopback_tcp_says_at_start_what_it_allows():
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     daemon = start_daemon_process("--bind", endpoint, "--insecure-loopback")
     try:
-        started = time.monotonic()
         with Client(endpoint, timeout=120, insecure_loopback=True) as client:
-            client.hello()
-        assert time.monotonic() - started < 120
+            assert client.hello()["op"] == "hello"  # a plain client is served: that is what the warning is about
     finally:
         log = stop_process(daemon)
     assert "--insecure-loopback: any program of any user of this machine may send this daemon work" in log
