@@ -84,9 +84,9 @@ class Client:
         if isinstance(options, FillOptions):
             options = {k: v for k, v in options.to_dict().items() if k != "device"}
         job_id = uuid.uuid4().hex[:16]
-        self._link.send(fill_request(job_id, pixels.width, pixels.height, pixels.channels, pixels.sample,
-                                     pixels.data, holes.data, mask_sample=holes.sample, preset=preset,
-                                     options=options))
+        self._link.upload(job_id, fill_request(job_id, pixels.width, pixels.height, pixels.channels,
+                                               pixels.sample, pixels.data, holes.data, mask_sample=holes.sample,
+                                               preset=preset, options=options))
 
         def on_progress(header: dict[str, Any]) -> None:
             progress(Progress(**{k: header[k] for k in PROGRESS_FIELDS if k in header}))

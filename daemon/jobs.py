@@ -47,12 +47,16 @@ class JobQueue:
     def put(self, job: Job) -> int:
         """Queue `job` and return how many jobs are ahead of it (the running one included)."""
         with self._changed:
-            if len(self._waiting) >= self._limit:
-                raise ProtocolError(ErrorCode.QUEUE_FULL, f"the queue is full ({self._limit} jobs waiting); try "
-                                    "again when one has finished", job.job_id)
+            self.check_room(job.job_id)
             self._waiting.append(job)
             self._changed.notify()
             return len(self._waiting) - 1 + (self._running is not None)
+
+    def check_room(self, job_id: str) -> None:
+        """ProtocolError(queue_full) when no job could be queued now."""
+        if len(self._waiting) >= self._limit:
+            raise ProtocolError(ErrorCode.QUEUE_FULL, f"the queue is full ({self._limit} jobs waiting); try "
+                                "again when one has finished", job_id)
 
     def take(self) -> Job | None:
         """The next job, marked running (waits for one); None once the queue is closed."""

@@ -125,6 +125,32 @@ class Link:
             elif op == "error":
                 raise DaemonError(message.header.get("code", ErrorCode.INTERNAL), message.header.get("message", ""))
 
+    def upload(self, job_id: str, messages: list[list[Any]]) -> None:
+        """Send a fill's messages (protocol.fill_request) as fast as the daemon takes them. The daemon's refusal of
+        the job (queue full, bad options, too large), which may come before its data is all sent, stops the upload
+        and is raised as DaemonError."""
+        for frames in messages:
+            deadline = time.monotonic() + self.timeout
+            while True:
+                if self._socket.poll(0, zmq.POLLIN):
+                    self._raise_refusal(job_id)
+                try:
+                    self._socket.send_multipart(frames, zmq.NOBLOCK)
+                    break
+                except zmq.Again:  # the daemon reads no faster: wait for room (or for its answer)
+                    pass
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise self.unavailable(self.timeout)
+                self._socket.poll(int(min(left, POLL_SECONDS) * 1000), zmq.POLLIN | zmq.POLLOUT)
+
+    def _raise_refusal(self, job_id: str) -> None:
+        """What came in while a job's data goes out: its refusal is raised; anything else is left over from an
+        earlier job (before its data is complete the daemon says nothing else about this one)."""
+        message = self.receive(0)
+        if message is not None and message.op == "error" and message.header.get("id") == job_id:
+            raise DaemonError(message.header.get("code", ErrorCode.INTERNAL), message.header.get("message", ""))
+
     def send(self, frames: list[Any]) -> None:
         try:
             self._socket.send_multipart(frames, zmq.NOBLOCK)

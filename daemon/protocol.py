@@ -1,9 +1,12 @@
 """The Neural Fill wire protocol: the one definition of every message (docs/protocol.md describes it for other
 languages).
 
-A message is a ZeroMQ multipart message: frame 0 is a msgpack map (the header), any further frames are raw bytes
-(pixels, mask). Clients use a DEALER socket, the daemon a ROUTER. Every header carries `v` (the protocol version)
-and `op`. Standard library and msgpack only: the GIMP plug-in imports this module inside GIMP's own Python.
+A message is a ZeroMQ multipart message: frame 0 is a msgpack map (the header), any further frames are raw bytes.
+A `fill` declares its image in its header; its pixels and mask follow in `data` messages of at most CHUNK_BYTES, so
+the daemon's per-frame limit is small whatever the image, and it counts every byte of an unfinished upload against
+the budget it reserved from the header. Clients use a DEALER socket, the daemon a ROUTER. Every header carries `v`
+(the protocol version) and `op`. Standard library and msgpack only: the GIMP plug-in imports this module inside
+GIMP's own Python.
 """
 
 from __future__ import annotations
@@ -13,16 +16,17 @@ from typing import Any
 
 import msgpack
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: pixels and mask in `data` chunks after the `fill` header
 
 # Requests a client may send, and the extra frames each carries.
-REQUEST_FRAMES = {"hello": 0, "ping": 0, "fill": 2, "cancel": 0, "status": 0, "shutdown": 0}
+REQUEST_FRAMES = {"hello": 0, "ping": 0, "fill": 0, "data": 1, "cancel": 0, "status": 0, "shutdown": 0}
 # Replies and events the daemon sends.
 REPLIES = ("hello", "pong", "accepted", "progress", "result", "error", "cancelled", "status", "bye")
 
 SAMPLE_BYTES = {"u8": 1, "u16": 2, "f32": 4}
 MAX_JOB_ID = 64
 MAX_HEADER_BYTES = 64 * 1024
+CHUNK_BYTES = 1 << 20  # the largest data frame: what an unauthenticated or stalled peer can make libzmq hold
 
 
 class ErrorCode:
@@ -32,9 +36,10 @@ class ErrorCode:
     UNSUPPORTED_VERSION = "unsupported_version"
     UNKNOWN_OP = "unknown_op"
     BAD_FIELD = "bad_field"  # a field missing, of the wrong type or out of range
-    SIZE_MISMATCH = "size_mismatch"  # pixel or mask bytes do not match the declared size
+    SIZE_MISMATCH = "size_mismatch"  # more data than the fill declared, or a chunk over CHUNK_BYTES
     TOO_LARGE = "too_large"  # more pixels than the daemon's limit
-    QUEUE_FULL = "queue_full"
+    QUEUE_FULL = "queue_full"  # the job queue, or the daemon's upload budget, is full: try again later
+    STALLED = "stalled"  # a fill's data stopped arriving before it was complete
     DUPLICATE_JOB = "duplicate_job"
     NOT_FOUND = "not_found"  # cancel of a job this client does not have
     BAD_INPUT = "bad_input"  # the engine refused the image, mask or options (its message says why)
@@ -110,7 +115,8 @@ def field_of(header: dict[str, Any], name: str, kind: type | tuple[type, ...], j
 
 @dataclass(frozen=True)
 class FillRequest:
-    """A checked `fill`: sizes agree with the bytes, within the daemon's pixel limit. Pixels stay bytes here."""
+    """A checked `fill` header: sizes within the daemon's pixel limit. Its pixels and mask arrive in `data` chunks
+    (daemon/uploads.py), then sit here as views of the upload's buffer."""
 
     job_id: str
     width: int
@@ -120,15 +126,22 @@ class FillRequest:
     mask_sample: str
     preset: str
     options: dict[str, Any]
-    pixels: bytes
-    mask: bytes
+    pixels: bytes | memoryview = b""
+    mask: bytes | memoryview = b""
+
+    @property
+    def pixel_bytes(self) -> int:
+        return self.width * self.height * self.channels * SAMPLE_BYTES[self.sample]
+
+    @property
+    def data_bytes(self) -> int:
+        """The bytes the `data` chunks carry: the pixels, then the mask."""
+        return self.pixel_bytes + self.width * self.height * SAMPLE_BYTES[self.mask_sample]
 
 
 def parse_fill(message: Message, max_pixels: int) -> FillRequest:
     header = message.header
-    job_id = field_of(header, "id", str)
-    if not 0 < len(job_id) <= MAX_JOB_ID:
-        raise ProtocolError(ErrorCode.BAD_FIELD, f"field 'id' must be 1 to {MAX_JOB_ID} characters")
+    job_id = job_id_of(header)
     width = field_of(header, "width", int, job_id)
     height = field_of(header, "height", int, job_id)
     channels = field_of(header, "channels", int, job_id)
@@ -151,25 +164,28 @@ def parse_fill(message: Message, max_pixels: int) -> FillRequest:
         raise ProtocolError(ErrorCode.BAD_FIELD, "field 'preset' must be text", job_id)
     if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
         raise ProtocolError(ErrorCode.BAD_FIELD, "field 'options' must be a map of option names", job_id)
-    pixels, mask = message.blobs
-    expected = width * height * channels * SAMPLE_BYTES[sample]
-    if len(pixels) != expected:
-        raise ProtocolError(ErrorCode.SIZE_MISMATCH, f"pixel frame has {len(pixels)} bytes; {width}x{height}x"
-                            f"{channels} {sample} needs {expected}", job_id)
-    expected_mask = width * height * SAMPLE_BYTES[mask_sample]
-    if len(mask) != expected_mask:
-        raise ProtocolError(ErrorCode.SIZE_MISMATCH, f"mask frame has {len(mask)} bytes; {width}x{height} "
-                            f"{mask_sample} needs {expected_mask}", job_id)
-    return FillRequest(job_id, width, height, channels, sample, mask_sample, preset, options, pixels, mask)
+    return FillRequest(job_id, width, height, channels, sample, mask_sample, preset, options)
 
 
-def fill_request(job_id: str, width: int, height: int, channels: int, sample: str, pixels: bytes, mask: bytes,
-                 mask_sample: str = "u8", preset: str = "default",
-                 options: dict[str, Any] | None = None) -> list[bytes]:
-    """The frames of a `fill` request (what a client sends)."""
+def job_id_of(header: dict[str, Any]) -> str:
+    job_id = field_of(header, "id", str)
+    if not 0 < len(job_id) <= MAX_JOB_ID:
+        raise ProtocolError(ErrorCode.BAD_FIELD, f"field 'id' must be 1 to {MAX_JOB_ID} characters")
+    return job_id
+
+
+def fill_request(job_id: str, width: int, height: int, channels: int, sample: str, pixels: bytes | memoryview,
+                 mask: bytes | memoryview, mask_sample: str = "u8", preset: str = "default",
+                 options: dict[str, Any] | None = None) -> list[list[Any]]:
+    """The messages of a `fill` (what a client sends, in order): the header, then the pixels and the mask, one
+    after the other, in `data` chunks of at most CHUNK_BYTES (views of the caller's buffers, not copies)."""
     header = {"op": "fill", "id": job_id, "width": width, "height": height, "channels": channels,
               "sample": sample, "mask_sample": mask_sample, "preset": preset, "options": options or {}}
-    return encode(header, pixels, mask)
+    data_header = encode({"op": "data", "id": job_id})[0]
+    chunks = [[data_header, view[start:start + CHUNK_BYTES]]
+              for view in (memoryview(pixels).cast("B"), memoryview(mask).cast("B"))
+              for start in range(0, len(view), CHUNK_BYTES)]
+    return [encode(header), *chunks]
 
 
 def error_reply(code: str, message: str, job_id: str | None = None) -> list[bytes]:

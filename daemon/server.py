@@ -4,6 +4,8 @@ The socket loop (the thread that calls `run`) owns the ROUTER socket and all boo
 queues and forwards, so it answers within milliseconds even while the worker is deep in a fill. Nothing a client
 sends can stop it: every malformed or refused request gets an error reply with a stable code. (A frame over
 ZMQ_MAXMSGSIZE is the one exception: libzmq drops that connection before the daemon sees anything to answer.)
+A fill's data comes in chunks (daemon/protocol.py), so that limit is one chunk whatever the image, and what
+unfinished uploads hold is what their headers reserved within the upload budget (daemon/uploads.py).
 
 With CURVE on (the default on tcp://, daemon/endpoints.py), zmq.auth's authenticator (ZAP) lets in only clients
 whose public key is in the keys dir's `clients/` folder; anyone else's handshake fails and they never reach the
@@ -37,22 +39,27 @@ from .jobs import Job, JobQueue
 from .keys import SERVER, KeyPair, authorised_dir, ensure_keys, load_pair
 from .pixels import request_image, request_mask
 from .protocol import (
+    CHUNK_BYTES,
     PROTOCOL_VERSION,
     ErrorCode,
+    FillRequest,
     Message,
     ProtocolError,
     decode,
     encode,
     error_reply,
     field_of,
+    job_id_of,
     parse_fill,
 )
+from .uploads import PATIENCE as UPLOAD_PATIENCE
+from .uploads import Uploads
 from .version import package_version
 from .worker import EVENT, FINAL, STOPPED_MESSAGE, Worker
 
 DEFAULT_MAX_PIXELS = 100_000_000
 DEFAULT_MAX_QUEUE = 16
-HEADER_ALLOWANCE = 1 << 20
+RECEIVE_HWM = 16  # messages libzmq queues per client before it stops reading that connection: 16 chunks
 POLL_MS = 100  # how soon a stop request (signal, shutdown) is noticed when no message arrives
 BATCH = 64  # messages handled from one socket before looking at the other, so neither starves
 # Messages libzmq holds per client: progress events beyond it are dropped, replies wait in our Backlog.
@@ -67,9 +74,9 @@ HEARTBEAT_IVL_MS, HEARTBEAT_TIMEOUT_MS = 5_000, 15_000
 log = logging.getLogger("neural_fill.daemon")
 
 
-def default_max_message_bytes(max_pixels: int) -> int:
-    """The largest frame worth receiving: max_pixels x 4 channels x f32, plus room for a header."""
-    return max_pixels * 4 * 4 + HEADER_ALLOWANCE
+def largest_upload(max_pixels: int) -> int:
+    """The data of the largest fill the daemon takes: 4 f32 channels and an f32 mask."""
+    return max_pixels * (4 + 1) * 4
 
 
 class Daemon:
@@ -80,9 +87,12 @@ class Daemon:
                  max_pixels: int = DEFAULT_MAX_PIXELS, max_message_bytes: int | None = None,
                  allow_shutdown: bool = False, curve: bool | None = None, keys_dir: Path | None = None,
                  insecure_loopback: bool = False, unread_bytes: int = CLIENT_BYTES,
-                 unread_seconds: float = PATIENCE) -> None:
+                 unread_seconds: float = PATIENCE, upload_bytes: int | None = None,
+                 upload_seconds: float = UPLOAD_PATIENCE) -> None:
         """endpoint None: the default (daemon/endpoints.py). curve None: on for tcp:// unless insecure_loopback.
-        A client holding more than unread_bytes of replies, or leaving one unread unread_seconds, is dropped."""
+        A client holding more than unread_bytes of replies, or leaving one unread unread_seconds, is dropped.
+        Unfinished uploads may hold upload_bytes per client (default: the largest fill max_pixels allows) and
+        twice that in all; one whose next chunk is upload_seconds late is dropped."""
         endpoint = endpoint or default_endpoint()
         make_socket_dir(endpoint)
         curve = uses_curve(endpoint, curve, insecure_loopback)
@@ -93,7 +103,7 @@ class Daemon:
         self.device_name = device
         self.max_queue = max_queue
         self.max_pixels = max_pixels
-        self.max_message_bytes = max_message_bytes or default_max_message_bytes(max_pixels)
+        self.max_message_bytes = max_message_bytes or CHUNK_BYTES
         self.allow_shutdown = allow_shutdown
         self.curve = curve
         self.keys_dir = keys_dir  # None: the user's config dir (keys.default_keys_dir)
@@ -104,10 +114,12 @@ class Daemon:
         self._jobs: dict[tuple[bytes, str], Job] = {}
         self._backlog = Backlog(unread_bytes, max(unread_bytes, TOTAL_BYTES), unread_seconds)
         self._dropped: set[bytes] = set()  # clients that stopped reading: ignored from then on
+        upload_bytes = upload_bytes or largest_upload(max_pixels)
+        self._uploads = Uploads(upload_bytes, 2 * upload_bytes, upload_seconds)
         self._queue = JobQueue(max_queue)
         self._handlers: dict[str, Callable[[bytes, Message], None]] = {
-            "hello": self._hello, "ping": self._ping, "fill": self._fill, "cancel": self._cancel,
-            "status": self._status, "shutdown": self._shutdown,
+            "hello": self._hello, "ping": self._ping, "fill": self._fill, "data": self._data,
+            "cancel": self._cancel, "status": self._status, "shutdown": self._shutdown,
         }
 
     # ------------------------------------------------------------------------------------------- life cycle
@@ -128,6 +140,7 @@ class Daemon:
         self._router.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
         self._router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # sending to a vanished client fails: its jobs stop
         self._router.sndhwm = SEND_HWM
+        self._router.rcvhwm = RECEIVE_HWM
         self._router.setsockopt(zmq.HANDSHAKE_IVL, HANDSHAKE_MS)
         self._router.ipv6 = is_ipv6(self.endpoint)
         self._router.heartbeat_ivl = HEARTBEAT_IVL_MS
@@ -195,6 +208,7 @@ class Daemon:
                     log.error("the compute worker has died; stopping")
                     break
                 self._retry_backlog()
+                self._drop_stalled_uploads()
                 ready = dict(poller.poll(POLL_MS))
                 if self._inbox in ready:
                     self._forward_from_worker()
@@ -274,6 +288,12 @@ class Daemon:
             if self._backlog.overdue(client):
                 self._drop(client, f"has read nothing for {self._backlog.patience:g} s")
 
+    def _drop_stalled_uploads(self) -> None:
+        for client, job_id in self._uploads.stalled():
+            log.info("job %s of client %s: its data stopped arriving; dropped", job_id, client.hex()[:10])
+            self._send(client, error_reply(ErrorCode.STALLED, f"no data for {self._uploads.patience:g} s before "
+                                           "the fill's image had arrived: upload dropped", job_id))
+
     def _send(self, client: bytes, frames: list[bytes], droppable: bool = False) -> None:
         """Never blocks: when a client is not reading and its queue is full, a progress event is dropped and
         anything else waits in the backlog, behind what already waits there."""
@@ -312,6 +332,7 @@ class Daemon:
 
     def _client_gone(self, client: bytes) -> None:
         """Nobody is left to receive these jobs' results: stop them."""
+        self._uploads.forget_client(client)
         for job in [job for job in self._jobs.values() if job.client == client]:
             log.info("%s: its client is gone; cancelling", job.describe())
             if self._queue.remove(job):
@@ -339,7 +360,7 @@ class Daemon:
 
     def _status(self, client: bytes, message: Message) -> None:
         running = self._queue.running
-        self._send(client, encode({"op": "status", "queued": len(self._queue),
+        self._send(client, encode({"op": "status", "queued": len(self._queue), "uploading": len(self._uploads),
                                    "running": running.job_id if running is not None else None,
                                    "device": str(self.device)}))
 
@@ -353,26 +374,42 @@ class Daemon:
         self.stop()
 
     def _fill(self, client: bytes, message: Message) -> None:
+        """A fill's header: checked, and its data's room reserved; the job is queued when its data has come."""
         request = parse_fill(message, self.max_pixels)
-        if (client, request.job_id) in self._jobs:
+        key = (client, request.job_id)
+        if key in self._jobs or key in self._uploads:
             raise ProtocolError(ErrorCode.DUPLICATE_JOB, f"job '{request.job_id}' is already queued or running",
                                 request.job_id)
-        try:
-            # The daemon owns the device: one worker serves it, whatever device the client's options name.
-            chosen = {name: value for name, value in request.options.items() if name != "device"}
-            options = get_preset(request.preset, **chosen).replace(device=self.device.type)
-        except (ValueError, TypeError) as error:  # OptionsError is a ValueError; a list where a number goes...
-            raise ProtocolError(ErrorCode.BAD_INPUT, f"bad options: {error}", request.job_id) from None
-        job = Job(client, request.job_id, request_image(request), request_mask(request), options)
+        self._options(request)  # bad options, or no room, refused before any data is sent
+        self._queue.check_room(request.job_id)
+        self._uploads.start(client, request)
+
+    def _data(self, client: bytes, message: Message) -> None:
+        request = self._uploads.add(client, job_id_of(message.header), message.blobs[0])
+        if request is None:
+            return
+        job = Job(client, request.job_id, request_image(request), request_mask(request), self._options(request))
         position = self._queue.put(job)
         self._jobs[job.key] = job
         log.info("%s: accepted (%dx%dx%d %s, preset %s), %d ahead", job.describe(), request.width, request.height,
                  request.channels, request.sample, request.preset, position)
         self._send(client, encode({"op": "accepted", "id": job.job_id, "position": position}))
 
+    def _options(self, request: FillRequest) -> Any:
+        try:
+            # The daemon owns the device: one worker serves it, whatever device the client's options name.
+            chosen = {name: value for name, value in request.options.items() if name != "device"}
+            return get_preset(request.preset, **chosen).replace(device=self.device.type)
+        except (ValueError, TypeError) as error:  # OptionsError is a ValueError; a list where a number goes...
+            raise ProtocolError(ErrorCode.BAD_INPUT, f"bad options: {error}", request.job_id) from None
+
     def _cancel(self, client: bytes, message: Message) -> None:
         job_id = field_of(message.header, "id", str)
         job = self._jobs.get((client, job_id))
+        if self._uploads.forget(client, job_id):
+            log.info("job %s of client %s: cancelled while its data came", job_id, client.hex()[:10])
+            self._send(client, encode({"op": "cancelled", "id": job_id}))
+            return
         if job is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"no job '{job_id}' of this client is queued or running", job_id)
         if self._queue.remove(job):  # still waiting: done at once

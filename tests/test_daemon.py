@@ -29,6 +29,7 @@ from daemon.endpoints import RUNTIME_ENV, default_endpoint, uses_curve
 from daemon.image_files import write_image
 from daemon.pixels import mask_to_frame, to_frame
 from daemon.protocol import (
+    CHUNK_BYTES,
     PROTOCOL_VERSION,
     REPLIES,
     REQUEST_FRAMES,
@@ -38,6 +39,7 @@ from daemon.protocol import (
     decode,
     encode,
     fill_request,
+    job_id_of,
     parse_fill,
 )
 from daemon.server import Daemon, DaemonConfigError, check_endpoint
@@ -126,8 +128,9 @@ def reply(sock: zmq.Socket, timeout: float = 5.0) -> Message:
 
 def send_fill(sock: zmq.Socket, job_id: str, image: np.ndarray, mask: np.ndarray, options) -> None:
     pixels, holes = to_frame(image), mask_to_frame(mask)
-    sock.send_multipart(fill_request(job_id, pixels.width, pixels.height, pixels.channels, pixels.sample,
-                                     pixels.data, holes.data, holes.sample, options=options.to_dict()))
+    for frames in fill_request(job_id, pixels.width, pixels.height, pixels.channels, pixels.sample, pixels.data,
+                               holes.data, holes.sample, options=options.to_dict()):
+        sock.send_multipart(frames)
 
 
 def photo_and_hole(seed: int = 0, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
@@ -282,11 +285,14 @@ def test_an_empty_mask_is_bad_input_and_the_daemon_goes_on(client):
 
 
 def is_valid_request(frames: list[bytes]) -> bool:
-    """What the daemon would accept: the fuzz test wants refusals only."""
+    """What the daemon would take without a refusal: the fuzz tests want refusals only. (A well-formed chunk for
+    no upload is ignored without a reply.)"""
     try:
         message = decode(frames)
         if message.op == "fill":
             parse_fill(message, MAX_PIXELS)
+        elif message.op == "data":
+            job_id_of(message.header)
     except ProtocolError:
         return False
     return message.op in REQUEST_FRAMES and message.op != "cancel"  # this client has no job to cancel
@@ -303,31 +309,31 @@ blobs = st.lists(st.binary(max_size=32), max_size=3)
 
 @st.composite
 def bad_messages(draw) -> list[bytes]:
-    kind = draw(st.sampled_from(["bytes", "map", "fill field", "fill frames", "fill size", "fill absurd"]))
+    kind = draw(st.sampled_from(["bytes", "map", "fill field", "fill frames", "data", "fill absurd"]))
     if kind == "bytes":  # anything at all, mostly not msgpack
         return draw(st.lists(st.binary(max_size=64), min_size=1, max_size=4))
     if kind == "map":  # msgpack maps with known and unknown ops, versions and fields
         header = draw(st.dictionaries(st.sampled_from(["v", "op", "id", "x"]) | st.text(max_size=4), any_value,
                                       max_size=5))
-        header.setdefault("v", draw(st.sampled_from([PROTOCOL_VERSION, 0, 2, "1"])))
+        header.setdefault("v", draw(st.sampled_from([PROTOCOL_VERSION, 0, 1, "1"])))
         header.setdefault("op", draw(st.sampled_from([*REQUEST_FRAMES, *REPLIES, "", "FILL"])))
         return [msgpack.packb(header), *draw(blobs)]
     header = dict(VALID_FILL)
-    pixels, mask = bytes(16 * 16 * 3), bytes(16 * 16)
     if kind == "fill field":  # one field missing or of a wrong type
         name = draw(st.sampled_from(sorted(VALID_FILL)))
         if draw(st.booleans()):
             del header[name]
         else:
             header[name] = draw(any_value)
-    elif kind == "fill frames":
-        return [msgpack.packb(header), *draw(blobs.filter(lambda b: len(b) != 2))]
-    elif kind == "fill size":  # the declared size and the bytes disagree
-        pixels = bytes(len(pixels) + draw(st.integers(-len(pixels), 64).filter(bool)))
+    elif kind == "fill frames":  # a fill's data comes in `data` messages, not beside its header
+        return [msgpack.packb(header), *draw(blobs.filter(bool))]
+    elif kind == "data":  # a chunk with a bad id, or not exactly one frame
+        chunk = {"v": PROTOCOL_VERSION, "op": "data", "id": draw(any_value | st.just("f"))}
+        return [msgpack.packb(chunk), *draw(blobs)]
     else:  # absurd sizes
         header["width"] = draw(st.integers(-(2**63), 2**63 - 1))
         header["height"] = draw(st.integers(2**20, 2**40))
-    return [msgpack.packb(header), pixels, mask]
+    return [msgpack.packb(header)]
 
 
 @settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -411,6 +417,72 @@ def test_a_frame_over_the_size_limit_drops_its_sender_and_the_daemon_goes_on(tmp
     finally:
         daemon.stop()
         thread.join(5)
+
+
+# ------------------------------------------------------------------------------------------------ uploads
+
+
+def status_of(sock: zmq.Socket) -> dict:
+    sock.send_multipart(encode({"op": "status"}))
+    while (message := receive(sock)).op != "status":
+        pass
+    return message.header
+
+
+def test_an_image_of_several_chunks_comes_back_whole(client):
+    image = noisy_photo(384, 512, seed=12)
+    image = np.dstack([image, np.full(image.shape[:2], 255, np.uint8)]).astype(np.float32) / 255
+    mask = centre_mask(384, 512, 48)
+    assert image.nbytes == 3 * CHUNK_BYTES  # three chunks of pixels, one of mask
+    result = client.fill(image, mask, options=FAST)
+    assert result.dtype == np.float32 and np.array_equal(result[mask == 0], image[mask == 0])
+    assert np.array_equal(result, fill(image, mask, FAST))
+
+
+def test_uploads_are_refused_beyond_their_budget_and_a_stalled_one_gives_its_room_back(tmp_path):
+    image, mask = photo_and_hole(seed=11)  # 64x64 RGB u8 and a u8 mask: 16,384 bytes of data
+    stuck = fill_request("stuck", 64, 64, 3, "u8", bytes(64 * 64 * 3), bytes(64 * 64))[0]  # a header, no data
+    daemon, thread = start_daemon(f"ipc://{tmp_path / 'budget.sock'}", upload_bytes=20_000, upload_seconds=1.5)
+    try:
+        with Client(daemon.endpoint) as client, Client(daemon.endpoint) as other, Client(daemon.endpoint) as third:
+            sock = client._link._socket
+            sock.send_multipart(stuck)  # holds 16 kB of this client's 20 kB
+            with pytest.raises(DaemonError) as refused:
+                client.fill(image, mask, options=FAST)
+            assert refused.value.code == ErrorCode.QUEUE_FULL and "per client" in refused.value.message
+            other._link._socket.send_multipart(stuck)  # 32 kB held in all, of 40 kB
+            with pytest.raises(DaemonError) as refused:
+                third.fill(image, mask, options=FAST)
+            assert refused.value.code == ErrorCode.QUEUE_FULL
+            assert status_of(third._link._socket)["uploading"] == 2
+            stalled = receive(sock)  # no chunk for 1.5 s: dropped, and said so
+            assert (stalled.op, stalled.header["code"], stalled.header["id"]) == ("error", ErrorCode.STALLED, "stuck")
+            assert receive(other._link._socket).header["code"] == ErrorCode.STALLED
+            assert status_of(sock)["uploading"] == 0
+            assert np.array_equal(client.fill(image, mask, options=FAST), fill(image, mask, FAST))  # room back
+    finally:
+        daemon.stop()
+        thread.join(5)
+
+
+def test_data_beyond_what_the_fill_declared_drops_its_upload(dealer):
+    header, pixels, _ = fill_request("over", 16, 16, 3, "u8", bytes(16 * 16 * 3), bytes(16 * 16))
+    dealer.send_multipart(header)
+    dealer.send_multipart(pixels)
+    dealer.send_multipart(encode({"op": "data", "id": "over"}, bytes(16 * 16 + 1)))  # a mask one byte too long
+    refused = receive(dealer)
+    assert (refused.op, refused.header["code"], refused.header["id"]) == ("error", ErrorCode.SIZE_MISMATCH, "over")
+    assert status_of(dealer)["uploading"] == 0
+
+
+def test_a_fill_cancelled_while_its_data_comes_is_cancelled_at_once(dealer):
+    header, pixels, _ = fill_request("half", 16, 16, 3, "u8", bytes(16 * 16 * 3), bytes(16 * 16))
+    dealer.send_multipart(header)
+    dealer.send_multipart(pixels)
+    dealer.send_multipart(encode({"op": "cancel", "id": "half"}))
+    answer = receive(dealer)
+    assert (answer.op, answer.header["id"]) == ("cancelled", "half")
+    assert status_of(dealer)["uploading"] == 0
 
 
 # ------------------------------------------------------------------------------------------------ start-up

@@ -6,6 +6,7 @@ The daemons run in processes of their own: an attack that worked would abort the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -126,39 +127,87 @@ def junk_connections(port: int, count: int, seconds: float) -> int:
         connection.sendall(b"GET / HTTP/1.0\r\n\r\n" if number % 2 else bytes(range(1, 41)))
         connection.setblocking(False)
         connections.append(connection)
+    return still_open(connections, seconds)
+
+
+def still_open(connections: list[socket.socket], seconds: float, watch=lambda: None) -> int:
+    """How many of the connections the daemon has not closed after `seconds` (then all are closed here);
+    `watch` is called meanwhile."""
     deadline = time.monotonic() + seconds
     open_ = set(connections)
-    while open_ and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
         for connection in list(open_):
             try:
-                if connection.recv(4096) == b"":
+                if connection.recv(1 << 16) == b"":
                     open_.discard(connection)
             except BlockingIOError:
                 pass
             except OSError:
                 open_.discard(connection)
+        watch()
         time.sleep(0.05)
     for connection in connections:
         connection.close()
     return len(open_)
 
 
-def test_under_the_default_tcp_curve_the_attack_is_refused_and_the_daemon_goes_on():
+@pytest.fixture(scope="module")
+def curve_daemon():
+    """A daemon on tcp:// with the defaults (CURVE), in its own process: (process, port)."""
     port = free_port()
     endpoint = f"tcp://127.0.0.1:{port}"
     daemon = start_daemon_process("--bind", endpoint)
     try:
         wait_until_serving(daemon, endpoint)
-        assert attack(endpoint) == 0  # no handshake without an authorised key: no routing id, no reply
-        assert daemon.poll() is None
-        # Junk raw connections: CURVE refuses a ZMTP 1.0 peer at once (without CURVE they stay open for good).
-        assert junk_connections(port, 300, seconds=10) == 0
-        assert daemon.poll() is None
-        with Client(endpoint, timeout=10) as client:
-            assert client.ping() < 1
+        yield daemon, port
     finally:
         log = stop_process(daemon)
     assert "Assertion failed" not in log and "CURVE on" in log
+
+
+def test_under_the_default_tcp_curve_the_attack_is_refused_and_the_daemon_goes_on(curve_daemon):
+    daemon, port = curve_daemon
+    endpoint = f"tcp://127.0.0.1:{port}"
+    assert attack(endpoint) == 0  # no handshake without an authorised key: no routing id, no reply
+    assert daemon.poll() is None
+    # Junk raw connections: CURVE refuses a ZMTP 1.0 peer at once (without CURVE they stay open for good).
+    assert junk_connections(port, 300, seconds=10) == 0
+    assert daemon.poll() is None
+    with Client(endpoint, timeout=10) as client:
+        assert client.ping() < 1
+
+
+def resident_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
+
+
+def big_frame_connections(port: int, count: int, declared: int, sent: int) -> list[socket.socket]:
+    """Raw connections that each start a frame of `declared` bytes and send `sent` of them: half as ZMTP 1.0 peers
+    (0xFF, a 64-bit length, no handshake), half as ZMTP 3 CURVE peers whose first command is that frame."""
+    greeting = b"\xff" + bytes(8) + b"\x7f" + b"\x03\x00" + b"CURVE".ljust(20, b"\x00") + bytes(32)
+    connections = []
+    for number in range(count):
+        connection = socket.create_connection(("127.0.0.1", port))
+        connection.setblocking(False)
+        length = declared.to_bytes(8, "big")
+        start = b"\xff" + length + b"\x00" if number % 2 else greeting + b"\x06" + length
+        with contextlib.suppress(OSError):  # as much as the socket takes now; a refusal is fine
+            connection.send(start + bytes(sent))
+        connections.append(connection)
+    return connections
+
+
+def test_outsiders_starting_big_frames_are_cut_off_before_they_hold_memory(curve_daemon):
+    """60 connections that each start a 5 MB frame and never finish it (the probe's case: +294 MB, held for
+    good). CURVE refuses the ZMTP 1.0 ones at once, and 5 MB is over the one-chunk frame limit for the others."""
+    daemon, port = curve_daemon
+    before, growth = resident_bytes(daemon.pid), [0]
+    connections = big_frame_connections(port, 60, declared=5 << 20, sent=4 << 20)
+    left_open = still_open(connections, 10, watch=lambda: growth.append(resident_bytes(daemon.pid) - before))
+    assert left_open == 0
+    assert max(growth) < 40 << 20, f"the daemon grew by {max(growth) >> 20} MB"
+    assert daemon.poll() is None
 
 
 # ------------------------------------------------------------------------------------------ another OS user

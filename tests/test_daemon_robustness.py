@@ -62,15 +62,15 @@ def malformed_message(rng: random.Random) -> list[bytes]:
     """One message of a random kind of wrongness (valid requests are filtered out by the caller)."""
     kind = rng.randrange(8)
     header = dict(VALID_FILL)
-    pixels, mask = bytes(16 * 16 * 3), bytes(16 * 16)
+    data = bytes(16 * 16 * 3)
     if kind == 0:  # noise
         return [rng.randbytes(rng.randint(0, 64)) for _ in range(rng.randint(1, 4))]
     if kind == 1:  # valid msgpack cut short
         packed = msgpack.packb(header)
-        return [packed[:rng.randint(0, len(packed) - 1)], pixels, mask]
+        return [packed[:rng.randint(0, len(packed) - 1)], *([data] * rng.randint(0, 2))]
     if kind == 2:  # a map of random ops, versions and fields
         header = {rng.choice(["v", "op", "id", "x", ""]): random_value(rng) for _ in range(rng.randint(0, 5))}
-        header.setdefault("v", rng.choice([PROTOCOL_VERSION, 0, 2, "1", None]))
+        header.setdefault("v", rng.choice([PROTOCOL_VERSION, 0, 1, "1", None]))
         header.setdefault("op", rng.choice([*REQUEST_FRAMES, *REPLIES, "", "FILL", 7]))
         return [msgpack.packb(header), *(rng.randbytes(rng.randint(0, 32)) for _ in range(rng.randint(0, 3)))]
     if kind == 3:  # a fill field missing or of a wrong type
@@ -79,17 +79,17 @@ def malformed_message(rng: random.Random) -> list[bytes]:
             del header[name]
         else:
             header[name] = random_value(rng)
-    elif kind == 4:  # the wrong number of frames
-        return [msgpack.packb(header), *([pixels] * rng.choice([0, 1, 3, 5]))]
-    elif kind == 5:  # sizes and bytes disagree
-        pixels = bytes(max(0, len(pixels) + rng.choice([-1, 1, -len(pixels), 7, 4096])))
+    elif kind == 4:  # data frames beside a fill's header (they go in `data` messages)
+        return [msgpack.packb(header), *([data] * rng.choice([1, 2, 3, 5]))]
+    elif kind == 5:  # a chunk with a bad id, or not exactly one frame
+        chunk = {"v": PROTOCOL_VERSION, "op": "data", "id": rng.choice([random_value(rng), "f"])}
+        return [msgpack.packb(chunk), *([data] * rng.choice([0, 1, 2, 3]))]
     elif kind == 6:  # absurd or negative sizes
         header["width"] = rng.randint(-(2**63), 2**63 - 1)
         header["height"] = rng.choice([0, -1, 2**20, 2**40])
     else:  # not a map, or a map with binary values or non-string keys
         header = rng.choice([[1, 2], "fill", 12, {1: "x"}, {**VALID_FILL, "id": b"bin"}, {b"op": "fill"}])
-        return [msgpack.packb(header, use_bin_type=True), pixels, mask]
-    return [msgpack.packb(header, use_bin_type=True), pixels, mask]
+    return [msgpack.packb(header, use_bin_type=True)]
 
 
 def test_two_thousand_malformed_messages_each_get_an_error_and_the_daemon_serves_on(endpoint):
@@ -142,8 +142,9 @@ sock = zmq.Context.instance().socket(zmq.DEALER)
 sock.connect(sys.argv[1])
 pixels = bytes(64 * 64 * 3)
 mask = bytes(255 if 24 <= i // 64 < 40 and 24 <= i % 64 < 40 else 0 for i in range(64 * 64))
-sock.send_multipart(fill_request("doomed", 64, 64, 3, "u8", pixels, mask, preset="preview",
-                                 options={"working_size": 64, "scales": 1, "iterations": [1000]}))
+for frames in fill_request("doomed", 64, 64, 3, "u8", pixels, mask, preset="preview",
+                           options={"working_size": 64, "scales": 1, "iterations": [1000]}):
+    sock.send_multipart(frames)
 while decode(sock.recv_multipart()).op != "progress":
     pass
 print("running", flush=True)
@@ -210,8 +211,9 @@ sock.connect(sys.argv[1])
 pixels = bytes(64 * 64 * 3)
 mask = bytes(255 if 24 <= i // 64 < 40 and 24 <= i % 64 < 40 else 0 for i in range(64 * 64))
 if sys.argv[3] == "fill":
-    sock.send_multipart(fill_request("slow", 64, 64, 3, "u8", pixels, mask, preset="preview",
-                                     options={"working_size": 64, "scales": 1, "iterations": [1000]}))
+    for frames in fill_request("slow", 64, 64, 3, "u8", pixels, mask, preset="preview",
+                               options={"working_size": 64, "scales": 1, "iterations": [1000]}):
+        sock.send_multipart(frames)
 for _ in range(int(sys.argv[2])):
     sock.send_multipart(encode({"op": "hello"}))
 print("sent", flush=True)

@@ -201,9 +201,9 @@ def fill_on_daemon(config, region: Rect, form, pixels: bytes, mask: bytes) -> by
     try:
         job_id = uuid.uuid4().hex[:16]
         Gimp.progress_set_text("Neural Fill: waiting for the daemon")
-        connection.send(protocol.fill_request(job_id, region.width, region.height, form.channels, form.sample,
-                                              pixels, mask, preset=config.get_property("preset"),
-                                              options={"seed": config.get_property("seed")}))
+        connection.upload(job_id, protocol.fill_request(
+            job_id, region.width, region.height, form.channels, form.sample, pixels, mask,
+            preset=config.get_property("preset"), options={"seed": config.get_property("seed")}))
         result = connection.follow(job_id, on_progress=show_progress)
     except link.DaemonUnavailable as error:
         raise PluginError(f"The Neural Fill daemon stopped answering: {error}") from None
