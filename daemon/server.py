@@ -40,6 +40,7 @@ from .keys import SERVER, KeyPair, authorised_dir, ensure_keys, load_pair
 from .pixels import request_image, request_mask
 from .protocol import (
     CHUNK_BYTES,
+    MAX_HEADER_BYTES,
     PROTOCOL_VERSION,
     ErrorCode,
     FillRequest,
@@ -103,7 +104,8 @@ class Daemon:
         self.device_name = device
         self.max_queue = max_queue
         self.max_pixels = max_pixels
-        self.max_message_bytes = max_message_bytes or CHUNK_BYTES
+        # A chunk, plus room for what CURVE adds to a frame (libzmq applies the limit to the encrypted frame).
+        self.max_message_bytes = max_message_bytes or CHUNK_BYTES + MAX_HEADER_BYTES
         self.allow_shutdown = allow_shutdown
         self.curve = curve
         self.keys_dir = keys_dir  # None: the user's config dir (keys.default_keys_dir)

@@ -429,11 +429,16 @@ def status_of(sock: zmq.Socket) -> dict:
     return message.header
 
 
-def test_an_image_of_several_chunks_comes_back_whole(client):
+def several_chunks() -> tuple[np.ndarray, np.ndarray]:
+    """A float RGBA image of three full chunks, and its hole."""
     image = noisy_photo(384, 512, seed=12)
     image = np.dstack([image, np.full(image.shape[:2], 255, np.uint8)]).astype(np.float32) / 255
-    mask = centre_mask(384, 512, 48)
-    assert image.nbytes == 3 * CHUNK_BYTES  # three chunks of pixels, one of mask
+    assert image.nbytes == 3 * CHUNK_BYTES
+    return image, centre_mask(384, 512, 48)
+
+
+def test_an_image_of_several_chunks_comes_back_whole(client):
+    image, mask = several_chunks()
     result = client.fill(image, mask, options=FAST)
     assert result.dtype == np.float32 and np.array_equal(result[mask == 0], image[mask == 0])
     assert np.array_equal(result, fill(image, mask, FAST))

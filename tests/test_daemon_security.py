@@ -20,7 +20,16 @@ from daemon.client import Client, DaemonUnavailable
 from daemon.image_files import read_image, write_image
 from daemon.keys import CONFIG_DIR_ENV, KeysError, ensure_keys
 from daemon.server import Daemon, DaemonConfigError
-from tests.test_daemon import FAST, REPO, free_port, photo_and_hole, pytestmark, start_daemon  # noqa: F401 - skips too
+from engine import fill
+from tests.test_daemon import (  # noqa: F401 - pytestmark skips too
+    FAST,
+    REPO,
+    free_port,
+    photo_and_hole,
+    pytestmark,
+    several_chunks,
+    start_daemon,
+)
 
 SECRET_FILES = ("server.key_secret", "client.key_secret")
 
@@ -82,6 +91,12 @@ def test_an_authorised_client_fills_over_curve_as_without_it(curve_endpoint, key
         stop(plain_daemon, plain_thread)
     with Client(curve_endpoint, timeout=30, keys_dir=keys_dir) as client:
         assert np.array_equal(client.fill(image, mask, options=FAST), expected)
+
+
+def test_full_chunks_pass_the_frame_limit_with_what_curve_adds_to_them(curve_endpoint, keys_dir):
+    image, mask = several_chunks()  # each chunk exactly 1 MiB before encryption
+    with Client(curve_endpoint, timeout=30, keys_dir=keys_dir) as client:
+        assert np.array_equal(client.fill(image, mask, options=FAST), fill(image, mask, FAST))
 
 
 def test_the_fill_command_uses_curve_keys_from_the_config_dir(curve_endpoint, keys_dir, tmp_path, monkeypatch):
