@@ -195,13 +195,13 @@ def render(overhead: dict[str, float], default_s: float | None, seconds: dict[st
         f"- CPU: {cpu_model()} ({os.cpu_count()} logical cores); load average at start / end: "
         f"{', '.join(f'{x:.2f}' for x in load)} / {', '.join(f'{x:.2f}' for x in os.getloadavg())}",
         f"### Protocol overhead: {BIG[1]}x{BIG[0]} 16-bit RGBA ({overhead['megabytes']:.0f} MB each way)",
-        "Measured with a daemon in its own process whose fill is the identity, over loopback TCP: `Client.fill` "
+        "Measured with a daemon in its own process whose fill is the identity, over loopback TCP with CURVE (the "
+        "default on tcp://): `Client.fill` "
         "from the array to the array (encode the frames, send, the daemon's checks and decoding, the identity, "
         f"encoding the result, send back, decode), median of {ROUND_TRIPS}. Compared with the engine section's "
-        "`default` wall time for a 4000x3000 photo. The pixels are not copied in Python on their way through "
-        "(frames are sent from and read into arrays' buffers with ZeroMQ's copy=False); the client's decode of "
-        "the result makes the one copy, into fresh memory, and the decode row shows that it is most of the "
-        "round trip.",
+        "`default` wall time for a 4000x3000 photo. The image goes in 1 MiB chunks (protocol 2), each copied "
+        "once into the daemon's upload buffer; the result comes back as one frame, read with ZeroMQ's copy=False, "
+        "and the client's decode of it makes one more copy, into fresh memory.",
         table(["measure", "value"], [
             ["round trip, median (best)", f"{overhead['round_trip_s']:.2f} s ({overhead['best_s']:.2f} s)"],
             ["of which client-side encode / decode, once each", f"{overhead['encode_s']:.2f} s / "
