@@ -8,8 +8,9 @@ swap at once) and by trying random shifts nearby, on the colour difference of th
 pixels count 0.1 and are compared with the source slightly blurred, the known ones count 1) plus the blurred content
 prediction against the source's blurred colours. From the second scale on, each pixel also tries the source its
 pixel had at the scale before, doubled (PatchMatch's coarse-to-fine field), so a copy that lined up stays lined up.
-The hole is then rebuilt from the sources: colours averaged over the patches covering each pixel, weighted by how
-well they matched, and the gradient each pixel's own source has, integrated in the gradient domain.
+A source patch may overlap the hole (its centre and MIN_USABLE of it usable): its hole pixels neither count in its
+cost nor vote. The hole is then rebuilt from the sources: colours averaged over the patches covering each pixel,
+weighted by how well they matched, and the gradient each pixel's own source has, integrated in the gradient domain.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ CROSSOVER = 8.0  # px: below this the gradients come from each pixel's own sourc
 # px: a patch's synthesised pixels are compared with the source blurred this much, as soft as the estimate is:
 # against sharp sources a soft estimate picks the calmest ones, and the fill comes out smoother than its border.
 HOLE_BLUR = 0.5
+# A source patch needs its centre and this share of its pixels usable. Partial sources (as PatchMatch's inpainting
+# allows) reach the pixels right at a thin hole's edge, which whole 7x7 patches cannot (docs/quality.md).
+MIN_USABLE = 0.15
 
 
 def _offsets(step: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -53,7 +57,8 @@ class PixelMatch:
         self.height, self.width = image.shape[-2:]
         self.device = image.device
         self.source = image  # known pixels are what is copied; the hole's are never sources
-        whole = -F.max_pool2d(-usable, 2 * RADIUS + 1, 1, RADIUS)[0, 0] > 0.999
+        share = F.avg_pool2d(usable, 2 * RADIUS + 1, 1, RADIUS)[0, 0]
+        whole = (share >= MIN_USABLE - 1e-3) & (usable[0, 0] > 0)
         whole[:RADIUS, :] = whole[-RADIUS:, :] = False
         whole[:, :RADIUS] = whole[:, -RADIUS:] = False
         self.valid = whole
@@ -69,7 +74,8 @@ class PixelMatch:
         self.generator = generator
         self.check_cancel = check_cancel
         # The sources as the known pixels are compared with them, then as the synthesised ones are: read at once.
-        self.padded_source = self._pad(torch.cat([image, gaussian_blur(image, HOLE_BLUR)], 1))
+        self.padded_source = self._pad(torch.cat([image, gaussian_blur(image, HOLE_BLUR), usable], 1))
+        self.usable = usable[0, 0]
         self.sources: torch.Tensor | None = None  # (2,H,W) after run: each hole pixel's source, -1 elsewhere
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
@@ -82,7 +88,8 @@ class PixelMatch:
     def _cost(self, patches: torch.Tensor, weights: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         source = self._gather(self.padded_source, y, x)
         channels = patches.shape[0]
-        source = torch.where(weights < 1, source[channels:], source[:channels])
+        weights = weights * source[-1]  # a partial source's hole pixels say nothing
+        source = torch.where(weights < 1, source[channels:2 * channels], source[:channels])
         difference = ((patches - source) ** 2).sum(0)
         cost = (difference * weights).sum(1) / weights.sum(1).clamp_min(1e-6)
         cost = cost + GUIDE_WEIGHT * ((self.query_guide - self.source_guide[:, y, x]) ** 2).sum(0)
@@ -190,9 +197,10 @@ class PixelMatch:
             cy, cx = hy - dy, hx - dx
             inside = (cy >= 0) & (cy < self.height) & (cx >= 0) & (cx < self.width)
             centre = self.index[cy.clamp(0, self.height - 1), cx.clamp(0, self.width - 1)]
-            counts = (inside & (centre >= 0)).to(current.dtype) * similarity[centre.clamp_min(0)]
             py = (sy[centre.clamp_min(0)] + dy).clamp(0, self.height - 1)
             px = (sx[centre.clamp_min(0)] + dx).clamp(0, self.width - 1)
+            counts = (inside & (centre >= 0)).to(current.dtype) * similarity[centre.clamp_min(0)] * \
+                self.usable[py, px]
             total += image[:, py, px] * counts
             weight += counts
         averaged = current.clone()

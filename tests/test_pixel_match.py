@@ -27,3 +27,20 @@ def test_a_pixel_takes_its_coarser_pixels_source_doubled_at_its_own_place_within
     assert pixels.inherited(coarser[:, :15, :15]) is None  # not the scale half this size: nothing to inherit
     coarser[:, 7, 7] = -1  # a pixel the coarser scale had no source for: nothing to inherit
     assert pixels.inherited(coarser) is None
+
+
+def test_dense_scratches_are_filled_from_partial_patches_beside_them():
+    """Scratches every 4 px leave no whole 7x7 patch anywhere: sources must overlap the hole (and their hole pixels
+    must not be copied), as PatchMatch's inpainting allows. Horizontal stripes then continue across each scratch."""
+    size = 48
+    rows = (torch.arange(size) // 3 % 2).float()  # stripes 3 px high
+    image = rows[None, None, :, None].expand(1, 3, size, size).clone()
+    hole = torch.zeros(1, 1, size, size)
+    hole[..., 2::4] = 1  # one-pixel vertical scratches
+    start = image * (1 - hole) + 0.5 * hole  # the scratches grey
+    pixels = _match(start, hole)
+    assert bool(pixels.valid.any())
+    filled = pixels.run(start, pixels.own_places(), 3)
+    inside = hole.expand_as(image) > 0
+    assert float((filled - image)[inside].abs().mean()) < 0.1  # grey would be 0.5 off
+    assert torch.equal(filled[~inside], image[~inside])
