@@ -382,15 +382,16 @@ class Daemon:
         if key in self._jobs or key in self._uploads:
             raise ProtocolError(ErrorCode.DUPLICATE_JOB, f"job '{request.job_id}' is already queued or running",
                                 request.job_id)
-        self._options(request)  # bad options, or no room, refused before any data is sent
+        options = self._options(request)  # bad options, or no room, refused before any data is sent
         self._queue.check_room(request.job_id)
-        self._uploads.start(client, request)
+        self._uploads.start(client, request, options)
 
     def _data(self, client: bytes, message: Message) -> None:
-        request = self._uploads.add(client, job_id_of(message.header), message.blobs[0])
-        if request is None:
+        upload = self._uploads.add(client, job_id_of(message.header), message.blobs[0])
+        if upload is None:
             return
-        job = Job(client, request.job_id, request_image(request), request_mask(request), self._options(request))
+        request = upload.request
+        job = Job(client, request.job_id, request_image(request), request_mask(request), upload.options)
         position = self._queue.put(job)
         self._jobs[job.key] = job
         log.info("%s: accepted (%dx%dx%d %s, preset %s), %d ahead", job.describe(), request.width, request.height,
@@ -407,11 +408,11 @@ class Daemon:
 
     def _cancel(self, client: bytes, message: Message) -> None:
         job_id = field_of(message.header, "id", str)
-        job = self._jobs.get((client, job_id))
         if self._uploads.forget(client, job_id):
             log.info("job %s of client %s: cancelled while its data came", job_id, client.hex()[:10])
             self._send(client, encode({"op": "cancelled", "id": job_id}))
             return
+        job = self._jobs.get((client, job_id))
         if job is None:
             raise ProtocolError(ErrorCode.NOT_FOUND, f"no job '{job_id}' of this client is queued or running", job_id)
         if self._queue.remove(job):  # still waiting: done at once

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from .protocol import CHUNK_BYTES, ErrorCode, FillRequest, ProtocolError
 
@@ -16,7 +17,8 @@ PATIENCE = 30.0  # seconds an upload may wait for its next chunk
 @dataclass
 class Upload:
     client: bytes
-    request: FillRequest
+    request: FillRequest  # once complete, with its pixels and mask as views of `buffer`
+    options: Any  # what the job will run with, resolved from the header
     buffer: bytearray
     received: int = 0
     last: float = 0.0  # when its last chunk (or its header) came
@@ -38,7 +40,7 @@ class Uploads:
     def __len__(self) -> int:
         return len(self._uploads)
 
-    def start(self, client: bytes, request: FillRequest) -> None:
+    def start(self, client: bytes, request: FillRequest, options: Any) -> None:
         """Reserve the request's data bytes, or ProtocolError(queue_full) when that would pass a budget."""
         size = request.data_bytes
         held = sum(u.request.data_bytes for u in self._uploads.values() if u.client == client)
@@ -48,12 +50,13 @@ class Uploads:
                                 f"(at most {mb(self.client_bytes)} per client, {mb(self.total_bytes)} in all): "
                                 "try again when the uploads in flight have arrived", request.job_id)
         # bytearray() is calloc'd: pages are committed only as chunks fill them.
-        self._uploads[(client, request.job_id)] = Upload(client, request, bytearray(size), last=self.clock())
+        self._uploads[(client, request.job_id)] = Upload(client, request, options, bytearray(size),
+                                                            last=self.clock())
         self.size += size
 
-    def add(self, client: bytes, job_id: str, chunk: memoryview | bytes) -> FillRequest | None:
-        """Append a chunk; the request with its pixels and mask once all have come, else None. A chunk for no
-        upload of this client is ignored (its fill was refused or cancelled, and that reply said so)."""
+    def add(self, client: bytes, job_id: str, chunk: memoryview | bytes) -> Upload | None:
+        """Append a chunk; the upload once all has come (its request then holds the pixels and mask), else None.
+        A chunk for no upload of this client is ignored (its fill was refused or cancelled, and that reply said so)."""
         upload = self._uploads.get((client, job_id))
         if upload is None:
             return None
@@ -69,7 +72,8 @@ class Uploads:
         self.forget(client, job_id)
         data = memoryview(upload.buffer)
         split = upload.request.pixel_bytes
-        return replace(upload.request, pixels=data[:split], mask=data[split:])
+        upload.request = replace(upload.request, pixels=data[:split], mask=data[split:])
+        return upload
 
     def forget(self, client: bytes, job_id: str) -> bool:
         upload = self._uploads.pop((client, job_id), None)

@@ -58,10 +58,10 @@ class PixelMatch:
         self.device = image.device
         self.source = image  # known pixels are what is copied; the hole's are never sources
         share = F.avg_pool2d(usable, 2 * RADIUS + 1, 1, RADIUS)[0, 0]
-        whole = (share >= MIN_USABLE - 1e-3) & (usable[0, 0] > 0)
-        whole[:RADIUS, :] = whole[-RADIUS:, :] = False
-        whole[:, :RADIUS] = whole[:, -RADIUS:] = False
-        self.valid = whole
+        valid = (share >= MIN_USABLE - 1e-3) & (usable[0, 0] > 0)
+        valid[:RADIUS, :] = valid[-RADIUS:, :] = False
+        valid[:, :RADIUS] = valid[:, -RADIUS:] = False
+        self.valid = valid
         self.hole = hole
         touched = F.max_pool2d(hole, 2 * RADIUS + 1, 1, RADIUS)[0, 0] > 0
         self.queries = touched.nonzero()
