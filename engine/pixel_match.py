@@ -1,8 +1,8 @@
-"""Pixel-precise refinement of a scale's copy: PatchMatch (Barnes et al. 2009) on 7x7 colour patches, started
+"""Pixel-precise refinement of a scale's copy: PatchMatch (Barnes et al. 2009) on 11x11 colour patches, started
 from the neural-patch field, then voted.
 
 The neural field places texture cell by cell (4 px); along a thin stroke or a sharp edge a copy must line up to
-the pixel. Each pixel of the hole (and of its 3 px rim) keeps a source pixel; the search improves it by taking
+the pixel. Each pixel of the hole (and of its 5 px rim) keeps a source pixel; the search improves it by taking
 over its neighbours' shifts (jumps of 4, 2 and 1 px, one half of a checkerboard at a time so that neighbours never
 swap at once) and by trying random shifts nearby, on the colour difference of the two patches (the hole's own
 pixels count 0.1 and are compared with the source slightly blurred, the known ones count 1) plus the blurred content
@@ -17,16 +17,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 - the torch convention
 from scipy.ndimage import distance_transform_edt
 
+from . import pixel_search
 from .filters import forward_differences, gaussian_blur, normalised_blur
 from .neural_em import Field
 from .poisson import screen_for, screened_poisson
 
-RADIUS = 3  # 7x7 patches, as PatchMatch's inpainting
-MATCH_STEP = 2  # the patch distance reads every other pixel of the patch: 16 of 49, nearly the same ranking
+# 11x11 patches: larger than PatchMatch's inpainting's 7x7, they continue a brick course or a stroke's edge in phase
+# (docs/quality.md).
+RADIUS = 5
+MATCH_STEP = 2  # the patch distance reads every other pixel of the patch: 36 of 121, nearly the same ranking
 HOLE_WEIGHT = 0.1  # how much a patch's current (synthesised) pixels count against its known ones
 GUIDE_SIGMA = 4.0  # px
 GUIDE_WEIGHT = 1.0
@@ -38,14 +42,12 @@ CROSSOVER = 8.0  # px: below this the gradients come from each pixel's own sourc
 # against sharp sources a soft estimate picks the calmest ones, and the fill comes out smoother than its border.
 HOLE_BLUR = 0.5
 # A source patch needs its centre and this share of its pixels usable. Partial sources (as PatchMatch's inpainting
-# allows) reach the pixels right at a thin hole's edge, which whole 7x7 patches cannot (docs/quality.md).
+# allows) reach the pixels right at a thin hole's edge, which whole patches cannot (docs/quality.md).
 MIN_USABLE = 0.15
 
 
-def _offsets(step: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    r = torch.arange(-RADIUS, RADIUS + 1, step, device=device)
-    dy, dx = torch.meshgrid(r, r, indexing="ij")
-    return dy.flatten(), dx.flatten()
+def _numpy(x: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(x.detach().cpu().numpy())
 
 
 class PixelMatch:
@@ -67,38 +69,32 @@ class PixelMatch:
         self.queries = touched.nonzero()
         self.index = torch.full((self.height, self.width), -1, dtype=torch.long, device=self.device)
         self.index[self.queries[:, 0], self.queries[:, 1]] = torch.arange(self.queries.shape[0], device=self.device)
-        self.match_dy, self.match_dx = _offsets(MATCH_STEP, self.device)
-        self.vote_dy, self.vote_dx = _offsets(1, self.device)
-        self.query_guide = gaussian_blur(reference, GUIDE_SIGMA)[0][:, self.queries[:, 0], self.queries[:, 1]]
-        self.source_guide = normalised_blur(image, usable, GUIDE_SIGMA)[0]
         self.generator = generator
         self.check_cancel = check_cancel
+        # The search runs compiled on the CPU (engine/pixel_search.py), on these arrays.
+        query_guide = gaussian_blur(reference, GUIDE_SIGMA)[0][:, self.queries[:, 0], self.queries[:, 1]]
+        self.query_guide = _numpy(query_guide.T)
+        self.source_guide = _numpy(normalised_blur(image, usable, GUIDE_SIGMA)[0].permute(1, 2, 0))
         # The sources as the known pixels are compared with them, then as the synthesised ones are: read at once.
         self.padded_source = self._pad(torch.cat([image, gaussian_blur(image, HOLE_BLUR), usable], 1))
-        self.usable = usable[0, 0]
+        self.padded_hole = self._pad(hole)[..., 0]
+        self.search_valid = _numpy(valid)
+        self.query_y, self.query_x = _numpy(self.queries[:, 0]), _numpy(self.queries[:, 1])
+        self.search_index = _numpy(self.index)
+        self.search_usable = _numpy(usable[0, 0].float())
+        self.source_pixels = _numpy(image[0].permute(1, 2, 0).float())
+        self.hole_pixels = (hole[0, 0] > 0).nonzero(as_tuple=True)
         self.sources: torch.Tensor | None = None  # (2,H,W) after run: each hole pixel's source, -1 elsewhere
 
-    def _pad(self, x: torch.Tensor) -> torch.Tensor:
-        """(1,C,H,W) -> ((H+2R)*(W+2R), C): padded, a pixel's channels side by side, so a gather reads each
-        patch pixel as one short contiguous row (reading C strided planes took most of the search's time)."""
+    def _pad(self, x: torch.Tensor) -> np.ndarray:
+        """(1,C,H,W) -> (H+2R, W+2R, C) float32 numpy, padded by repeating the border."""
         padded = F.pad(x, (RADIUS, RADIUS, RADIUS, RADIUS), mode="replicate")[0]
-        return padded.permute(1, 2, 0).reshape(-1, padded.shape[0]).contiguous()
+        return _numpy(padded.permute(1, 2, 0).float())
 
-    def _gather(self, padded: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """(C, n, P): the patches (read at MATCH_STEP) centred at (y, x) of a padded image (see _pad)."""
-        row = y[:, None] + self.match_dy + RADIUS
-        index = row * (self.width + 2 * RADIUS) + x[:, None] + self.match_dx + RADIUS
-        return padded[index].permute(2, 0, 1)
-
-    def _cost(self, patches: torch.Tensor, weights: torch.Tensor, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        source = self._gather(self.padded_source, y, x)
-        channels = patches.shape[0]
-        weights = weights * source[-1]  # a partial source's hole pixels say nothing
-        source = torch.where(weights < 1, source[channels:2 * channels], source[:channels])
-        difference = ((patches - source) ** 2).sum(0)
-        cost = (difference * weights).sum(1) / weights.sum(1).clamp_min(1e-6)
-        cost = cost + GUIDE_WEIGHT * ((self.query_guide - self.source_guide[:, y, x]) ** 2).sum(0)
-        return torch.where(self.valid[y, x], cost, torch.full_like(cost, torch.inf))
+    def _costs(self, current: np.ndarray, sy: np.ndarray, sx: np.ndarray) -> np.ndarray:
+        return pixel_search.costs(current, self.padded_hole, self.padded_source, self.search_valid, self.query_guide,
+                                  self.source_guide, self.query_y, self.query_x, sy, sx, RADIUS, MATCH_STEP,
+                                  np.float32(HOLE_WEIGHT), np.float32(GUIDE_WEIGHT))
 
     def _clamp(self, y: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return y.clamp(RADIUS, self.height - 1 - RADIUS), x.clamp(RADIUS, self.width - 1 - RADIUS)
@@ -144,77 +140,51 @@ class PixelMatch:
 
     def run(self, current: torch.Tensor, sources: torch.Tensor, votes: int,
             alternative: torch.Tensor | None = None) -> torch.Tensor:
-        y, x = self.queries[:, 0], self.queries[:, 1]
-        sy, sx = sources[:, 0].clone(), sources[:, 1].clone()
-        parity = (y + x) % 2
-        hole_patch = self._gather(self._pad(self.hole), y, x)[0]
-        weights = 1 - (1 - HOLE_WEIGHT) * hole_patch
-        best = torch.empty(0)
+        sy, sx = _numpy(sources[:, 0]).copy(), _numpy(sources[:, 1]).copy()
+        best = np.empty(0, dtype=np.float32)
+        radii, jumps = np.array(SEARCH, dtype=np.int64), np.array(JUMPS, dtype=np.int64)
         for number in range(votes):
             self.check_cancel()
-            patches = self._gather(self._pad(current), y, x)
-            best = self._cost(patches, weights, sy, sx)
+            padded = self._pad(current)
+            best = self._costs(padded, sy, sx)
             if number == 0 and alternative is not None:
-                cost = self._cost(patches, weights, alternative[:, 0], alternative[:, 1])
+                other_y, other_x = _numpy(alternative[:, 0]), _numpy(alternative[:, 1])
+                cost = self._costs(padded, other_y, other_x)
                 better = cost < best
-                sy, sx = torch.where(better, alternative[:, 0], sy), torch.where(better, alternative[:, 1], sx)
-                best = torch.minimum(cost, best)
-            for _ in range(ROUNDS):
-                self.check_cancel()  # a round of a big crop's search takes a good part of a second
-                for radius in SEARCH:
-                    ty = sy + torch.randint(-radius, radius + 1, sy.shape, generator=self.generator).to(self.device)
-                    tx = sx + torch.randint(-radius, radius + 1, sx.shape, generator=self.generator).to(self.device)
-                    ty, tx = self._clamp(ty, tx)
-                    cost = self._cost(patches, weights, ty, tx)
-                    better = cost < best
-                    sy, sx, best = torch.where(better, ty, sy), torch.where(better, tx, sx), torch.minimum(cost, best)
-                for jump in JUMPS:
-                    self.check_cancel()
-                    for half in (0, 1):
-                        for dy, dx in ((0, jump), (0, -jump), (jump, 0), (-jump, 0)):
-                            ny, nx = y + dy, x + dx
-                            inside = (ny >= 0) & (ny < self.height) & (nx >= 0) & (nx < self.width)
-                            neighbour = self.index[ny.clamp(0, self.height - 1), nx.clamp(0, self.width - 1)]
-                            has = inside & (neighbour >= 0) & (parity == half)
-                            neighbour = neighbour.clamp_min(0)
-                            ty, tx = self._clamp(sy[neighbour] - dy, sx[neighbour] - dx)
-                            cost = torch.where(has, self._cost(patches, weights, ty, tx),
-                                               torch.full_like(best, torch.inf))
-                            better = cost < best
-                            sy, sx = torch.where(better, ty, sy), torch.where(better, tx, sx)
-                            best = torch.minimum(cost, best)
+                sy, sx = np.where(better, other_y, sy), np.where(better, other_x, sx)
+                best = np.minimum(cost, best)
+            seed = np.uint64(torch.randint(0, 2**62, (1,), generator=self.generator).item())
+            pixel_search.search(padded, self.padded_hole, self.padded_source, self.search_valid, self.query_guide,
+                                self.source_guide, self.query_y, self.query_x, self.search_index, sy, sx, best,
+                                ROUNDS, radii, jumps, seed, RADIUS, MATCH_STEP, np.float32(HOLE_WEIGHT),
+                                np.float32(GUIDE_WEIGHT))
             current = self._vote(current, sy, sx, best)
+        y, x = self.queries[:, 0], self.queries[:, 1]
+        source_y, source_x = self._tensors(sy, sx)
         self.sources = torch.full((2, self.height, self.width), -1, dtype=torch.long, device=self.device)
-        self.sources[:, y, x] = torch.stack([sy, sx])
+        self.sources[:, y, x] = torch.stack([source_y, source_x])
         self.check_cancel()
-        return self._sharpen(current, sy, sx)
+        return self._sharpen(current, source_y, source_x)
 
-    def _vote(self, current: torch.Tensor, sy: torch.Tensor, sx: torch.Tensor, best: torch.Tensor) -> torch.Tensor:
-        finite = best[torch.isfinite(best)]
-        scale = finite.median().clamp_min(1e-8) if finite.numel() else torch.tensor(1.0)
-        similarity = torch.exp(-(best / scale).clamp(max=30))  # inf costs give 0
-        hy, hx = (self.hole[0, 0] > 0).nonzero(as_tuple=True)
-        total = torch.zeros(current.shape[1], hy.shape[0], device=self.device)
-        weight = torch.zeros(hy.shape[0], device=self.device)
-        image = self.source[0]
-        for dy, dx in zip(self.vote_dy.tolist(), self.vote_dx.tolist(), strict=True):
-            # The patch centred at (hy - dy, hx - dx) covers the pixel at its offset (dy, dx).
-            cy, cx = hy - dy, hx - dx
-            inside = (cy >= 0) & (cy < self.height) & (cx >= 0) & (cx < self.width)
-            centre = self.index[cy.clamp(0, self.height - 1), cx.clamp(0, self.width - 1)]
-            py = (sy[centre.clamp_min(0)] + dy).clamp(0, self.height - 1)
-            px = (sx[centre.clamp_min(0)] + dx).clamp(0, self.width - 1)
-            counts = (inside & (centre >= 0)).to(current.dtype) * similarity[centre.clamp_min(0)] * \
-                self.usable[py, px]
-            total += image[:, py, px] * counts
-            weight += counts
+    def _tensors(self, *arrays: np.ndarray) -> list[torch.Tensor]:
+        return [torch.from_numpy(a).to(self.device) for a in arrays]
+
+    def _vote(self, current: torch.Tensor, sy: np.ndarray, sx: np.ndarray, best: np.ndarray) -> torch.Tensor:
+        """The hole rebuilt from the known pixels the patches' sources cover, weighted by how well each matched."""
+        finite = best[np.isfinite(best)]
+        scale = max(float(np.median(finite)), 1e-8) if finite.size else 1.0
+        similarity = np.exp(-np.minimum(best / scale, 30)).astype(np.float32)  # inf costs give 0
+        hy, hx = self.hole_pixels
+        voted = torch.from_numpy(pixel_search.vote(self.source_pixels, self.search_usable, self.search_index, sy, sx,
+                                                   similarity, _numpy(hy), _numpy(hx), RADIUS)).to(self.device)
         averaged = current.clone()
-        averaged[0][:, hy, hx] = torch.where(weight > 0, total / weight.clamp_min(1e-30), current[0][:, hy, hx])
+        before = current[0][:, hy, hx]
+        averaged[0][:, hy, hx] = torch.where(torch.isnan(voted.T), before, voted.T.to(current.dtype))
         return averaged
 
     def _sharpen(self, averaged: torch.Tensor, sy: torch.Tensor, sx: torch.Tensor) -> torch.Tensor:
         """Fine detail: each pixel takes the gradient its own source has; the averaged vote gives the rest."""
-        hy, hx = (self.hole[0, 0] > 0).nonzero(as_tuple=True)
+        hy, hx = self.hole_pixels
         own = self.index[hy, hx]
         src_y, src_x = sy[own], sx[own]
         dx_image, dy_image = forward_differences(self.source)

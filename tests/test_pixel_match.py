@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from engine.pixel_match import PixelMatch
+from engine.pixel_match import RADIUS, PixelMatch
 
 
 def _match(image: torch.Tensor, hole: torch.Tensor, seed: int = 0) -> PixelMatch:
@@ -20,8 +20,8 @@ def test_a_pixel_takes_its_coarser_pixels_source_doubled_at_its_own_place_within
     coarser = coarser.flip(1)  # each coarse pixel copies its mirror image's row: a field that is not the identity
     sources = pixels.inherited(coarser)
     y, x = pixels.queries[:, 0], pixels.queries[:, 1]
-    want_y = (2 * coarser[0, y // 2, x // 2] + y % 2).clamp(3, size - 4)
-    want_x = (2 * coarser[1, y // 2, x // 2] + x % 2).clamp(3, size - 4)
+    want_y = (2 * coarser[0, y // 2, x // 2] + y % 2).clamp(RADIUS, size - 1 - RADIUS)
+    want_x = (2 * coarser[1, y // 2, x // 2] + x % 2).clamp(RADIUS, size - 1 - RADIUS)
     assert torch.equal(sources[:, 0], want_y) and torch.equal(sources[:, 1], want_x)
 
     assert pixels.inherited(coarser[:, :15, :15]) is None  # not the scale half this size: nothing to inherit
@@ -30,7 +30,7 @@ def test_a_pixel_takes_its_coarser_pixels_source_doubled_at_its_own_place_within
 
 
 def test_dense_scratches_are_filled_from_partial_patches_beside_them():
-    """Scratches every 4 px leave no whole 7x7 patch anywhere: sources must overlap the hole (and their hole pixels
+    """Scratches every 4 px leave no whole patch anywhere: sources must overlap the hole (and their hole pixels
     must not be copied), as PatchMatch's inpainting allows. Horizontal stripes then continue across each scratch."""
     size = 48
     rows = (torch.arange(size) // 3 % 2).float()  # stripes 3 px high
