@@ -129,12 +129,14 @@ class Daemon:
     def start(self) -> None:
         from engine.device import resolve_device  # late: these load torch
         from engine.pipeline import fill
+        from engine.pixel_search import compile_now
         from engine.vgg import load_vgg
 
         raise_open_file_limit()
         self.device = resolve_device(self.device_name)
         load_vgg(self.device)  # now, so the first fill does not pay for it
         self._preload_content_network()
+        compile_now()
         server_keys = self._server_keys() if self.curve else None  # before any socket: a key problem leaks nothing
         self._context = zmq.Context()
         self._router = self._context.socket(zmq.ROUTER)

@@ -148,3 +148,23 @@ def vote(image, usable, index, sy, sx, similarity, hy, hx, radius):
         else:
             out[p, 0] = out[p, 1] = out[p, 2] = np.nan
     return out
+
+
+def compile_now() -> None:
+    """Load the compiled kernels (compiling them the first time, a few seconds) on a tiny case, so that a daemon's
+    first fill does not pay for it."""
+    size, radius = 16, 2
+    padded = np.zeros((size + 2 * radius, size + 2 * radius, 3), dtype=np.float32)
+    hole = np.zeros(padded.shape[:2], dtype=np.float32)
+    source = np.ones(padded.shape[:2] + (7,), dtype=np.float32)
+    valid = np.ones((size, size), dtype=np.bool_)
+    guide = np.zeros((size, size, 3), dtype=np.float32)
+    at = np.array([size // 2], dtype=np.int64)
+    index = np.full((size, size), -1, dtype=np.int64)
+    index[size // 2, size // 2] = 0
+    best = costs(padded, hole, source, valid, guide[0], guide, at, at, at.copy(), at.copy(), radius, 1,
+                 np.float32(0.1), np.float32(1.0))
+    search(padded, hole, source, valid, guide[0], guide, at, at, index, at.copy(), at.copy(), best, 1,
+           np.array([1], dtype=np.int64), np.array([1], dtype=np.int64), np.uint64(0), radius, 1, np.float32(0.1),
+           np.float32(1.0))
+    vote(guide, valid.astype(np.float32), index, at, at, np.ones(1, dtype=np.float32), at, at, radius)
