@@ -57,8 +57,9 @@ class FillOptions:
                                             min=0, max=50)
     pixel_iterations: int = _opt(3, "Rounds of pixel-precise PatchMatch refinement after each scale's copying "
                                  "(0 = none).", min=0, max=20)
-    beside_iterations: int = _opt(3, "Rounds of a last pixel PatchMatch at the crop's size that copies from right "
-                                  "beside the hole (0 = none).", min=0, max=20)
+    beside_iterations: int = _opt(3, "Rounds of a last pixel PatchMatch that copies from right beside the hole, at "
+                                  "the crop's size and again at native size when the crop was synthesised smaller "
+                                  "(0 = none).", min=0, max=20)
     augment: bool = _opt(False, "Also copy from mirrored, rotated (+-pi/24) and scaled (1.05^+-1) copies of the "
                          "photo, as the reference's patch bank does.")
     detail_gain: float = _opt(2.0, "Largest factor by which the fill's fine detail is raised where it is weaker "
@@ -162,7 +163,7 @@ def _preset(name: str, description: str, **values: Any) -> None:
 
 
 _preset("preview", "A quick look in seconds: two scales at 256 px.",
-        working_size=256, scales=2, iterations=(0, 0), vote_iterations=(3, 1), beside_iterations=0)
+        working_size=256, scales=2, iterations=(0, 0), vote_iterations=(3, 1))
 _preset("default", "The best quality per second: real pixels copied along neural-patch matches on three scales.",
         working_size=512, scales=3, iterations=(0, 0, 0), vote_iterations=(3, 2, 1))
 _preset("paper", "The reference configuration of Yang et al.'s released code: 3 scales x 100 L-BFGS iterations at "

@@ -168,10 +168,7 @@ class CropSynthesis:
         usable = (1 - hole) * (1 - excluded)
         if field is not None:
             current = match_detail(current, hole, usable, opts.detail_gain)
-            if opts.beside_iterations:
-                self.check_cancel()
-                current = self._copy_from_beside(current, hole, usable)
-                current = match_detail(current, hole, usable, opts.detail_gain)  # its vote softens the fill
+            current = self.copy_from_beside(current, hole, usable)
         self.check_cancel()
         stride = LAYER_STRIDE[self._detail_layer()]
         smooth = field is None and self.predictor is not None and self.predictor.smooth_prior
@@ -203,14 +200,18 @@ class CropSynthesis:
             self.pixel_sources = pixels.sources
         return current, field
 
-    def _copy_from_beside(self, current: torch.Tensor, hole: torch.Tensor, usable: torch.Tensor) -> torch.Tensor:
+    def copy_from_beside(self, current: torch.Tensor, hole: torch.Tensor, usable: torch.Tensor) -> torch.Tensor:
         """A last pixel-precise PatchMatch at the crop's size, searched afresh from each pixel's own place outward
         and guided by the fill itself: the copies come from right beside the hole, as PatchMatch's inpainting
         takes them, where the scales' fields reached through neural matches for farther ones. Thin holes gain
         most; deeper than BESIDE px into a wide hole nothing is near enough, and the fill stays as it was."""
+        if not self.options.beside_iterations:
+            return current
+        self.check_cancel()
         near = hole * (depth(hole) <= BESIDE)
         pixels = PixelMatch(current, near, usable, current, self.generator, self.check_cancel)
-        return pixels.run(current, pixels.own_places(), self.options.beside_iterations)
+        current = pixels.run(current, pixels.own_places(), self.options.beside_iterations)
+        return match_detail(current, hole, usable, self.options.detail_gain)  # its vote softens the fill
 
     def _texture_features(self, x255: torch.Tensor) -> torch.Tensor:
         return self._features(x255, (EM_LAYER,))[EM_LAYER]
