@@ -30,7 +30,6 @@ from .poisson import screen_for, screened_poisson
 # 11x11 patches: larger than PatchMatch's inpainting's 7x7, they continue a brick course or a stroke's edge in phase
 # (docs/quality.md).
 RADIUS = 5
-MATCH_STEP = 2  # the patch distance reads every other pixel of the patch: 36 of 121, nearly the same ranking
 HOLE_WEIGHT = 0.1  # how much a patch's current (synthesised) pixels count against its known ones
 GUIDE_SIGMA = 4.0  # px
 GUIDE_WEIGHT = 1.0
@@ -93,7 +92,7 @@ class PixelMatch:
 
     def _costs(self, current: np.ndarray, sy: np.ndarray, sx: np.ndarray) -> np.ndarray:
         return pixel_search.costs(current, self.padded_hole, self.padded_source, self.search_valid, self.query_guide,
-                                  self.source_guide, self.query_y, self.query_x, sy, sx, RADIUS, MATCH_STEP,
+                                  self.source_guide, self.query_y, self.query_x, sy, sx, RADIUS,
                                   np.float32(HOLE_WEIGHT), np.float32(GUIDE_WEIGHT))
 
     def _clamp(self, y: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -156,7 +155,7 @@ class PixelMatch:
             seed = np.uint64(torch.randint(0, 2**62, (1,), generator=self.generator).item())
             pixel_search.search(padded, self.padded_hole, self.padded_source, self.search_valid, self.query_guide,
                                 self.source_guide, self.query_y, self.query_x, self.search_index, sy, sx, best,
-                                ROUNDS, radii, jumps, seed, RADIUS, MATCH_STEP, np.float32(HOLE_WEIGHT),
+                                ROUNDS, radii, jumps, seed, RADIUS, np.float32(HOLE_WEIGHT),
                                 np.float32(GUIDE_WEIGHT))
             current = self._vote(current, sy, sx, best)
         y, x = self.queries[:, 0], self.queries[:, 1]

@@ -31,7 +31,7 @@ def _shift(seed: np.uint64, salt: int, radius: int) -> int:
 
 
 @njit(cache=True, fastmath=True, inline="always")
-def _cost(current, hole, source, valid, query_guide, source_guide, q, qy, qx, ty, tx, radius, step, hole_weight,
+def _cost(current, hole, source, valid, query_guide, source_guide, q, qy, qx, ty, tx, radius, hole_weight,
           guide_weight):
     """The colour distance of the query patch centred at (qy, qx) and the source patch at (ty, tx), plus the guide
     term; inf where the source may not be copied. current, hole and source are padded by `radius` on each side;
@@ -41,8 +41,8 @@ def _cost(current, hole, source, valid, query_guide, source_guide, q, qy, qx, ty
         return INF
     total = np.float32(0.0)
     weight = np.float32(0.0)
-    for dy in range(-radius, radius + 1, step):
-        for dx in range(-radius, radius + 1, step):
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
             a, b = qy + dy + radius, qx + dx + radius
             c, d = ty + dy + radius, tx + dx + radius
             w = (np.float32(1.0) - (np.float32(1.0) - hole_weight) * hole[a, b]) * source[c, d, 6]
@@ -64,19 +64,19 @@ def _cost(current, hole, source, valid, query_guide, source_guide, q, qy, qx, ty
 
 
 @njit(cache=True, parallel=True, fastmath=True)
-def costs(current, hole, source, valid, query_guide, source_guide, qy, qx, sy, sx, radius, step, hole_weight,
+def costs(current, hole, source, valid, query_guide, source_guide, qy, qx, sy, sx, radius, hole_weight,
           guide_weight):
     """Each query's cost at its given source."""
     out = np.empty(qy.shape[0], dtype=np.float32)
     for q in prange(qy.shape[0]):
         out[q] = _cost(current, hole, source, valid, query_guide, source_guide, q, qy[q], qx[q], sy[q], sx[q],
-                       radius, step, hole_weight, guide_weight)
+                       radius, hole_weight, guide_weight)
     return out
 
 
 @njit(cache=True, parallel=True, fastmath=True)
 def search(current, hole, source, valid, query_guide, source_guide, qy, qx, index, sy, sx, best, rounds, radii,
-           jumps, seed, radius, step, hole_weight, guide_weight):
+           jumps, seed, radius, hole_weight, guide_weight):
     """`rounds` rounds of random search (one try per radius) and propagation (per jump, a checkerboard half at a
     time, from the four neighbours that far); sy, sx and best are improved in place."""
     height, width = valid.shape
@@ -91,7 +91,7 @@ def search(current, hole, source, valid, query_guide, source_guide, qy, qx, inde
                 ty = min(max(sy[q] + _shift(seed, salt, r), low_y), high_y)
                 tx = min(max(sx[q] + _shift(seed, salt + 1, r), low_x), high_x)
                 cost = _cost(current, hole, source, valid, query_guide, source_guide, q, qy[q], qx[q], ty, tx,
-                             radius, step, hole_weight, guide_weight)
+                             radius, hole_weight, guide_weight)
                 if cost < best[q]:
                     sy[q], sx[q], best[q] = ty, tx, cost
         for jump in jumps:
@@ -114,7 +114,7 @@ def search(current, hole, source, valid, query_guide, source_guide, qy, qx, inde
                         ty = min(max(before_y[neighbour] - dy, low_y), high_y)
                         tx = min(max(before_x[neighbour] - dx, low_x), high_x)
                         cost = _cost(current, hole, source, valid, query_guide, source_guide, q, y, x, ty, tx,
-                                     radius, step, hole_weight, guide_weight)
+                                     radius, hole_weight, guide_weight)
                         if cost < best[q]:
                             sy[q], sx[q], best[q] = ty, tx, cost
 
@@ -162,9 +162,9 @@ def compile_now() -> None:
     at = np.array([size // 2], dtype=np.int64)
     index = np.full((size, size), -1, dtype=np.int64)
     index[size // 2, size // 2] = 0
-    best = costs(padded, hole, source, valid, guide[0], guide, at, at, at.copy(), at.copy(), radius, 1,
-                 np.float32(0.1), np.float32(1.0))
+    best = costs(padded, hole, source, valid, guide[0], guide, at, at, at.copy(), at.copy(), radius, np.float32(0.1),
+                 np.float32(1.0))
     search(padded, hole, source, valid, guide[0], guide, at, at, index, at.copy(), at.copy(), best, 1,
-           np.array([1], dtype=np.int64), np.array([1], dtype=np.int64), np.uint64(0), radius, 1, np.float32(0.1),
+           np.array([1], dtype=np.int64), np.array([1], dtype=np.int64), np.uint64(0), radius, np.float32(0.1),
            np.float32(1.0))
     vote(guide, valid.astype(np.float32), index, at, at, np.ones(1, dtype=np.float32), at, at, radius)

@@ -155,3 +155,13 @@ def test_a_hole_in_a_smooth_area_is_filled_smoothly_not_with_structure_from_else
     result = fill(image, mask, get_preset("default"))
     assert hole_psnr(result, image, hole) > 30
     assert edge_energy(result, hole) < 3 * edge_energy(image, hole) + 1.0
+
+
+def test_a_scratch_across_fine_stripes_on_a_big_photo_comes_back_exact_in_preview():
+    # preview synthesises this 768 px crop at 256 px, where 2 px stripes cannot exist; the copying from beside the
+    # hole is repeated at native size, so the scratch is filled with the photo's own stripes, pixel for pixel.
+    image = np.ascontiguousarray(stripes(768, 768, period=4).transpose(1, 0, 2))  # horizontal stripes
+    mask = np.zeros((768, 768), np.uint8)
+    mask[100:668, 380:390] = 255
+    result = fill(image, mask, get_preset("preview"))
+    assert np.array_equal(result, image)
