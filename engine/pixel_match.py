@@ -153,10 +153,12 @@ class PixelMatch:
                 sy, sx = np.where(better, other_y, sy), np.where(better, other_x, sx)
                 best = np.minimum(cost, best)
             seed = np.uint64(torch.randint(0, 2**62, (1,), generator=self.generator).item())
-            pixel_search.search(padded, self.padded_hole, self.padded_source, self.search_valid, self.query_guide,
-                                self.source_guide, self.query_y, self.query_x, self.search_index, sy, sx, best,
-                                ROUNDS, radii, jumps, seed, RADIUS, np.float32(HOLE_WEIGHT),
-                                np.float32(GUIDE_WEIGHT))
+            for number in range(ROUNDS):
+                self.check_cancel()  # a round on a big crop takes a good part of a second
+                pixel_search.search(padded, self.padded_hole, self.padded_source, self.search_valid,
+                                    self.query_guide, self.source_guide, self.query_y, self.query_x,
+                                    self.search_index, sy, sx, best, number, radii, jumps, seed, RADIUS,
+                                    np.float32(HOLE_WEIGHT), np.float32(GUIDE_WEIGHT))
             current = self._vote(current, sy, sx, best)
         y, x = self.queries[:, 0], self.queries[:, 1]
         source_y, source_x = self._tensors(sy, sx)

@@ -75,48 +75,47 @@ def costs(current, hole, source, valid, query_guide, source_guide, qy, qx, sy, s
 
 
 @njit(cache=True, parallel=True, fastmath=True)
-def search(current, hole, source, valid, query_guide, source_guide, qy, qx, index, sy, sx, best, rounds, radii,
+def search(current, hole, source, valid, query_guide, source_guide, qy, qx, index, sy, sx, best, number, radii,
            jumps, seed, radius, hole_weight, guide_weight):
-    """`rounds` rounds of random search (one try per radius) and propagation (per jump, a checkerboard half at a
+    """Round `number` of random search (one try per radius) and propagation (per jump, a checkerboard half at a
     time, from the four neighbours that far); sy, sx and best are improved in place."""
     height, width = valid.shape
     low_y, high_y = radius, height - 1 - radius
     low_x, high_x = radius, width - 1 - radius
     count = qy.shape[0]
-    for number in range(rounds):
-        for q in prange(count):
-            for k in range(radii.shape[0]):
-                r = radii[k]
-                salt = ((number * radii.shape[0] + k) * count + q) * 2
-                ty = min(max(sy[q] + _shift(seed, salt, r), low_y), high_y)
-                tx = min(max(sx[q] + _shift(seed, salt + 1, r), low_x), high_x)
-                cost = _cost(current, hole, source, valid, query_guide, source_guide, q, qy[q], qx[q], ty, tx,
-                             radius, hole_weight, guide_weight)
-                if cost < best[q]:
-                    sy[q], sx[q], best[q] = ty, tx, cost
-        for jump in jumps:
-            for half in range(2):
-                # Neighbours a jump of 2 or 4 away are of the same half: all read the shifts as the pass found them.
-                before_y, before_x = sy.copy(), sx.copy()
-                for q in prange(count):
-                    y, x = qy[q], qx[q]
-                    if (y + x) % 2 != half:
+    for q in prange(count):
+        for k in range(radii.shape[0]):
+            r = radii[k]
+            salt = ((number * radii.shape[0] + k) * count + q) * 2
+            ty = min(max(sy[q] + _shift(seed, salt, r), low_y), high_y)
+            tx = min(max(sx[q] + _shift(seed, salt + 1, r), low_x), high_x)
+            cost = _cost(current, hole, source, valid, query_guide, source_guide, q, qy[q], qx[q], ty, tx,
+                         radius, hole_weight, guide_weight)
+            if cost < best[q]:
+                sy[q], sx[q], best[q] = ty, tx, cost
+    for jump in jumps:
+        for half in range(2):
+            # Neighbours a jump of 2 or 4 away are of the same half: all read the shifts as the pass found them.
+            before_y, before_x = sy.copy(), sx.copy()
+            for q in prange(count):
+                y, x = qy[q], qx[q]
+                if (y + x) % 2 != half:
+                    continue
+                for direction in range(4):
+                    dy = jump if direction == 2 else (-jump if direction == 3 else 0)
+                    dx = jump if direction == 0 else (-jump if direction == 1 else 0)
+                    ny, nx = y + dy, x + dx
+                    if ny < 0 or ny >= height or nx < 0 or nx >= width:
                         continue
-                    for direction in range(4):
-                        dy = jump if direction == 2 else (-jump if direction == 3 else 0)
-                        dx = jump if direction == 0 else (-jump if direction == 1 else 0)
-                        ny, nx = y + dy, x + dx
-                        if ny < 0 or ny >= height or nx < 0 or nx >= width:
-                            continue
-                        neighbour = index[ny, nx]
-                        if neighbour < 0:
-                            continue
-                        ty = min(max(before_y[neighbour] - dy, low_y), high_y)
-                        tx = min(max(before_x[neighbour] - dx, low_x), high_x)
-                        cost = _cost(current, hole, source, valid, query_guide, source_guide, q, y, x, ty, tx,
-                                     radius, hole_weight, guide_weight)
-                        if cost < best[q]:
-                            sy[q], sx[q], best[q] = ty, tx, cost
+                    neighbour = index[ny, nx]
+                    if neighbour < 0:
+                        continue
+                    ty = min(max(before_y[neighbour] - dy, low_y), high_y)
+                    tx = min(max(before_x[neighbour] - dx, low_x), high_x)
+                    cost = _cost(current, hole, source, valid, query_guide, source_guide, q, y, x, ty, tx,
+                                 radius, hole_weight, guide_weight)
+                    if cost < best[q]:
+                        sy[q], sx[q], best[q] = ty, tx, cost
 
 
 @njit(cache=True, parallel=True, fastmath=True)
@@ -164,7 +163,7 @@ def compile_now() -> None:
     index[size // 2, size // 2] = 0
     best = costs(padded, hole, source, valid, guide[0], guide, at, at, at.copy(), at.copy(), radius, np.float32(0.1),
                  np.float32(1.0))
-    search(padded, hole, source, valid, guide[0], guide, at, at, index, at.copy(), at.copy(), best, 1,
+    search(padded, hole, source, valid, guide[0], guide, at, at, index, at.copy(), at.copy(), best, 0,
            np.array([1], dtype=np.int64), np.array([1], dtype=np.int64), np.uint64(0), radius, np.float32(0.1),
            np.float32(1.0))
     vote(guide, valid.astype(np.float32), index, at, at, np.ones(1, dtype=np.float32), at, at, radius)
