@@ -59,7 +59,7 @@ class FillOptions:
                                  "(0 = none).", min=0, max=20)
     beside_iterations: int = _opt(3, "Rounds of a last pixel PatchMatch that copies from right beside the hole, at "
                                   "the crop's size and again at native size when the crop was synthesised smaller "
-                                  "(0 = none).", min=0, max=20)
+                                  "and detail_transfer is on (0 = none).", min=0, max=20)
     augment: bool = _opt(False, "Also copy from mirrored, rotated (+-pi/24) and scaled (1.05^+-1) copies of the "
                          "photo, as the reference's patch bank does.")
     detail_gain: float = _opt(2.0, "Largest factor by which the fill's fine detail is raised where it is weaker "
@@ -68,7 +68,8 @@ class FillOptions:
                           "side (0.5 puts the hole in the middle half of its crop, as in the paper).", min=0.1, max=4.0)
     min_context: int = _opt(32, "Smallest context margin, in pixels, on each side of a hole.", min=8, max=1024)
     detail_transfer: bool = _opt(True, "Bring back native-resolution detail from the photo's known pixels when a "
-                                 "crop is larger than the working size.")
+                                 "crop is larger than the working size (matched detail, then copying from beside "
+                                 "the hole at native size).")
     seed: int = _opt(0, "Random seed: the same seed, input and device give the same result.", min=0, max=2**63 - 1)
     device: str = _opt("auto", "Compute device: auto (cuda, then mps, then cpu), cpu, cuda or mps.", choices=DEVICES)
     threads: int = _opt(0, "CPU threads for torch (0 = one per physical core).", min=0, max=256)

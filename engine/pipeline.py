@@ -189,9 +189,11 @@ def fill_crop(synthesis: CropSynthesis, colour: np.ndarray, hole: np.ndarray, op
     if want_detail and result.match is not None:
         guide = native * known + upsampled * native_hole
         upsampled = upsampled + transfer_detail(guide, known, size, result.match, result.match_stride)
-    # The synthesis's last copying from beside the hole, again at native size: the texture next to the border is
-    # then the photo's own, not an enlarged copy.
-    upsampled = synthesis.copy_from_beside(native * known + upsampled.clamp(0, 1) * native_hole, native_hole, known)
+    if options.detail_transfer:
+        # The synthesis's last copying from beside the hole, again at native size: the texture next to the border
+        # is then the photo's own, not an enlarged copy.
+        upsampled = synthesis.copy_from_beside(native * known + upsampled.clamp(0, 1) * native_hole, native_hole,
+                                               known)
     return upsampled.clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy()
 
 
