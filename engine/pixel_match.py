@@ -77,6 +77,11 @@ class PixelMatch:
         # The sources as the known pixels are compared with them, then as the synthesised ones are: read at once.
         self.padded_source = self._pad(torch.cat([image, gaussian_blur(image, HOLE_BLUR), usable], 1))
         self.padded_hole = self._pad(hole)[..., 0]
+        # What each query's patch weighs at most (its synthesised pixels HOLE_WEIGHT, its known ones 1): the search
+        # stops summing a source once it cannot win.
+        padded_hole = F.pad(hole, (RADIUS, RADIUS, RADIUS, RADIUS), mode="replicate")
+        weight = F.avg_pool2d(1 - (1 - HOLE_WEIGHT) * padded_hole, 2 * RADIUS + 1, 1) * (2 * RADIUS + 1) ** 2
+        self.query_weight = _numpy(weight[0, 0, self.queries[:, 0], self.queries[:, 1]] * (1 + 1e-4))  # rounding
         self.search_valid = _numpy(valid)
         self.query_y, self.query_x = _numpy(self.queries[:, 0]), _numpy(self.queries[:, 1])
         self.search_index = _numpy(self.index)
@@ -92,7 +97,7 @@ class PixelMatch:
 
     def _costs(self, current: np.ndarray, sy: np.ndarray, sx: np.ndarray) -> np.ndarray:
         return pixel_search.costs(current, self.padded_hole, self.padded_source, self.search_valid, self.query_guide,
-                                  self.source_guide, self.query_y, self.query_x, sy, sx, RADIUS,
+                                  self.source_guide, self.query_weight, self.query_y, self.query_x, sy, sx, RADIUS,
                                   np.float32(HOLE_WEIGHT), np.float32(GUIDE_WEIGHT))
 
     def _clamp(self, y: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -156,7 +161,8 @@ class PixelMatch:
             for number in range(ROUNDS):
                 self.check_cancel()  # a round on a big crop takes a good part of a second
                 pixel_search.search(padded, self.padded_hole, self.padded_source, self.search_valid,
-                                    self.query_guide, self.source_guide, self.query_y, self.query_x,
+                                    self.query_guide, self.source_guide, self.query_weight, self.query_y,
+                                    self.query_x,
                                     self.search_index, sy, sx, best, number, radii, jumps, seed, RADIUS,
                                     np.float32(HOLE_WEIGHT), np.float32(GUIDE_WEIGHT))
             current = self._vote(current, sy, sx, best)

@@ -13,6 +13,8 @@ import numpy as np
 from numba import njit, prange
 
 INF = np.float32(np.inf)
+# The largest cost a search is asked to beat: finite, because fastmath assumes no arithmetic meets an infinity.
+NO_LIMIT = np.float32(1e30)
 
 
 @njit(cache=True, inline="always")
@@ -31,17 +33,30 @@ def _shift(seed: np.uint64, salt: int, radius: int) -> int:
 
 
 @njit(cache=True, fastmath=True, inline="always")
-def _cost(current, hole, source, valid, query_guide, source_guide, q, qy, qx, ty, tx, radius, hole_weight,
-          guide_weight):
+def _cost(current, hole, source, valid, query_guide, source_guide, query_weight, q, qy, qx, ty, tx, radius,
+          hole_weight, guide_weight, limit):
     """The colour distance of the query patch centred at (qy, qx) and the source patch at (ty, tx), plus the guide
-    term; inf where the source may not be copied. current, hole and source are padded by `radius` on each side;
-    source's channels are sharp (3), blurred (3), usable (1). The query's synthesised pixels count hole_weight and
-    are compared with the blurred source; a source's unusable pixels do not count."""
+    term; inf where the source may not be copied, or where it cannot come under `limit`. current, hole and source
+    are padded by `radius` on each side; source's channels are sharp (3), blurred (3), usable (1). The query's
+    synthesised pixels count hole_weight and are compared with the blurred source; a source's unusable pixels do
+    not count."""
     if not valid[ty, tx]:
+        return INF
+    guide = np.float32(0.0)
+    for channel in range(3):
+        diff = query_guide[q, channel] - source_guide[ty, tx, channel]
+        guide += diff * diff
+    guide *= guide_weight
+    # The weights never add up to more than the query's own (query_weight): a partial sum over that already
+    # reaching the limit rules the source out, and most tries are ruled out within a few rows.
+    bound = (min(limit, NO_LIMIT) - guide) * query_weight[q]
+    if bound <= 0:
         return INF
     total = np.float32(0.0)
     weight = np.float32(0.0)
     for dy in range(-radius, radius + 1):
+        if total >= bound:
+            return INF
         for dx in range(-radius, radius + 1):
             a, b = qy + dy + radius, qx + dx + radius
             c, d = ty + dy + radius, tx + dx + radius
@@ -55,28 +70,23 @@ def _cost(current, hole, source, valid, query_guide, source_guide, q, qy, qx, ty
                 s += diff * diff
             total += w * s
             weight += w
-    cost = total / max(weight, np.float32(1e-6))
-    guide = np.float32(0.0)
-    for channel in range(3):
-        diff = query_guide[q, channel] - source_guide[ty, tx, channel]
-        guide += diff * diff
-    return cost + guide_weight * guide
+    return total / max(weight, np.float32(1e-6)) + guide
 
 
 @njit(cache=True, parallel=True, fastmath=True)
-def costs(current, hole, source, valid, query_guide, source_guide, qy, qx, sy, sx, radius, hole_weight,
-          guide_weight):
+def costs(current, hole, source, valid, query_guide, source_guide, query_weight, qy, qx, sy, sx, radius,
+          hole_weight, guide_weight):
     """Each query's cost at its given source."""
     out = np.empty(qy.shape[0], dtype=np.float32)
     for q in prange(qy.shape[0]):
-        out[q] = _cost(current, hole, source, valid, query_guide, source_guide, q, qy[q], qx[q], sy[q], sx[q],
-                       radius, hole_weight, guide_weight)
+        out[q] = _cost(current, hole, source, valid, query_guide, source_guide, query_weight, q, qy[q], qx[q],
+                       sy[q], sx[q], radius, hole_weight, guide_weight, NO_LIMIT)
     return out
 
 
 @njit(cache=True, parallel=True, fastmath=True)
-def search(current, hole, source, valid, query_guide, source_guide, qy, qx, index, sy, sx, best, number, radii,
-           jumps, seed, radius, hole_weight, guide_weight):
+def search(current, hole, source, valid, query_guide, source_guide, query_weight, qy, qx, index, sy, sx, best,
+           number, radii, jumps, seed, radius, hole_weight, guide_weight):
     """Round `number` of random search (one try per radius) and propagation (per jump, a checkerboard half at a
     time, from the four neighbours that far); sy, sx and best are improved in place."""
     height, width = valid.shape
@@ -89,8 +99,10 @@ def search(current, hole, source, valid, query_guide, source_guide, qy, qx, inde
             salt = ((number * radii.shape[0] + k) * count + q) * 2
             ty = min(max(sy[q] + _shift(seed, salt, r), low_y), high_y)
             tx = min(max(sx[q] + _shift(seed, salt + 1, r), low_x), high_x)
-            cost = _cost(current, hole, source, valid, query_guide, source_guide, q, qy[q], qx[q], ty, tx,
-                         radius, hole_weight, guide_weight)
+            if ty == sy[q] and tx == sx[q]:
+                continue
+            cost = _cost(current, hole, source, valid, query_guide, source_guide, query_weight, q, qy[q], qx[q],
+                         ty, tx, radius, hole_weight, guide_weight, best[q])
             if cost < best[q]:
                 sy[q], sx[q], best[q] = ty, tx, cost
     for jump in jumps:
@@ -112,8 +124,10 @@ def search(current, hole, source, valid, query_guide, source_guide, qy, qx, inde
                         continue
                     ty = min(max(before_y[neighbour] - dy, low_y), high_y)
                     tx = min(max(before_x[neighbour] - dx, low_x), high_x)
-                    cost = _cost(current, hole, source, valid, query_guide, source_guide, q, y, x, ty, tx,
-                                 radius, hole_weight, guide_weight)
+                    if ty == sy[q] and tx == sx[q]:  # a coherent neighbour proposes what the query has
+                        continue
+                    cost = _cost(current, hole, source, valid, query_guide, source_guide, query_weight, q, y, x,
+                                 ty, tx, radius, hole_weight, guide_weight, best[q])
                     if cost < best[q]:
                         sy[q], sx[q], best[q] = ty, tx, cost
 
@@ -161,9 +175,10 @@ def compile_now() -> None:
     at = np.array([size // 2], dtype=np.int64)
     index = np.full((size, size), -1, dtype=np.int64)
     index[size // 2, size // 2] = 0
-    best = costs(padded, hole, source, valid, guide[0], guide, at, at, at.copy(), at.copy(), radius, np.float32(0.1),
-                 np.float32(1.0))
-    search(padded, hole, source, valid, guide[0], guide, at, at, index, at.copy(), at.copy(), best, 0,
+    weight = np.ones(1, dtype=np.float32)
+    best = costs(padded, hole, source, valid, guide[0], guide, weight, at, at, at.copy(), at.copy(), radius,
+                 np.float32(0.1), np.float32(1.0))
+    search(padded, hole, source, valid, guide[0], guide, weight, at, at, index, at.copy(), at.copy(), best, 0,
            np.array([1], dtype=np.int64), np.array([1], dtype=np.int64), np.uint64(0), radius, np.float32(0.1),
            np.float32(1.0))
     vote(guide, valid.astype(np.float32), index, at, at, np.ones(1, dtype=np.float32), at, at, radius)
