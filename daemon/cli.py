@@ -314,10 +314,13 @@ def command_fill(args: argparse.Namespace) -> int:
     check_mask_usable(mask, args.mask or args.image)
     if args.daemon is None:
         check_weights()  # a daemon has its own
-    runner = run_fill if args.daemon is None else daemon_runner(args.daemon, args.curve or None,
-                                                                args.insecure_loopback)
+    runner = run_fill if args.daemon is None else daemon_runner(
+        args.daemon, args.curve or None, args.insecure_loopback,
+        on_hello=(lambda hello: print_daemon_compute(hello, options)) if args.verbose else None)
     if args.verbose:
         print_options(args.preset, options)
+        if args.daemon is None:
+            print_compute(options)
     started = time.monotonic()
     with ctrl_c_cancels() as cancel, ProgressBar(enabled=False if args.quiet else None) as progress:
         result = fill_image(image, mask, options, mask_from_alpha=args.mask is None, progress=progress,
@@ -336,6 +339,20 @@ def print_options(preset: str, options: FillOptions) -> None:
              for name, value in options.to_dict().items()]
     text = textwrap.fill(" ".join(cells), width=100, initial_indent="  ", subsequent_indent="  ")
     print(f"{PROG}: preset {preset}, options (* = changed from the preset):\n{text}", file=sys.stderr)
+
+
+def print_compute(options: FillOptions) -> None:
+    from engine.device import describe_compute, resolve_device, resolve_precision  # late: loads torch
+
+    device = resolve_device(options.device)
+    compute = describe_compute(device, resolve_precision(options.precision, device), options.threads)
+    print(f"{PROG}: computing on {compute}", file=sys.stderr)
+
+
+def print_daemon_compute(hello: dict[str, Any], options: FillOptions) -> None:
+    precision = hello.get("precision", "?") if options.precision == "auto" else options.precision
+    print(f"{PROG}: computing in the daemon, on its {hello.get('device', '?')}, precision {precision}",
+          file=sys.stderr)
 
 
 def print_fill_report(result: np.ndarray, mask: np.ndarray, seconds: float, where: str) -> None:
@@ -387,15 +404,18 @@ Runner = Callable[[np.ndarray, np.ndarray, FillOptions, ProgressCallback, Cancel
 BAD_INPUT_CODES = (ErrorCode.BAD_FIELD, ErrorCode.SIZE_MISMATCH, ErrorCode.TOO_LARGE, ErrorCode.BAD_INPUT)
 
 
-def daemon_runner(endpoint: str | None, curve: bool | None = None, insecure_loopback: bool = False) -> Runner:
+def daemon_runner(endpoint: str | None, curve: bool | None = None, insecure_loopback: bool = False,
+                  on_hello: Callable[[dict[str, Any]], None] | None = None) -> Runner:
     """A runner that sends the fill to the daemon at `endpoint` (None: the default), with the same exit codes as
-    in-process."""
+    in-process; `on_hello` hears the daemon's hello first (its device and precision)."""
     endpoint = endpoint or default_endpoint()
 
     def run(image: np.ndarray, mask: np.ndarray, options: FillOptions, progress: ProgressCallback,
             cancel: CancelCheck) -> np.ndarray:
         try:
             with Client(endpoint, curve=curve, insecure_loopback=insecure_loopback) as client:
+                if on_hello is not None:
+                    on_hello(client.hello())
                 return client.fill(image, mask, options=options, progress=progress, cancel=cancel)
         except DaemonError as error:
             exit_code = EXIT_BAD_INPUT if error.code in BAD_INPUT_CODES else EXIT_FAILURE

@@ -112,6 +112,7 @@ class Daemon:
         self._authenticator: Any = None
         self._user_id: str | None = None  # the ZAP user id (the client's public key) of the request being handled
         self.device: Any = None  # a torch.device once started
+        self.precision = ""  # the network passes' dtype that precision 'auto' gives on it, once started
         self._stop = threading.Event()
         self._jobs: dict[tuple[bytes, str], Job] = {}
         self._backlog = Backlog(unread_bytes, max(unread_bytes, TOTAL_BYTES), unread_seconds)
@@ -127,13 +128,14 @@ class Daemon:
     # ------------------------------------------------------------------------------------------- life cycle
 
     def start(self) -> None:
-        from engine.device import resolve_device  # late: these load torch
+        from engine.device import precision_name, resolve_device, resolve_precision  # late: these load torch
         from engine.pipeline import fill
         from engine.pixel_search import compile_now
         from engine.vgg import load_vgg
 
         raise_open_file_limit()
         self.device = resolve_device(self.device_name)
+        self.precision = precision_name(resolve_precision("auto", self.device))
         load_vgg(self.device)  # now, so the first fill does not pay for it
         self._preload_content_network()
         compile_now()
@@ -164,8 +166,8 @@ class Daemon:
             raise OSError(f"cannot listen on {self.endpoint}: {error}") from None
         self._worker = Worker(self._context, outbox, self._queue, fill)
         self._worker.start()
-        log.info("listening on %s (device %s, at most %d pixels, %d queued jobs)", self.endpoint, self.device,
-                 self.max_pixels, self.max_queue)
+        log.info("listening on %s (device %s, precision %s, at most %d pixels, %d queued jobs)", self.endpoint,
+                 self.device, self.precision, self.max_pixels, self.max_queue)
         if is_tcp(self.endpoint) and not self.curve:
             log.warning("--insecure-loopback: any program of any user of this machine may send this daemon work, "
                         "see others' job ids, and crash it through libzmq (docs/security.md)")
@@ -356,7 +358,8 @@ class Daemon:
 
     def _hello(self, client: bytes, message: Message) -> None:
         self._send(client, encode({"op": "hello", "protocol": PROTOCOL_VERSION, "version": package_version(),
-                                   "device": str(self.device), "max_pixels": self.max_pixels,
+                                   "device": str(self.device), "precision": self.precision,
+                                   "max_pixels": self.max_pixels,
                                    "max_queue": self.max_queue, "presets": list(PRESETS)}))
 
     def _ping(self, client: bytes, message: Message) -> None:

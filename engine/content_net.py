@@ -26,6 +26,7 @@ import torch.nn.functional as F  # noqa: N812 - the torch convention
 from torch import nn
 
 from .content import harmonic_fill
+from .device import reduced_precision
 from .vgg import VGGFeatures
 
 SIZE = 128  # the network's working size
@@ -91,12 +92,17 @@ class ContentNet(nn.Module):
         self.vgg = vgg
         self.decoder = decoder if decoder is not None else Decoder()
 
-    def forward(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    def forward(self, image: torch.Tensor, hole: torch.Tensor, precision: torch.dtype = torch.float32) -> torch.Tensor:
+        """precision: the dtype the encoder and decoder run in (engine/device.py); the harmonic start and the
+        prediction stay float32."""
         known = 1 - hole
         with torch.no_grad():  # the encoder is frozen: no gradient, no graph
             start = harmonic_fill(image * known, known)
-            taps = self.vgg(start * 255, TAPS)
-        predicted = (start + self.decoder(taps, hole, start)).clamp(0, 1)
+            with reduced_precision(image.device, precision):
+                taps = self.vgg(start * 255, TAPS)
+        with reduced_precision(image.device, precision):
+            change = self.decoder(taps, hole, start)
+        predicted = (start + change.float()).clamp(0, 1)
         return image * known + predicted * hole
 
 
@@ -161,15 +167,16 @@ class NetworkPredictor:
     preferred_side = SIZE
     smooth_prior = True
 
-    def __init__(self, network: ContentNet) -> None:
+    def __init__(self, network: ContentNet, precision: torch.dtype = torch.float32) -> None:
         self.network = network
+        self.precision = precision
 
     @torch.no_grad()
     def predict(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
         size = image.shape[-2:]
         small = F.interpolate(image, size=(SIZE, SIZE), mode="area")
         small_hole = (F.interpolate(hole, size=(SIZE, SIZE), mode="area") > 0).to(image.dtype)
-        predicted = self.network(small, small_hole)
+        predicted = self.network(small, small_hole, self.precision)
         back = F.interpolate(predicted, size=size, mode="bilinear", align_corners=False).clamp(0, 1)
         return image * (1 - hole) + back * hole
 

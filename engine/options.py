@@ -16,6 +16,7 @@ from .errors import OptionsError
 TEXTURE_LAYERS = ("relu3_1", "relu4_1")
 CONTENT_PREDICTORS = ("patches", "network", "diffusion", "none")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 
 
 def _opt(default: Any, help: str, **limits: Any) -> Any:
@@ -72,6 +73,10 @@ class FillOptions:
                                  "the hole at native size).")
     seed: int = _opt(0, "Random seed: the same seed, input and device give the same result.", min=0, max=2**63 - 1)
     device: str = _opt("auto", "Compute device: auto (cuda, then mps, then cpu), cpu, cuda or mps.", choices=DEVICES)
+    precision: str = _opt("auto", "Arithmetic of the VGG-19 and content-network passes: auto (bfloat16 on a CPU "
+                          "with bf16 units (AMX, AVX-512 BF16) and on GPUs that have it, float16 on other CUDA GPUs, "
+                          "float32 otherwise), float32, bfloat16 or float16. The pixels and the matching stay "
+                          "float32.", choices=PRECISIONS)
     threads: int = _opt(0, "CPU threads for torch (0 = one per physical core).", min=0, max=256)
 
     def __post_init__(self) -> None:

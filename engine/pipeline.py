@@ -13,7 +13,7 @@ import torch.nn.functional as F  # noqa: N812 - the torch convention
 
 from .content import make_predictors, push_pull_fill
 from .detail import transfer_detail
-from .device import configure_cpu, resolve_device
+from .device import configure_cpu, resolve_device, resolve_precision
 from .errors import ImageError, MaskError
 from .options import FillOptions, get_preset
 from .progress import CancelCheck, ProgressCallback, Reporter
@@ -48,23 +48,27 @@ def fill(image: np.ndarray, mask: np.ndarray, options: FillOptions | None = None
         configure_cpu(options.threads)
     torch.manual_seed(options.seed)
     reporter.report("prepare", 0.0)
-    synthesis = CropSynthesis(load_vgg(device), options, make_predictors(options.content, device),
-                              check_cancel=reporter.check_cancel)
+    precision = resolve_precision(options.precision, device)
+    synthesis = CropSynthesis(load_vgg(device), options, make_predictors(options.content, device, precision),
+                              check_cancel=reporter.check_cancel, precision=precision)
 
     # Only the crops are converted to floats and worked on: a 50-megapixel photo with a small hole costs what
     # a small photo does, in time and in memory.
     result = image.copy()
     boxes = crop_boxes(amount > 0, options.context, options.min_context)
-    for number, box in enumerate(boxes):
-        region = RegionProgress(reporter, number, len(boxes))
-        synthesis.progress = region
-        original = image[box.slices]
-        colour, alpha = split_channels(original.astype(np.float32) / scale_max)
-        crop_amount = amount[box.slices]
-        # Fully transparent pixels carry no colour worth copying: synthesise them too, but only write the hole.
-        synthesise = crop_amount > 0 if alpha is None else (crop_amount > 0) | (alpha == 0)
-        filled = fill_crop(synthesis, colour, synthesise, options, device, region)
-        result[box.slices] = blend(original, scale_max, filled, alpha, crop_amount)
+    # A caller's autocast would put the pixels and the matching in reduced precision too: only the network passes
+    # take it, as `precision` says (engine/device.py).
+    with torch.autocast(device.type, enabled=False):
+        for number, box in enumerate(boxes):
+            region = RegionProgress(reporter, number, len(boxes))
+            synthesis.progress = region
+            original = image[box.slices]
+            colour, alpha = split_channels(original.astype(np.float32) / scale_max)
+            crop_amount = amount[box.slices]
+            # Fully transparent pixels carry no colour worth copying: synthesise them too, but only write the hole.
+            synthesise = crop_amount > 0 if alpha is None else (crop_amount > 0) | (alpha == 0)
+            filled = fill_crop(synthesis, colour, synthesise, options, device, region)
+            result[box.slices] = blend(original, scale_max, filled, alpha, crop_amount)
     reporter.report("done", 1.0)
     return result
 

@@ -25,6 +25,7 @@ from scipy.ndimage import distance_transform_edt
 
 from .content import ContentPredictor, harmonic_fill, push_pull_fill
 from .content_choice import choose_predictor
+from .device import reduced_precision
 from .grain import add_grain, missing_grain
 from .neural_em import LAYER as EM_LAYER
 from .neural_em import Field, NeuralEM, sharp_start
@@ -113,10 +114,12 @@ class CropSynthesis:
     """Runs the pyramid for one crop. The crop's height and width must be multiples of ALIGN."""
 
     def __init__(self, vgg: VGGFeatures, options: FillOptions, predictors: Sequence[ContentPredictor],
-                 check_cancel: Callable[[], None], progress: SynthesisProgress | None = None) -> None:
+                 check_cancel: Callable[[], None], progress: SynthesisProgress | None = None,
+                 precision: torch.dtype = torch.float32) -> None:
         """predictors: the content predictor candidates, the preferred first (engine/content_choice.py); none
-        switches the content term off."""
+        switches the content term off. precision: the dtype of the VGG-19 passes (engine/device.py)."""
         self.vgg = vgg
+        self.precision = precision
         self.options = options
         self.predictors = tuple(predictors)
         self.predictor: ContentPredictor | None = None  # the one chosen for the crop being synthesised
@@ -235,7 +238,9 @@ class CropSynthesis:
     def _features(self, x255: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
         if x255.device.type == "cpu":
             x255 = x255.contiguous(memory_format=torch.channels_last)
-        return self.vgg(x255, names)
+        with reduced_precision(x255.device, self.precision):
+            features = self.vgg(x255, names)
+        return {name: value.float() for name, value in features.items()}
 
     def _banks(self, x255: torch.Tensor, hole: torch.Tensor, excluded: torch.Tensor) -> dict[str, PatchBank]:
         with torch.no_grad():

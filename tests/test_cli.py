@@ -135,6 +135,7 @@ def test_verbose_prints_the_options_used_the_time_and_a_flat_fills_poor_texture_
     err = capsys.readouterr().err
     assert "preset default" in err and "scales=2*" in err and re.search(r"seed=0(?!\*)", err)  # changed: starred
     assert "filled 256 px in " in err and "(this process)" in err
+    assert re.search(r"computing on cpu \(.*threads\), precision (float32|bfloat16)", err)
     match = float(err.split("texture match ")[1].split()[0])
     assert match < 0.7 and "smoother than its surroundings" in err  # the fake engine fills flat grey into noise
 

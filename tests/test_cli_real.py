@@ -1,5 +1,6 @@
 """The `neural-fill fill` command end to end: a real process, real weights, real files."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,7 @@ def test_a_sixteen_bit_tiff_is_filled_in_a_real_process(tmp_path):
                        "--preset", "preview", "--seed", "3", "--verbose")
     assert done.returncode == 0, done.stderr
     assert "texture match" in done.stderr and "preset preview" in done.stderr
+    assert re.search(r"precision (float32|bfloat16)", done.stderr)
     result = read_image(tmp_path / "out.tif")
     assert result.dtype == np.uint16 and result.shape == image.shape
     assert np.array_equal(result[mask == 0], image[mask == 0])

@@ -140,6 +140,20 @@ def photo_and_hole(seed: int = 0, size: int = 64) -> tuple[np.ndarray, np.ndarra
 # ------------------------------------------------------------------------------------------------ results
 
 
+def test_hello_names_the_device_and_the_precision_its_fills_run_in(client):
+    import torch
+
+    from engine.device import precision_name, resolve_precision
+
+    hello = client.hello()
+    assert hello["device"] == "cpu"
+    assert hello["precision"] == precision_name(resolve_precision("auto", torch.device("cpu")))
+    image, mask = photo_and_hole(seed=1)
+    for precision in ("float32", "bfloat16"):  # a client may ask for either; the result is the in-process one
+        options = FAST.replace(precision=precision)
+        assert np.array_equal(client.fill(image, mask, options=options), fill(image, mask, options))
+
+
 @pytest.mark.parametrize("layout", ["u8 rgb", "u16 grey", "f32 rgba"])
 def test_a_fill_through_the_daemon_equals_the_in_process_fill(client, layout):
     image, mask = photo_and_hole(seed=1)

@@ -20,6 +20,8 @@ from tests.conftest import centre_mask, noisy_photo, stripes
 pytestmark = pytest.mark.skipif(not vgg19_path().exists(),
                                 reason="real VGG-19 weights not fetched: run `neural-fill fetch-weights`")
 DATA = Path(__file__).parent / "data"
+# The properties hold in both precisions of the network passes (bfloat16 is emulated where the CPU lacks the units).
+PRECISIONS = ["float32", "bfloat16"]
 
 
 def hole_psnr(result: np.ndarray, truth: np.ndarray, hole: np.ndarray) -> float:
@@ -78,14 +80,15 @@ def in_phase(result: np.ndarray, original: np.ndarray, hole: np.ndarray) -> floa
     return float((a * b).sum() / max(np.sqrt((a * a).sum() * (b * b).sum()), 1e-12))
 
 
+@pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("preset", ["preview", "default"])
-def test_a_brick_bond_is_continued_in_phase_and_keeps_its_detail(preset):
+def test_a_brick_bond_is_continued_in_phase_and_keeps_its_detail(preset, precision):
     # A real photo of a tilted brick bond: the mortar lines must run on through the hole where they ran before it
     # (measured 0.63 preview, 0.65 default; PatchMatch 0.68, a smooth fill 0.01).
     image = brick()
     mask = centre_mask(128, 128, 48)
     hole = mask > 0
-    result = fill(image, mask, get_preset(preset))
+    result = fill(image, mask, get_preset(preset, precision=precision))
     _, smooth = flat_and_smooth_fills(image, hole)
     assert in_phase(result, image, hole) > 0.4
     assert abs(in_phase(smooth, image, hole)) < 0.2
@@ -99,25 +102,43 @@ def ellipse(height: int, width: int, radius_y: float, radius_x: float) -> np.nda
     return ((y - height / 2 + 0.5) / radius_y) ** 2 + ((x - width / 2 + 0.5) / radius_x) ** 2 <= 1
 
 
+@pytest.mark.parametrize("precision", PRECISIONS)
 @pytest.mark.parametrize("name", ["grass", "gravel"])
-def test_an_elliptical_hole_in_grass_or_gravel_is_as_textured_as_the_ground_around_it(name):
+def test_an_elliptical_hole_in_grass_or_gravel_is_as_textured_as_the_ground_around_it(name, precision):
     # Real photos (scikit-image's grass and gravel): the hole's gradient energy against a ring of known pixels.
     grey = np.array(Image.open(DATA / f"{name}.png"))
     image = np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
     hole = ellipse(256, 256, 45, 60)
-    result = fill(image, hole.astype(np.uint8) * 255, get_preset("default"))
+    result = fill(image, hole.astype(np.uint8) * 255, get_preset("default", precision=precision))
     assert np.array_equal(result[~hole], image[~hole])
     assert 0.7 < texture_match(result, hole) < 1.3, name
 
 
-def test_the_default_fill_repeats_itself_for_a_seed_and_differs_for_another():
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_the_default_fill_repeats_itself_for_a_seed_and_differs_for_another(precision):
     # The copies' random search is seeded per crop, so a re-run (or a batch resumed) gives the same pixels.
     grey = np.array(Image.open(DATA / "gravel.png"))[:128, :128]
     image = np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
     mask = ellipse(128, 128, 30, 24).astype(np.uint8) * 255
-    first = fill(image, mask, get_preset("default"))
-    assert np.array_equal(first, fill(image, mask, get_preset("default")))
-    assert not np.array_equal(first, fill(image, mask, get_preset("default", seed=5)))
+    first = fill(image, mask, get_preset("default", precision=precision))
+    assert np.array_equal(first, fill(image, mask, get_preset("default", precision=precision)))
+    assert not np.array_equal(first, fill(image, mask, get_preset("default", precision=precision, seed=5)))
+
+
+def test_a_callers_autocast_changes_nothing_and_bfloat16_networks_fill_as_float32_ones_do():
+    # A GPU user's script may run everything under autocast: the pixels and the matching stay float32 regardless,
+    # and only the network passes take the precision the options name.
+    grey = np.array(Image.open(DATA / "gravel.png"))[:128, :128]
+    image = np.ascontiguousarray(np.repeat(grey[..., None], 3, axis=2))
+    mask = ellipse(128, 128, 30, 24).astype(np.uint8) * 255
+    hole = mask > 0
+    options = get_preset("default", precision="bfloat16")
+    plain = fill(image, mask, options)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert np.array_equal(fill(image, mask, options), plain)
+    full = fill(image, mask, get_preset("default", precision="float32"))
+    assert abs(texture_match(plain, hole) / texture_match(full, hole) - 1) < 0.15
+    assert abs(hole_psnr(plain, image, hole) - hole_psnr(full, image, hole)) < 1.5
 
 
 def test_a_hole_in_a_grainy_photo_is_filled_with_its_grain_not_a_smudge():
@@ -143,7 +164,8 @@ def test_without_the_content_term_it_still_synthesises_texture_from_the_known_re
     assert edge_energy(ablation, hole) > 0.5 * edge_energy(image, ~hole)
 
 
-def test_a_hole_in_a_smooth_area_is_filled_smoothly_not_with_structure_from_elsewhere():
+@pytest.mark.parametrize("precision", PRECISIONS)
+def test_a_hole_in_a_smooth_area_is_filled_smoothly_not_with_structure_from_elsewhere(precision):
     # A sky-like gradient with a lattice beside it: removing something from the sky must give sky.
     y, x = np.mgrid[:160, :160]
     sky = np.stack([40 + y * 0.4, 60 + y * 0.5, 120 + y * 0.6], -1)
@@ -152,7 +174,7 @@ def test_a_hole_in_a_smooth_area_is_filled_smoothly_not_with_structure_from_else
     mask = np.zeros((160, 160), np.uint8)
     mask[30:130, 95:120] = 255
     hole = mask > 0
-    result = fill(image, mask, get_preset("default"))
+    result = fill(image, mask, get_preset("default", precision=precision))
     assert hole_psnr(result, image, hole) > 30
     assert edge_energy(result, hole) < 3 * edge_energy(image, hole) + 1.0
 
