@@ -181,7 +181,9 @@ def batch_throughput(folder: Path) -> dict[str, tuple[float, float]]:
 
 def render(overhead: dict[str, float], default_s: float | None, seconds: dict[str, tuple[float, float]],
            load: tuple) -> str:
-    from bench_engine import command_line, cpu_model, table
+    from bench_engine import command_line, table
+
+    from engine.device import cpu_model
 
     share = overhead["round_trip_s"] / default_s if default_s else None
     share_text = f"{share:.1%}" if share is not None else "n/a (no engine figure)"

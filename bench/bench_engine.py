@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shlex
 import subprocess
@@ -155,6 +154,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from engine import get_preset
+    from engine.device import describe_compute, resolve_device, resolve_precision
     from engine.pipeline import fill
 
     imported = time.perf_counter() - start
@@ -163,6 +163,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
                               "working_size": options.working_size, "torch": torch.__version__,
                               "import_s": imported, **warm_up(fill, options)}
     report["threads"] = torch.get_num_threads()
+    device = resolve_device(options.device)
+    report["compute"] = describe_compute(device, resolve_precision(options.precision, device), options.threads)
     cases = []
     for case in job["cases"]:
         image, mask = make_case(case)
@@ -184,16 +186,6 @@ def run_worker(job: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- machine facts
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def warn_if_busy(load: float) -> None:
@@ -299,7 +291,7 @@ def render(args: argparse.Namespace, runs: dict[str, dict[str, Any]], big: dict[
         "## Engine benchmark",
         f"Command: `{command_line()}`",
         f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}\n"
-        f"- torch {first['torch']}, {first['threads']} threads, CPU: {cpu_model()} ({os.cpu_count()} logical cores)\n"
+        f"- torch {first['torch']}, {first['compute']} ({os.cpu_count()} logical cores)\n"
         f"- load average (1, 5, 15 min) at start / end: {load}; other work on the machine slows the figures "
         "down (CPU s well under threads x wall s is a sign of it)"
         + (f"\n- options overridden for every preset: `{json.dumps(args.overrides)}`" if args.overrides else "")

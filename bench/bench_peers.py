@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -70,6 +69,13 @@ def main() -> int:
     return 0
 
 
+def compute() -> str:
+    from engine.device import describe_compute, resolve_device, resolve_precision
+
+    device = resolve_device("auto")
+    return describe_compute(device, resolve_precision("auto", device))
+
+
 def report(times: dict[str, list[float]], psnrs: dict[str, list[float]], skipped: dict[str, str],
            photos: tuple[str, ...], load_before: tuple[float, ...], load_after: tuple[float, ...]) -> str:
     median = {name: statistics.median(values) for name, values in times.items()}
@@ -77,7 +83,7 @@ def report(times: dict[str, list[float]], psnrs: dict[str, list[float]], skipped
     lines = [
         "## Side by side with the peers (`bench/bench_peers.py`)",
         "",
-        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Measured {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {compute()}, {os.cpu_count()} CPUs, "
         f"load average {load_before[0]:.2f} before and {load_after[0]:.2f} after; photos {', '.join(photos)} "
         f"({SIDE}x{SIDE}, {HOLE}x{HOLE} centre hole), the methods in turns, one process, after a warm-up.",
         "",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from contextlib import AbstractContextManager, nullcontext
 
 import torch
@@ -31,15 +32,71 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
-def configure_cpu(threads: int) -> None:
-    """Torch's intra-op threads (the cores this process may use, unless the options name a number), and
-    denormal floats flushed to zero: L-BFGS history and deep features drift into denormals, which the CPU
-    handles dozens of times slower (measured: the whole fill ran twice as long)."""
+def configure_cpu(threads: int) -> int:
+    """Torch's and the compiled kernels' threads, and denormal floats flushed to zero (L-BFGS history and deep
+    features drift into denormals, which the CPU handles dozens of times slower: measured, the whole fill ran twice
+    as long). Returns the thread count.
+
+    threads 0: one per core this process may use, less the cores other processes kept busy lately. Torch's
+    threads spin while they wait for each other; when one shares its core with another busy process the others
+    spin through its time slices, and a fill beside one busy process took 3-10x its idle time with every core's
+    thread, under 2x with one fewer (docs/benchmarks.md). Sleeping at once instead (OMP_WAIT_POLICY=PASSIVE) made
+    the idle fill 1.6x slower."""
     torch.set_flush_denormal(True)
-    wanted = threads or usable_cores()
+    wanted = threads or max(1, usable_cores() - round(OTHERS.cores()))
+    import numba  # the pixel search's threads (per calling thread: the daemon's worker sets its own)
+
+    # First: starting numba's OpenMP pool sets the calling thread's OpenMP thread count, which torch's is.
+    numba.set_num_threads(min(wanted, numba.config.NUMBA_NUM_THREADS))
     if torch.get_num_threads() != wanted:
         torch.set_num_threads(wanted)
+    return wanted
 
+
+class OtherProcesses:
+    """How many cores other processes kept busy since the last look: all CPUs' busy time (Linux /proc/stat) less
+    this process's own CPU time, over the wall time between looks. A look more than STALE s after the last one
+    measures a fresh MIN_WINDOW s instead; the first one counts from the engine's import."""
+
+    MIN_WINDOW = 0.05
+    STALE = 5.0
+
+    def __init__(self) -> None:
+        self.last = self._sample()
+
+    @staticmethod
+    def _sample() -> tuple[float, float, float] | None:
+        """(wall s, all CPUs' busy s, this process's CPU s), None where /proc/stat cannot be read."""
+        try:
+            with open("/proc/stat", encoding="ascii") as handle:
+                fields = [int(value) for value in handle.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        ticks = os.sysconf("SC_CLK_TCK")
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle and iowait
+        busy = (sum(fields[:8]) - idle) / ticks  # guest time is already in user time
+        own = os.times()
+        return time.monotonic(), busy, own.user + own.system
+
+    def cores(self) -> float:
+        if self.last is None:
+            return 0.0
+        now = self._sample()
+        if now is None:
+            return 0.0
+        if now[0] - self.last[0] > self.STALE:
+            self.last = now
+            time.sleep(self.MIN_WINDOW)
+            now = self._sample() or now
+        elif now[0] - self.last[0] < self.MIN_WINDOW:
+            time.sleep(self.MIN_WINDOW - (now[0] - self.last[0]))
+            now = self._sample() or now
+        wall, busy, own = (b - a for a, b in zip(self.last, now, strict=True))
+        self.last = now
+        return max(0.0, (busy - own) / max(wall, 1e-6))
+
+
+OTHERS = OtherProcesses()
 
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # CPU units that run bfloat16 convolutions natively: oneDNN takes VGG-19 2-4x faster through them than in float32
