@@ -309,6 +309,8 @@ def command_fill(args: argparse.Namespace) -> int:
     # Every check that can fail is done before the slow work, so a mistake costs seconds, not minutes.
     check_writable(args.output)
     options = options_from_args(args)
+    # The networks load while the files are read and checked (a second or two of a fresh process).
+    loading = preload_in_background(options) if args.daemon is None else None
     image = read_image(args.image)
     mask = read_mask(args.mask, image)
     check_mask_usable(mask, args.mask or args.image)
@@ -321,6 +323,8 @@ def command_fill(args: argparse.Namespace) -> int:
         print_options(args.preset, options)
         if args.daemon is None:
             print_compute(options)
+    if loading is not None:
+        loading.join()
     started = time.monotonic()
     with ctrl_c_cancels() as cancel, ProgressBar(enabled=False if args.quiet else None) as progress:
         result = fill_image(image, mask, options, mask_from_alpha=args.mask is None, progress=progress,
@@ -330,6 +334,20 @@ def command_fill(args: argparse.Namespace) -> int:
     if args.verbose:
         print_fill_report(result, mask, seconds, where=args.daemon or "this process")
     return EXIT_OK
+
+
+def preload_in_background(options: FillOptions) -> threading.Thread:
+    def load() -> None:
+        try:
+            from engine.pipeline import preload  # late: loads torch
+
+            preload(options)
+        except Exception:  # noqa: BLE001, S110 - the fill loads again and reports what fails, with its message
+            pass
+
+    thread = threading.Thread(target=load, name="neural-fill-preload", daemon=True)
+    thread.start()
+    return thread
 
 
 def print_options(preset: str, options: FillOptions) -> None:

@@ -73,6 +73,17 @@ def fill(image: np.ndarray, mask: np.ndarray, options: FillOptions | None = None
     return result
 
 
+def preload(options: FillOptions) -> None:
+    """Load what a fill with `options` will need (the networks on its device, the compiled pixel search) ahead of
+    it. What fails here fails again in the fill, with its message."""
+    from .pixel_search import compile_now
+
+    device = resolve_device(options.device)
+    load_vgg(device)
+    make_predictors(options.content, device)
+    compile_now()
+
+
 def no_known_pixels(image: np.ndarray, amount: np.ndarray) -> bool:
     known = amount == 0
     if image.ndim == 3 and image.shape[2] in (2, 4):
