@@ -9,7 +9,6 @@ Prints its figures and writes them into docs/benchmarks.md, between the `cancel-
 from __future__ import annotations
 
 import os
-import platform
 import sys
 import time
 import traceback
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from bench_engine import load_photo
+from bench_peers import compute
 from report import write_section  # bench/ is on sys.path when a script here runs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +63,7 @@ def main() -> int:
         print(rows[-1], flush=True)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     section = (f"## Cancel latency (`bench/bench_cancel.py`)\n\n"
-               f"{stamp}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
+               f"{stamp}, {compute()}, {os.cpu_count()} cores, load average "
                f"{load:.2f} at the start. The longest stretch between two cancel checks of one fill (1536x1024 "
                f"astronaut, 500x400 hole): a Ctrl-C at the worst moment waits that long.\n\n"
                "| preset | longest stretch | ending at | whole fill |\n|---|---|---|---|\n" + "\n".join(rows) + "\n\n")

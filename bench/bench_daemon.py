@@ -182,8 +182,7 @@ def batch_throughput(folder: Path) -> dict[str, tuple[float, float]]:
 def render(overhead: dict[str, float], default_s: float | None, seconds: dict[str, tuple[float, float]],
            load: tuple) -> str:
     from bench_engine import command_line, table
-
-    from engine.device import cpu_model
+    from bench_peers import compute
 
     share = overhead["round_trip_s"] / default_s if default_s else None
     share_text = f"{share:.1%}" if share is not None else "n/a (no engine figure)"
@@ -194,7 +193,7 @@ def render(overhead: dict[str, float], default_s: float | None, seconds: dict[st
         "## Daemon benchmark",
         f"Command: `{command_line()}`",
         f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}\n"
-        f"- CPU: {cpu_model()} ({os.cpu_count()} logical cores); load average at start / end: "
+        f"- {compute()} ({os.cpu_count()} logical cores); load average at start / end: "
         f"{', '.join(f'{x:.2f}' for x in load)} / {', '.join(f'{x:.2f}' for x in os.getloadavg())}",
         f"### Protocol overhead: {BIG[1]}x{BIG[0]} 16-bit RGBA ({overhead['megabytes']:.0f} MB each way)",
         "Measured with a daemon in its own process whose fill is the identity, over loopback TCP with CURVE (the "
