@@ -54,9 +54,9 @@ def configure_cpu(threads: int) -> int:
 
 
 class OtherProcesses:
-    """How many cores other processes kept busy since the last look: all CPUs' busy time (Linux /proc/stat) less
-    this process's own CPU time, over the wall time between looks. A look more than STALE s after the last one
-    measures a fresh MIN_WINDOW s instead; the first one counts from the engine's import."""
+    """How many cores other processes kept busy since the last look: all CPUs' busy time (Linux /proc/stat; niced
+    processes not counted) less this process's own CPU time, over the wall time between looks. A look more than
+    STALE s after the last one measures a fresh MIN_WINDOW s instead; the first one counts from the engine's import."""
 
     MIN_WINDOW = 0.05
     STALE = 5.0
@@ -73,8 +73,9 @@ class OtherProcesses:
         except (OSError, ValueError):
             return None
         ticks = os.sysconf("SC_CLK_TCK")
-        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle and iowait
-        busy = (sum(fields[:8]) - idle) / ticks  # guest time is already in user time
+        # Idle, iowait and niced time do not count: a niced process yields its core to the fill.
+        spare = fields[1] + fields[3] + (fields[4] if len(fields) > 4 else 0)
+        busy = (sum(fields[:8]) - spare) / ticks  # guest time is already in user time
         own = os.times()
         return time.monotonic(), busy, own.user + own.system
 

@@ -58,3 +58,17 @@ def test_a_busy_process_beside_the_fill_gets_a_core_of_its_own():
     assert configure_cpu(0) == usable_cores()
     assert configure_cpu(1) == 1 and torch.get_num_threads() == 1  # a number asked for is kept
     configure_cpu(0)
+
+
+def test_a_niced_busy_process_leaves_the_fill_every_core():
+    # A niced process yields its core when the fill wants it: counting it would only slow the fill down.
+    others = OtherProcesses()
+    busy = subprocess.Popen(["nice", "-n", "19", "sh", "-c", "while :; do :; done"])
+    try:
+        OTHERS.cores()
+        time.sleep(1.0)
+        assert others.cores() < 0.5
+        assert configure_cpu(0) == usable_cores()
+    finally:
+        busy.kill()
+        busy.wait()
