@@ -9,6 +9,7 @@ previous result upsampled. At each scale two stages run, either of which may be 
    (the `paper` preset: the reference's normalisation and parameters);
 2. `vote_iterations` rounds of copying real known pixels along neural-patch matches, then a pixel-precise
    PatchMatch (engine/neural_em.py, engine/pixel_match.py): the default.
+A thin hole, every pixel of which the last copying from beside reaches, skips the finest scale's copying.
 After the copies, the fill's fine detail is raised to its surroundings' level (engine/texture_level.py), a last
 PatchMatch at the crop's size copies from right beside the hole, and the detail is raised again; a smooth
 prediction that was never copied into gets the photo's grain instead (engine/grain.py).
@@ -138,7 +139,11 @@ class CropSynthesis:
         # Between stages too: each may take a good part of a second on a big crop (Ctrl-C answers within one).
         self.check_cancel()
         plan = scale_plan(*image.shape[-2:], opts, first_side(self.predictor))
-        votes = opts.vote_iterations_per_scale()[:len(plan)]
+        votes = list(opts.vote_iterations_per_scale()[:len(plan)])
+        if len(votes) > 1 and opts.beside_iterations and float(depth(hole).max()) <= BESIDE:
+            # A thin hole: the last copying from beside reaches every pixel of it at this size, and copying along
+            # neural matches first only leaves soft streaks for it to follow (docs/quality.md).
+            votes[-1] = 0
         self.progress.plan([(size, iterations + rounds) for (size, iterations), rounds in zip(plan, votes,
                                                                                                strict=True)])
         coarse_size = plan[0][0]

@@ -144,6 +144,23 @@ def test_progress_is_monotone_and_says_where_it_is(random_vgg, content, scales):
     assert events[-1].stage == "done"
 
 
+def test_a_thin_hole_skips_the_finest_neural_copying_that_the_copying_from_beside_covers(random_vgg):
+    # Measured on strokes: copying along neural matches at the finest scale only leaves soft streaks where the last
+    # copying from beside the hole reaches every pixel anyway (docs/quality.md).
+    image = noisy_photo(256, 256)
+    thin = np.zeros((256, 256), np.uint8)
+    thin[40:220, 120:130] = 255
+
+    def finest_scale_rounds(mask: np.ndarray) -> list:
+        events = []
+        result = fill(image, mask, get_preset("default", content="patches"), progress=events.append)
+        assert np.array_equal(result[mask == 0], image[mask == 0])
+        return [e for e in events if e.stage == "synthesis" and e.scale == e.scales]
+
+    assert finest_scale_rounds(thin) == []
+    assert finest_scale_rounds(centre_mask(256, 256, 120))  # 60 px deep: beyond the copying from beside
+
+
 def test_cancel_stops_within_a_second(random_vgg):
     photo, mask = noisy_photo(512, 512), centre_mask(512, 512, 256)
     options = get_preset("default", iterations=(1000,))
