@@ -130,15 +130,10 @@ class Daemon:
     def start(self) -> None:
         from engine.device import precision_name, resolve_device, resolve_precision  # late: these load torch
         from engine.pipeline import fill
-        from engine.pixel_search import compile_now
-        from engine.vgg import load_vgg
 
         raise_open_file_limit()
         self.device = resolve_device(self.device_name)
         self.precision = precision_name(resolve_precision("auto", self.device))
-        load_vgg(self.device)  # now, so the first fill does not pay for it
-        self._preload_content_network()
-        compile_now()
         server_keys = self._server_keys() if self.curve else None  # before any socket: a key problem leaks nothing
         self._context = zmq.Context()
         self._router = self._context.socket(zmq.ROUTER)
@@ -164,13 +159,23 @@ class Daemon:
                 self._authenticator.stop()
             self._context.destroy(linger=0)
             raise OSError(f"cannot listen on {self.endpoint}: {error}") from None
-        self._worker = Worker(self._context, outbox, self._queue, fill)
+        self._worker = Worker(self._context, outbox, self._queue, fill, preload=self._preload)
         self._worker.start()
         log.info("listening on %s (device %s, precision %s, at most %d pixels, %d queued jobs)", self.endpoint,
                  self.device, self.precision, self.max_pixels, self.max_queue)
         if is_tcp(self.endpoint) and not self.curve:
             log.warning("--insecure-loopback: any program of any user of this machine may send this daemon work, "
                         "see others' job ids, and crash it through libzmq (docs/security.md)")
+
+    def _preload(self) -> None:
+        """The networks and the compiled kernels, loaded at start (on the worker's thread) so that the first fill
+        does not pay for them."""
+        from engine.pixel_search import compile_now
+        from engine.vgg import load_vgg
+
+        load_vgg(self.device)
+        self._preload_content_network()
+        compile_now()
 
     def _preload_content_network(self) -> None:
         """The default content predictor's network, loaded now like VGG. A missing or damaged weights file does not

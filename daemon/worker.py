@@ -32,14 +32,24 @@ FillFunction = Callable[..., np.ndarray]
 
 
 class Worker(threading.Thread):
-    def __init__(self, context: zmq.Context, outbox: str, queue: JobQueue, fill: FillFunction) -> None:
+    def __init__(self, context: zmq.Context, outbox: str, queue: JobQueue, fill: FillFunction,
+                 preload: Callable[[], None] = lambda: None) -> None:
+        """preload: loads the networks, on this thread before its first job (see run)."""
         super().__init__(name="neural-fill-worker", daemon=True)
         self._context = context
         self._outbox_address = outbox
         self._queue = queue
         self._fill = fill
+        self._preload = preload
 
     def run(self) -> None:
+        # The networks load here, not on the main thread: every thread that runs torch's parallel passes gets an
+        # OpenMP pool of its own, and with two pools on the cores libgomp throttles its threads' spinning, which
+        # made every fill 1.5x slower (docs/benchmarks.md).
+        try:
+            self._preload()
+        except Exception:  # the fills that need what failed to load fail with the loader's message
+            log.exception("preloading failed")
         outbox = self._context.socket(zmq.PUSH)
         outbox.linger = 0
         outbox.connect(self._outbox_address)
