@@ -161,6 +161,12 @@ class Daemon:
             raise OSError(f"cannot listen on {self.endpoint}: {error}") from None
         self._worker = Worker(self._context, outbox, self._queue, fill, preload=self._preload)
         self._worker.start()
+        self._worker.loaded.wait()  # a daemon that cannot fill (no VGG-19 weights) says so now, and does not start
+        if self._worker.load_error is not None:
+            if self._authenticator is not None:
+                self._authenticator.stop()
+            self._context.destroy(linger=0)
+            raise self._worker.load_error
         log.info("listening on %s (device %s, precision %s, at most %d pixels, %d queued jobs)", self.endpoint,
                  self.device, self.precision, self.max_pixels, self.max_queue)
         if is_tcp(self.endpoint) and not self.curve:
@@ -168,8 +174,8 @@ class Daemon:
                         "see others' job ids, and crash it through libzmq (docs/security.md)")
 
     def _preload(self) -> None:
-        """The networks and the compiled kernels, loaded at start (on the worker's thread) so that the first fill
-        does not pay for them."""
+        """The networks and the compiled kernels, loaded at start (on the worker's thread, start waits) so that
+        the first fill does not pay for them."""
         from engine.pixel_search import compile_now
         from engine.vgg import load_vgg
 

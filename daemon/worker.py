@@ -34,13 +34,16 @@ FillFunction = Callable[..., np.ndarray]
 class Worker(threading.Thread):
     def __init__(self, context: zmq.Context, outbox: str, queue: JobQueue, fill: FillFunction,
                  preload: Callable[[], None] = lambda: None) -> None:
-        """preload: loads the networks, on this thread before its first job (see run)."""
+        """preload: loads the networks, on this thread before its first job; `loaded` is set when it has ended,
+        and `load_error` holds what it raised (the worker then ends: see run)."""
         super().__init__(name="neural-fill-worker", daemon=True)
         self._context = context
         self._outbox_address = outbox
         self._queue = queue
         self._fill = fill
         self._preload = preload
+        self.loaded = threading.Event()
+        self.load_error: BaseException | None = None
 
     def run(self) -> None:
         # The networks load here, not on the main thread: every thread that runs torch's parallel passes gets an
@@ -48,8 +51,11 @@ class Worker(threading.Thread):
         # made every fill 1.5x slower (docs/benchmarks.md).
         try:
             self._preload()
-        except Exception:  # the fills that need what failed to load fail with the loader's message
-            log.exception("preloading failed")
+        except BaseException as error:  # noqa: BLE001 - handed to the thread that started the daemon
+            self.load_error = error
+            return
+        finally:
+            self.loaded.set()
         outbox = self._context.socket(zmq.PUSH)
         outbox.linger = 0
         outbox.connect(self._outbox_address)

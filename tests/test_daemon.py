@@ -44,7 +44,7 @@ from daemon.protocol import (
 )
 from daemon.server import Daemon, DaemonConfigError, check_endpoint
 from engine import fill
-from engine.errors import Cancelled
+from engine.errors import Cancelled, WeightsError
 from engine.options import get_preset
 from engine.weights import DATA_DIR_ENV, WEIGHTS_FILENAME, vgg19_path
 from tests.conftest import centre_mask, noisy_photo
@@ -98,9 +98,10 @@ def test_a_damaged_content_network_leaves_the_daemon_serving_and_network_fills_s
     (data / "content_net.safetensors").write_bytes(b"not a weights file")  # a user's network, broken
     monkeypatch.setenv(DATA_DIR_ENV, str(data))
     address = f"ipc://{tmp_path / 'fill.sock'}"
-    caplog.set_level(logging.WARNING, logger="neural_fill.daemon")
-    daemon, thread = start_daemon(address)
+    with caplog.at_level(logging.WARNING, logger="neural_fill.daemon"):
+        daemon, thread = start_daemon(address)
     try:
+        assert "the content network did not load" in caplog.text  # the preload tried, and said so
         image, mask = noisy_photo(64, 64), centre_mask(64, 64, 16)
         with Client(address, timeout=30) as client:
             with pytest.raises(DaemonError) as refused:
@@ -108,11 +109,25 @@ def test_a_damaged_content_network_leaves_the_daemon_serving_and_network_fills_s
             assert "content network weights" in refused.value.message
             filled = client.fill(image, mask, "preview", {"working_size": 64, "content": "patches"})
             assert np.array_equal(filled[mask == 0], image[mask == 0])
-        # The worker preloads before its first job: by now it has tried, and said so.
-        assert "the content network did not load" in caplog.text
     finally:
         daemon.stop()
         thread.join(10)
+
+
+def test_a_daemon_without_the_vgg19_weights_refuses_to_start_and_names_the_fix(tmp_path, monkeypatch):
+    import engine.vgg
+
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "empty"))
+    monkeypatch.setattr(engine.vgg, "_CACHE", {})  # as in a fresh process: nothing loaded yet
+    address = f"ipc://{tmp_path / 'fill.sock'}"
+    daemon = Daemon(address, device="cpu")
+    with pytest.raises(WeightsError, match="fetch-weights"):
+        daemon.start()
+    with zmq.Context() as context, context.socket(zmq.REQ) as probe:  # nothing is left listening
+        probe.linger = 0
+        probe.connect(address)
+        probe.send(b"hello")
+        assert not probe.poll(300)
 
 
 def receive(sock: zmq.Socket, timeout: float = 5.0) -> Message:
