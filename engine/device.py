@@ -105,29 +105,28 @@ PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": t
 FAST_BFLOAT16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
-def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags (Linux's /proc/cpuinfo; empty where it cannot be read)."""
+def _cpuinfo(field: str) -> str | None:
+    """The first value of `field` in Linux's /proc/cpuinfo (None where it cannot be read)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
             for line in handle:
-                if line.startswith("flags"):
-                    return frozenset(line.partition(":")[2].split())
+                name, _, value = line.partition(":")
+                if name.strip() == field:
+                    return value.strip()
     except OSError:
         pass
-    return frozenset()
+    return None
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (empty where they cannot be read)."""
+    return frozenset((_cpuinfo("flags") or "").split())
 
 
 def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.partition(":")[2].strip()
-    except OSError:
-        pass
     import platform
 
-    return platform.processor() or platform.machine() or "unknown"
+    return _cpuinfo("model name") or platform.processor() or platform.machine() or "unknown"
 
 
 def fast_bfloat16_units() -> list[str]:
@@ -165,11 +164,12 @@ def reduced_precision(device: torch.device, dtype: torch.dtype) -> AbstractConte
 
 
 def describe_compute(device: torch.device, precision: torch.dtype, threads: int = 0) -> str:
-    """'cpu (AMD EPYC, bf16 units: avx512_bf16, 2 threads), precision bfloat16': for --verbose, the daemon's log
-    and the benchmarks' figures."""
+    """'cpu (AMD EPYC, bf16 units: avx512_bf16, 2 threads), precision bfloat16': for --verbose and the
+    benchmarks' figures. threads 0: configure_cpu's choice, made at each fill."""
     if device.type == "cpu":
         units = ", ".join(fast_bfloat16_units()) or "none"
-        where = f"cpu ({cpu_model()}, bf16 units: {units}, {threads or usable_cores()} threads)"
+        count = f"{threads} threads" if threads else f"up to {usable_cores()} threads"
+        where = f"cpu ({cpu_model()}, bf16 units: {units}, {count})"
     elif device.type == "cuda":
         where = f"cuda ({torch.cuda.get_device_name(device)})"
     else:

@@ -76,10 +76,10 @@ class PixelMatch:
         self.source_guide = _numpy(normalised_blur(image, usable, GUIDE_SIGMA)[0].permute(1, 2, 0))
         # The sources as the known pixels are compared with them, then as the synthesised ones are: read at once.
         self.padded_source = self._pad(torch.cat([image, gaussian_blur(image, HOLE_BLUR), usable], 1))
-        self.padded_hole = self._pad(hole)[..., 0]
+        padded_hole = F.pad(hole, (RADIUS, RADIUS, RADIUS, RADIUS), mode="replicate")
+        self.padded_hole = _numpy(padded_hole[0, 0].float())
         # What each query's patch weighs at most (its synthesised pixels HOLE_WEIGHT, its known ones 1): the search
         # stops summing a source once it cannot win.
-        padded_hole = F.pad(hole, (RADIUS, RADIUS, RADIUS, RADIUS), mode="replicate")
         weight = F.avg_pool2d(1 - (1 - HOLE_WEIGHT) * padded_hole, 2 * RADIUS + 1, 1) * (2 * RADIUS + 1) ** 2
         self.query_weight = _numpy(weight[0, 0, self.queries[:, 0], self.queries[:, 1]] * (1 + 1e-4))  # rounding
         self.search_valid = _numpy(valid)
