@@ -6,6 +6,7 @@ No test here runs the real fill: `daemon.cli.run_fill` is replaced by one that p
 from __future__ import annotations
 
 import io
+import os
 import re
 import signal
 import subprocess
@@ -417,6 +418,19 @@ def test_module_entry_point_exits_with_the_error_code(tmp_path):
     assert done.returncode == 2
     assert "no such file" in one_error_line(done.stderr)
     assert not (tmp_path / "out.png").exists()
+
+
+def test_a_reader_that_went_away_gets_no_error_message():
+    # `neural-fill options | head -1`: a closed pipe is the reader's choice, not a failure to report.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-m", "daemon.cli", "options"], cwd=REPO, stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141
+    assert done.stderr == ""
 
 
 def test_sigterm_while_the_output_is_written_leaves_neither_output_nor_part_file(tmp_path, engine, monkeypatch,
