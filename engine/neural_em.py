@@ -203,6 +203,8 @@ class NeuralEM:
             # The bank is made anew from the current estimate: candidates next to the hole see it through their
             # receptive field, and a bank made from a soft start would favour soft patches.
             self.bank = self.bank_of(current)
+            if len(self.bank) == 0:  # a scale too small for a whole known patch beside a hole this wide
+                break
             field = self.match(current)
             current = self.vote(current, field)
             done(number + 1)

@@ -55,8 +55,8 @@ class FillOptions:
     vote_iterations: tuple[int, ...] = _opt((3, 2, 1), "Rounds per scale, coarsest first, of copying real known "
                                             "pixels into the hole along the neural-patch matches, after the L-BFGS "
                                             "iterations (counted per scale as `iterations` is; 0 = none). A hole "
-                                            "no deeper than the last copying from beside it reaches gets none at "
-                                            "the finest scale.",
+                                            "no deeper than 64 px copies by the pixel PatchMatch alone, at least "
+                                            "pixel_iterations rounds.",
                                             min=0, max=50)
     pixel_iterations: int = _opt(3, "Rounds of pixel-precise PatchMatch refinement after each scale's copying "
                                  "(0 = none).", min=0, max=20)

@@ -9,7 +9,9 @@ previous result upsampled. At each scale two stages run, either of which may be 
    (the `paper` preset: the reference's normalisation and parameters);
 2. `vote_iterations` rounds of copying real known pixels along neural-patch matches, then a pixel-precise
    PatchMatch (engine/neural_em.py, engine/pixel_match.py): the default.
-A thin hole, every pixel of which the last copying from beside reaches, skips the finest scale's copying.
+A hole no deeper than PIXEL_DEPTH, in a crop of three scales or more, copies by the pixel-precise PatchMatch alone at
+every scale, coarse to fine; in a smaller crop a thin hole, every pixel of which the last copying from beside reaches,
+skips the finest scale's copying.
 After the copies, the fill's fine detail is raised to its surroundings' level (engine/texture_level.py), a last
 PatchMatch at the crop's size copies from right beside the hole, and the detail is raised again; a smooth
 prediction that was never copied into gets the photo's grain instead (engine/grain.py).
@@ -45,6 +47,8 @@ WINDOW_MARGIN = 48
 CONTENT_LAYER = "relu4_2"
 # px: how deep into the hole the last PatchMatch works; its search from each pixel's own place reaches no farther.
 BESIDE = 32
+# px: a hole no deeper than this (at the crop's working size) copies by the pixel PatchMatch alone at every scale.
+PIXEL_DEPTH = 64
 
 Plan = list[tuple[tuple[int, int], int]]  # (size, L-BFGS iterations) per scale, coarse to fine
 
@@ -140,7 +144,13 @@ class CropSynthesis:
         self.check_cancel()
         plan = scale_plan(*image.shape[-2:], opts, first_side(self.predictor))
         votes = list(opts.vote_iterations_per_scale()[:len(plan)])
-        if len(votes) > 1 and opts.beside_iterations and float(depth(hole).max()) <= BESIDE:
+        # Strokes and narrow holes in a crop of three scales or more: pixel patches, from each pixel's own place at
+        # a quarter of the size and along the coarser field after, continue the border best, where neural matches
+        # left soft streaks. With two scales the first is too fine for that: there neural matches keep a brick
+        # bond's phase, pixel patches lost it (docs/quality.md).
+        deepest = float(depth(hole).max())
+        self.pixel_only = len(plan) >= 3 and deepest <= PIXEL_DEPTH
+        if not self.pixel_only and len(votes) > 1 and opts.beside_iterations and deepest <= BESIDE:
             # A thin hole: the last copying from beside reaches every pixel of it at this size, and copying along
             # neural matches first only leaves soft streaks for it to follow (docs/quality.md).
             votes[-1] = 0
@@ -151,7 +161,7 @@ class CropSynthesis:
         prediction = self._predict(image, hole, coarse_size)
         self.check_cancel()
         current = push_pull_fill(coarse_image, 1 - coarse_hole) if prediction is None else prediction
-        field, previous = None, coarse_size
+        field, previous, copied = None, coarse_size, False
         for index, ((size, iterations), rounds) in enumerate(zip(plan, votes, strict=True)):
             self.check_cancel()
             level_image = resize(image, size, "area")
@@ -173,13 +183,14 @@ class CropSynthesis:
                                            index, iterations) / 255
             if rounds:
                 current, field = self._copy(current, reference, level_hole, usable, index, iterations, rounds)
+                copied = True
         usable = (1 - hole) * (1 - excluded)
-        if field is not None:
+        if copied:
             current = match_detail(current, hole, usable, opts.detail_gain)
             current = self.copy_from_beside(current, hole, usable)
         self.check_cancel()
         stride = LAYER_STRIDE[self._detail_layer()]
-        smooth = field is None and self.predictor is not None and self.predictor.smooth_prior
+        smooth = not copied and self.predictor is not None and self.predictor.smooth_prior
         missing = missing_grain(current, hole, usable) if smooth else None
         grainy = missing is not None and float(missing.max()) > 0
         # The final nearest-neighbour field costs a VGG pass and a search: only for detail transfer or grain.
@@ -193,6 +204,11 @@ class CropSynthesis:
         """One scale's copying of real pixels (engine/neural_em.py, then engine/pixel_match.py), after its
         `iterations` of L-BFGS; without a content prediction the start guides the copies."""
         opts = self.options
+        if self.pixel_only:
+            current = self._copy_pixels(current, current if reference is None else reference, hole, usable,
+                                        max(opts.pixel_iterations, rounds))
+            self.progress.iteration(index, iterations + rounds, iterations + rounds)
+            return current, None
         em = NeuralEM(self._texture_features, current if reference is None else reference, hole, usable,
                       opts.augment, opts.candidate_stride, self.check_cancel)
 
@@ -207,6 +223,16 @@ class CropSynthesis:
             current = pixels.run(current, pixels.start(field), opts.pixel_iterations, alternative)
             self.pixel_sources = pixels.sources
         return current, field
+
+    def _copy_pixels(self, current: torch.Tensor, guide: torch.Tensor, hole: torch.Tensor, usable: torch.Tensor,
+                     rounds: int) -> torch.Tensor:
+        """A narrow hole's copying at one scale: the pixel PatchMatch alone, started from the coarser scale's
+        field doubled (PatchMatch's inpainting, coarse to fine), or from each pixel's own place at the first."""
+        pixels = PixelMatch(current, hole, usable, guide, self.generator, self.check_cancel)
+        start = None if self.pixel_sources is None else pixels.inherited(self.pixel_sources)
+        current = pixels.run(current, pixels.own_places() if start is None else start, rounds)
+        self.pixel_sources = pixels.sources
+        return current
 
     def copy_from_beside(self, current: torch.Tensor, hole: torch.Tensor, usable: torch.Tensor) -> torch.Tensor:
         """A last pixel-precise PatchMatch at the crop's size, searched afresh from each pixel's own place outward

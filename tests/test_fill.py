@@ -144,7 +144,8 @@ def test_progress_is_monotone_and_says_where_it_is(random_vgg, content, scales):
     assert events[-1].stage == "done"
 
 
-def test_a_thin_hole_skips_the_finest_neural_copying_that_the_copying_from_beside_covers(random_vgg):
+def test_a_thin_hole_in_a_small_crop_skips_the_finest_neural_copying_that_the_copying_from_beside_covers(
+        random_vgg):
     # Measured on strokes: copying along neural matches at the finest scale only leaves soft streaks where the last
     # copying from beside the hole reaches every pixel anyway (docs/quality.md).
     image = noisy_photo(256, 256)
@@ -153,12 +154,42 @@ def test_a_thin_hole_skips_the_finest_neural_copying_that_the_copying_from_besid
 
     def finest_scale_rounds(mask: np.ndarray) -> list:
         events = []
-        result = fill(image, mask, get_preset("default", content="patches"), progress=events.append)
+        result = fill(image, mask, get_preset("preview", content="patches"), progress=events.append)  # 2 scales
         assert np.array_equal(result[mask == 0], image[mask == 0])
         return [e for e in events if e.stage == "synthesis" and e.scale == e.scales]
 
     assert finest_scale_rounds(thin) == []
     assert finest_scale_rounds(centre_mask(256, 256, 120))  # 60 px deep: beyond the copying from beside
+
+
+def test_a_narrow_hole_copies_by_pixel_patches_alone_and_a_wide_one_along_neural_matches(random_vgg, monkeypatch):
+    # Measured on strokes in 512 px crops: neural matches left soft streaks where pixel patches, coarse to fine,
+    # continue the border (docs/quality.md); a wide hole's middle needs the neural matches' structure.
+    from engine import synthesis
+
+    image = noisy_photo(256, 256)
+    built = []
+
+    class CountedEM(synthesis.NeuralEM):
+        def __init__(self, *args, **kwargs):
+            built.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(synthesis, "NeuralEM", CountedEM)
+
+    def neural_copies(mask: np.ndarray) -> int:
+        built.clear()
+        events = []
+        result = fill(image, mask, get_preset("default", content="patches"), progress=events.append)
+        assert np.array_equal(result[mask == 0], image[mask == 0])
+        assert any(e.stage == "synthesis" and e.scale == e.scales for e in events)  # every scale copies
+        return len(built)
+
+    narrow = np.zeros((256, 256), np.uint8)
+    narrow[40:216, 40:216] = 255
+    narrow[70:186, 70:186] = 0  # a square stroke 30 px wide, 15 px deep, in a crop of three scales
+    assert neural_copies(narrow) == 0
+    assert neural_copies(centre_mask(256, 256, 160)) > 0  # 80 px deep
 
 
 def test_cancel_stops_within_a_second(random_vgg):
