@@ -406,7 +406,7 @@ def print_fill_report(result: np.ndarray, mask: np.ndarray, seconds: float, wher
     verdict = ("no textured known pixels around the hole to compare with" if math.isnan(match) else
                "as textured as its surroundings" if 0.7 <= match <= 1.3 else
                "smoother than its surroundings" if match < 0.7 else "busier than its surroundings")
-    print(f"{PROG}: filled {int(hole.sum())} px in {seconds:.1f} s ({where})", file=sys.stderr)
+    print(f"{PROG}: filled {int(hole.sum())} px in {seconds:.2f} s ({where})", file=sys.stderr)
     print(f"{PROG}: texture match {match:.2f} (gradient energy in the hole over the ring of known pixels around "
           f"it; about 1 matches): {verdict}", file=sys.stderr)
 
