@@ -13,8 +13,8 @@ al.'s texture term as the patch descriptor, as Deep Image Analogy rebuilds its o
    same patch next door (repeats make tiles).
 3. vote: each matched cell receives the real pixels around its source, Hann-blended, and their gradients.
 4. blend: the voted gradients are integrated in the gradient domain (engine/poisson.py), so seams between copies
-   vanish, and the result's coarse shading is taken from the content prediction, so the copied texture sits on the
-   network's structure.
+   vanish, held near the content prediction by a weak screen, so the copied texture sits on the network's
+   structure.
 """
 
 from __future__ import annotations
@@ -41,8 +41,7 @@ TOP = 6  # candidates per cell kept from the exhaustive search for the regularis
 COHERENCE = 0.1  # distance a candidate may lose and still win by continuing one neighbour's copy
 REPEAT = 0.1  # distance a candidate is charged per neighbour that copies the very same cell
 ROUNDS = 2  # regularisation sweeps
-CROSSOVER = 32.0  # px: wavelengths longer than this come from the content prediction, shorter from the copies
-POISSON_CROSSOVER = 64.0  # px: the weak screen that keeps the gradient solve near the voted colours
+POISSON_CROSSOVER = 64.0  # px: the weak screen that keeps the gradient solve near the content prediction
 ROTATION = math.pi / 24  # the reference's patch bank: copies rotated by +-pi/24 ...
 SCALE = 1.05  # ... and scaled by 1.05^+-1
 QUERY_CHUNK_ELEMENTS = 1 << 24  # scores held at once in the exhaustive search
@@ -329,8 +328,7 @@ def blend_copies(current: torch.Tensor, reference: torch.Tensor, hole: torch.Ten
     start = current * (1 - hole) + (colour * has + reference * (1 - has)) * hole
     want_dx = gradients[:, :3] * has_gradient + ref_dx * (1 - has_gradient)
     want_dy = gradients[:, 3:] * has_gradient + ref_dy * (1 - has_gradient)
+    # The copies keep their own shading, held near the prediction only by the solve's weak screen: replacing
+    # their low band by the prediction's left a ghosted mix where two regions meet in the hole (docs/quality.md).
     solved = screened_poisson(start, hole, want_dx, want_dy, reference, screen_for(POISSON_CROSSOVER))
-    # The coarse shading is the prediction's: its low band replaces the copies' (zero outside the hole, where
-    # the two agree).
-    solved = solved + gaussian_blur(reference - solved, CROSSOVER / (2 * math.pi)) * hole
     return (current * (1 - hole) + solved * hole).clamp(0, 1)

@@ -65,7 +65,7 @@ class FillOptions:
                                   "and detail_transfer is on (0 = none).", min=0, max=20)
     augment: bool = _opt(False, "Also copy from mirrored, rotated (+-pi/24) and scaled (1.05^+-1) copies of the "
                          "photo, as the reference's patch bank does.")
-    detail_gain: float = _opt(2.0, "Largest factor by which the fill's fine detail is raised where it is weaker "
+    detail_gain: float = _opt(1.5, "Largest factor by which the fill's fine detail is raised where it is weaker "
                               "than its surroundings' (1 = never).", min=1.0, max=4.0)
     context: float = _opt(0.5, "Context kept around each hole, as a fraction of the hole's larger side on each "
                           "side (0.5 puts the hole in the middle half of its crop, as in the paper).", min=0.1, max=4.0)
@@ -79,7 +79,8 @@ class FillOptions:
                           "with bf16 units (AMX, AVX-512 BF16) and on GPUs that have it, float16 on other CUDA GPUs, "
                           "float32 otherwise), float32, bfloat16 or float16. The pixels and the matching stay "
                           "float32.", choices=PRECISIONS)
-    threads: int = _opt(0, "CPU threads for torch (0 = one per physical core).", min=0, max=256)
+    threads: int = _opt(0, "CPU threads for torch and the pixel search (0 = one per core this process may use, "
+                        "less the cores other processes keep busy, chosen at each fill).", min=0, max=256)
 
     def __post_init__(self) -> None:
         # Tuples keep the structure hashable and frozen even when lists come in from msgpack or argparse.

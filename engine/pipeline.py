@@ -195,7 +195,8 @@ def fill_crop(synthesis: CropSynthesis, colour: np.ndarray, hole: np.ndarray, op
         work_hole = F.pad(native_hole, pad)
         excluded = F.pad(torch.zeros_like(native_hole), pad, value=1.0)
     want_detail = downscaled and options.detail_transfer
-    result = synthesis.run(work, work_hole, excluded, want_match=want_detail)
+    native_factor = max(height, width) / max(size) if downscaled else 1.0
+    result = synthesis.run(work, work_hole, excluded, want_match=want_detail, native_factor=native_factor)
     if not downscaled:
         return result.image[0, :, :height, :width].permute(1, 2, 0).cpu().numpy()
     region.at("detail", 0.95)

@@ -9,9 +9,9 @@ previous result upsampled. At each scale two stages run, either of which may be 
    (the `paper` preset: the reference's normalisation and parameters);
 2. `vote_iterations` rounds of copying real known pixels along neural-patch matches, then a pixel-precise
    PatchMatch (engine/neural_em.py, engine/pixel_match.py): the default.
-A hole no deeper than PIXEL_DEPTH, in a crop of three scales or more, copies by the pixel-precise PatchMatch alone at
-every scale, coarse to fine; in a smaller crop a thin hole, every pixel of which the last copying from beside reaches,
-skips the finest scale's copying.
+A hole no deeper than PIXEL_DEPTH, whose first scale is a quarter of the crop's own size or less, copies by the
+pixel-precise PatchMatch alone at every scale, coarse to fine; otherwise a thin hole, every pixel of which the last
+copying from beside reaches, skips the finest scale's copying.
 After the copies, the fill's fine detail is raised to its surroundings' level (engine/texture_level.py), a last
 PatchMatch at the crop's size copies from right beside the hole, and the detail is raised again; a smooth
 prediction that was never copied into gets the photo's grain instead (engine/grain.py).
@@ -47,8 +47,10 @@ WINDOW_MARGIN = 48
 CONTENT_LAYER = "relu4_2"
 # px: how deep into the hole the last PatchMatch works; its search from each pixel's own place reaches no farther.
 BESIDE = 32
-# px: a hole no deeper than this (at the crop's working size) copies by the pixel PatchMatch alone at every scale.
+# A hole no deeper than PIXEL_DEPTH px (at the crop's own resolution) copies by the pixel PatchMatch alone at every
+# scale, when the first scale is at most PIXEL_FIRST of the crop's own size.
 PIXEL_DEPTH = 64
+PIXEL_FIRST = 0.25
 
 Plan = list[tuple[tuple[int, int], int]]  # (size, L-BFGS iterations) per scale, coarse to fine
 
@@ -133,8 +135,10 @@ class CropSynthesis:
         self.layers = tuple(options.texture_layers)
         self.names = self.layers + ((CONTENT_LAYER,) if self.predictors else ())
 
-    def run(self, image: torch.Tensor, hole: torch.Tensor, excluded: torch.Tensor, want_match: bool) -> CropResult:
-        """image (1,3,H,W) 0..1; hole (1,1,H,W) {0,1} pixels to synthesise; excluded: pixels never copied from."""
+    def run(self, image: torch.Tensor, hole: torch.Tensor, excluded: torch.Tensor, want_match: bool,
+            native_factor: float = 1.0) -> CropResult:
+        """image (1,3,H,W) 0..1; hole (1,1,H,W) {0,1} pixels to synthesise; excluded: pixels never copied from;
+        native_factor: how many times larger the crop is at its own resolution (1 when synthesised at it)."""
         opts = self.options
         # The pixel search's random shifts: seeded per crop, so a fill repeats whatever ran before it.
         self.generator = torch.Generator().manual_seed(opts.seed)
@@ -144,12 +148,13 @@ class CropSynthesis:
         self.check_cancel()
         plan = scale_plan(*image.shape[-2:], opts, first_side(self.predictor))
         votes = list(opts.vote_iterations_per_scale()[:len(plan)])
-        # Strokes and narrow holes in a crop of three scales or more: pixel patches, from each pixel's own place at
-        # a quarter of the size and along the coarser field after, continue the border best, where neural matches
-        # left soft streaks. With two scales the first is too fine for that: there neural matches keep a brick
-        # bond's phase, pixel patches lost it (docs/quality.md).
+        # Strokes and narrow holes: pixel patches, from each pixel's own place at a quarter of the crop's size and
+        # along the coarser field after, continue the border best, where neural matches left soft streaks. A first
+        # scale at half the size is too fine for that: there neural matches keep a brick bond's phase, pixel
+        # patches lost it (docs/quality.md).
         deepest = float(depth(hole).max())
-        self.pixel_only = len(plan) >= 3 and deepest <= PIXEL_DEPTH
+        coarsest = max(plan[0][0]) / (max(image.shape[-2:]) * native_factor)
+        self.pixel_only = coarsest <= PIXEL_FIRST and deepest * native_factor <= PIXEL_DEPTH
         if not self.pixel_only and len(votes) > 1 and opts.beside_iterations and deepest <= BESIDE:
             # A thin hole: the last copying from beside reaches every pixel of it at this size, and copying along
             # neural matches first only leaves soft streaks for it to follow (docs/quality.md).
