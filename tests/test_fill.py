@@ -102,9 +102,9 @@ def test_a_big_photo_costs_what_a_small_one_with_the_same_hole_costs(random_vgg,
     seen = []
     original = engine.pipeline.CropSynthesis.run
 
-    def recording(self, image, hole, excluded, want_match):
+    def recording(self, image, hole, excluded, want_match, **scale):
         seen.append(tuple(image.shape))
-        return original(self, image, hole, excluded, want_match)
+        return original(self, image, hole, excluded, want_match, **scale)
 
     monkeypatch.setattr(engine.pipeline.CropSynthesis, "run", recording)
     small, large = noisy_photo(160, 160), noisy_photo(1500, 2000)
