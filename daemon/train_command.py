@@ -31,7 +31,7 @@ def add_command(commands) -> None:
 
 
 def run_train(args) -> int:
-    from .cli import CliError  # late: cli imports this module to register the command
+    from .cli import CliError, signal_handled  # late: cli imports this module to register the command
 
     if not args.data.is_dir():
         raise CliError(f"{args.data}: no such folder")
@@ -41,10 +41,10 @@ def run_train(args) -> int:
     from .train import TrainingError, TrainSettings, train  # late: torch
 
     # SIGTERM (systemd, kill, a batch scheduler) stops the run like Ctrl-C: with a checkpoint to resume from.
-    signal.signal(signal.SIGTERM, _interrupt)
     try:
-        train(TrainSettings(args.data, args.out, args.steps, args.batch, args.learning_rate, args.validate_every,
-                            args.checkpoint_every, args.seed, args.device, args.quiet))
+        with signal_handled(signal.SIGTERM, _interrupt):
+            train(TrainSettings(args.data, args.out, args.steps, args.batch, args.learning_rate,
+                                args.validate_every, args.checkpoint_every, args.seed, args.device, args.quiet))
     except TrainingError as error:
         raise CliError(str(error)) from None
     return 0

@@ -124,6 +124,20 @@ def test_a_short_run_learns_and_an_interrupted_run_resumes_to_the_same_weights(t
     assert "| 40 |" in card and "photos" in card
 
 
+def test_train_gives_sigterm_back_when_it_ends(tmp_path, monkeypatch):
+    # During a run SIGTERM stops training with a checkpoint; after it, whatever handled SIGTERM before does again.
+    from daemon import train
+
+    during = []
+    monkeypatch.setattr(train, "train", lambda settings: during.append(signal.getsignal(signal.SIGTERM)))
+    (tmp_path / "photos").mkdir()
+    before = signal.getsignal(signal.SIGTERM)
+    args = cli.build_parser().parse_args(["train", "--data", str(tmp_path / "photos"), "--out", str(tmp_path / "run")])
+    assert args.run(args) == 0  # the command itself, without main's own SIGTERM handling around it
+    assert during and during[0] not in (before, signal.SIG_DFL)
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
 def test_train_refuses_a_folder_without_photos_in_one_line(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert cli.main(["train", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "run")]) == 2
