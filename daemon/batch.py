@@ -25,10 +25,9 @@ from engine.errors import Cancelled, FillError
 from engine.options import FillOptions
 
 from .client import Client, DaemonError, DaemonUnavailable
-from .image_files import OUTPUT_FORMATS, ImageFileError, read_image, read_mask, write_image
+from .image_files import IMAGE_SUFFIXES, ImageFileError, read_image, read_mask, write_image
 from .protocol import ErrorCode
 
-IMAGE_SUFFIXES = tuple(OUTPUT_FORMATS)  # .png .jpg .jpeg .tif .tiff: what read_image and write_image handle
 MASK_SUFFIX = "_mask"
 FORMAT_SUFFIXES = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif"}
 DEFAULT_TIMEOUT = 30.0

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from .image_files import IMAGE_SUFFIXES
 from .photos import MANIFEST, PhotosError, load_manifest, split_by_photo
 
-PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 VALIDATION_SPLITS = {"val", "valid", "validation", "test", "eval", "evaluation", "held-out", "holdout"}
 
 
@@ -45,7 +45,7 @@ def list_photos(folder: Path, exclude: Path | None = None) -> tuple[list[Path], 
     photos = []
     for path in sorted(folder.rglob("*"), key=lambda p: p.relative_to(folder).as_posix()):
         relative = path.relative_to(folder)
-        if path.suffix.lower() not in PHOTO_SUFFIXES or not path.is_file():
+        if path.suffix.lower() not in IMAGE_SUFFIXES or not path.is_file():
             continue
         if any(part.startswith(".") for part in relative.parts):
             continue

@@ -34,6 +34,7 @@ from engine.content_net import SIZE, ContentNet, Decoder, save_decoder
 from engine.content_training import PERCEPTUAL_WEIGHT, PSNR_FLOOR, PSNR_WEIGHT, training_step
 from engine.hole_masks import random_hole
 
+from .image_files import IMAGE_SUFFIXES
 from .train_command import (
     DEFAULT_BATCH,
     DEFAULT_CHECKPOINT_EVERY,
@@ -42,7 +43,6 @@ from .train_command import (
     DEFAULT_VALIDATE_EVERY,
 )
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp"}
 MAX_SIDE = 1024  # photos are kept in memory at most this big: crops are 128 px, context beyond this is not needed
 VALIDATION_SHARE = 0.15
 AVERAGE_DECAY = 0.998  # at most: the shipped weights average the last few hundred steps
@@ -107,17 +107,17 @@ def split_photos(files: list[Path], folder: Path) -> tuple[list[Path], list[Path
 
 
 def load_photo(path: Path) -> torch.Tensor:
-    """(3,H,W) uint8, RGB, long side at most MAX_SIDE."""
+    """(3,H,W) uint8, RGB, long side at most MAX_SIDE: read as `neural-fill eval` reads it."""
     from PIL import Image
 
-    with Image.open(path) as opened:
-        picture = opened.convert("RGB")
-        scale = MAX_SIDE / max(picture.size)
-        if scale < 1:
-            picture = picture.resize((round(picture.width * scale), round(picture.height * scale)),
-                                     Image.Resampling.LANCZOS)
-        array = np.asarray(picture, dtype=np.uint8)
-    return torch.from_numpy(array.copy()).permute(2, 0, 1)
+    from .eval_photos import read_photo
+
+    picture = Image.fromarray(read_photo(path))
+    scale = MAX_SIDE / max(picture.size)
+    if scale < 1:
+        picture = picture.resize((round(picture.width * scale), round(picture.height * scale)),
+                                 Image.Resampling.LANCZOS)
+    return torch.from_numpy(np.asarray(picture, dtype=np.uint8).copy()).permute(2, 0, 1)
 
 
 def random_crop(photo: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -124,6 +124,21 @@ def test_a_short_run_learns_and_an_interrupted_run_resumes_to_the_same_weights(t
     assert "| 40 |" in card and "photos" in card
 
 
+def test_train_and_eval_see_the_same_photos_in_a_plain_folder(tmp_path):
+    # One list of image suffixes: a photo format training reads but eval could not would be trained on, never scored.
+    from PIL import Image
+
+    from daemon.eval_photos import list_photos
+    from daemon.train import load_photo, training_split
+
+    for name in ("a.png", "b.jpg", "c.tif", "d.webp", "e.bmp"):
+        Image.new("RGB", (40, 30), (10, 20, 30)).save(tmp_path / name)
+    training, validation = training_split(tmp_path)
+    assert sorted(p.name for p in training + validation) == ["a.png", "b.jpg", "c.tif"]
+    assert sorted(p.name for p in list_photos(tmp_path)[0]) == ["a.png", "b.jpg", "c.tif"]
+    assert load_photo(tmp_path / "c.tif").shape == (3, 30, 40)
+
+
 def test_train_gives_sigterm_back_when_it_ends(tmp_path, monkeypatch):
     # During a run SIGTERM stops training with a checkpoint; after it, whatever handled SIGTERM before does again.
     from daemon import train
