@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 from report import write_section  # bench/ is on sys.path when a script here runs
 
+from daemon.eval_metrics import hole_psnr
+
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ("preview", "default", "paper")
 # skimage.data photos: the colour ones, then the grey textures (spread to RGB).
@@ -84,14 +86,6 @@ def centre_hole(shape: tuple[int, int], side: int) -> np.ndarray:
     top, left = (shape[0] - side) // 2, (shape[1] - side) // 2
     mask[top:top + side, left:left + side] = 255
     return mask
-
-
-def hole_psnr(original: np.ndarray, filled: np.ndarray, mask: np.ndarray) -> float:
-    """PSNR in dB over the hole's pixels only, 8-bit RGB."""
-    hole = mask > 0
-    diff = original[hole].astype(np.float64) - filled[hole].astype(np.float64)
-    mse = float(np.mean(diff ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
 
 
 def peak_rss_mb() -> float:
@@ -169,7 +163,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     for case in job["cases"]:
         image, mask = make_case(case)
         result, timing = timed_fill(fill, image, mask, options)
-        cases.append({**case, **timing, "psnr_db": hole_psnr(image, result, mask), "peak_rss_mb": peak_rss_mb()})
+        cases.append({**case, **timing, "psnr_db": hole_psnr(result, image, mask), "peak_rss_mb": peak_rss_mb()})
     report["cases"] = cases
     return report
 

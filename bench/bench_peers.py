@@ -18,9 +18,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-from bench_engine import HOLE, PHOTOS, SIDE, centre_hole, hole_psnr, load_photo
+from bench_engine import HOLE, PHOTOS, SIDE, centre_hole, load_photo
 from report import write_section  # bench/ is on sys.path when a script here runs
+
+from daemon.eval_metrics import hole_psnr
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -60,7 +61,7 @@ def main() -> int:
             start = time.perf_counter()
             result = methods[name].run(given, hole)
             times[name].append(time.perf_counter() - start)
-            psnrs[name].append(hole_psnr(original, result, hole.astype(np.uint8) * 255))
+            psnrs[name].append(hole_psnr(result, original, hole))
             print(f"{photo:10s} {name:14s} {times[name][-1]:6.2f} s  {psnrs[name][-1]:5.2f} dB", flush=True)
     load_after = os.getloadavg()
     section = report(times, psnrs, skipped, photos, load_before, load_after)

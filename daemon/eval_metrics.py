@@ -34,12 +34,24 @@ def hole_scores(result: np.ndarray, original: np.ndarray, hole: np.ndarray,
     return {
         "l1": float(np.mean(np.abs(diff))) / 255 * 100,
         "l2": mse / 255 ** 2 * 100,
-        "psnr": math.inf if mse == 0 else 10 * math.log10(255 ** 2 / mse),
+        "psnr": psnr(mse),
         "ssim": ssim_in_box(result, original, hole),
         "perceptual": math.nan if perceptual is None else float(perceptual(result, original, hole)),
         "gradient_ratio": gradient_ratio(result, original, hole),
         "texture_match": texture_match(result, hole),
     }
+
+
+def psnr(mse: float, peak: float = 255.0) -> float:
+    """10 log10(peak^2 / MSE) in dB; inf when the MSE is 0."""
+    return math.inf if mse == 0 else 10 * math.log10(peak ** 2 / mse)
+
+
+def hole_psnr(result: np.ndarray, original: np.ndarray, hole: np.ndarray) -> float:
+    """PSNR over the hole's pixels and channels of two 8-bit images (hole: HxW, true or nonzero inside)."""
+    hole = np.asarray(hole, bool)
+    diff = result.astype(np.float64)[hole] - original.astype(np.float64)[hole]
+    return psnr(float(np.mean(diff ** 2)))
 
 
 def gradient_magnitude(image: np.ndarray) -> np.ndarray:

@@ -34,6 +34,7 @@ from engine.content_net import SIZE, ContentNet, Decoder, save_decoder
 from engine.content_training import PERCEPTUAL_WEIGHT, PSNR_FLOOR, PSNR_WEIGHT, training_step
 from engine.hole_masks import random_hole
 
+from .eval_metrics import psnr
 from .image_files import IMAGE_SUFFIXES
 from .train_command import (
     DEFAULT_BATCH,
@@ -283,7 +284,7 @@ def validate(network: ContentNet, images: torch.Tensor, holes: torch.Tensor, sta
             area = mask.sum() * 3
             errors.append(float(((one - target).abs() * mask).sum() / area))
             mse = float((((one - target) ** 2) * mask).sum() / area)
-            psnrs.append(10 * math.log10(1 / max(mse, 1e-10)))
+            psnrs.append(psnr(max(mse, 1e-10), peak=1.0))
     return {"step": state.step, "seconds": round(state.seconds, 1), "hole_l1_percent": 100 * float(np.mean(errors)),
             "hole_psnr": float(np.mean(psnrs)), "crops": len(errors)}
 

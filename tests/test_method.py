@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from daemon.eval_metrics import texture_match
+from daemon.eval_metrics import hole_psnr, texture_match
 from engine import fill, get_preset
 from engine.content import push_pull_fill
 from engine.grain import noise_level
@@ -22,11 +22,6 @@ pytestmark = pytest.mark.skipif(not vgg19_path().exists(),
 DATA = Path(__file__).parent / "data"
 # The properties hold in both precisions of the network passes (bfloat16 is emulated where the CPU lacks the units).
 PRECISIONS = ["float32", "bfloat16"]
-
-
-def hole_psnr(result: np.ndarray, truth: np.ndarray, hole: np.ndarray) -> float:
-    error = (result[hole].astype(np.float64) - truth[hole]) ** 2
-    return float(10 * np.log10(255.0 ** 2 / error.mean()))
 
 
 def flat_and_smooth_fills(image: np.ndarray, hole: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
