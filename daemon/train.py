@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the torch convention
 from tqdm import tqdm
 
-from engine.content_net import SIZE, ContentNet, Decoder, save_decoder
+from engine.content_net import SIZE, WEIGHTS_NAME, ContentNet, Decoder, save_decoder
 from engine.content_training import PERCEPTUAL_WEIGHT, PSNR_FLOOR, PSNR_WEIGHT, training_step
 from engine.hole_masks import random_hole
 
@@ -49,7 +49,7 @@ VALIDATION_SHARE = 0.15
 AVERAGE_DECAY = 0.998  # at most: the shipped weights average the last few hundred steps
 VALIDATION_CROPS = 4  # fixed crops and holes per validation photo
 CHECKPOINT, CHECKPOINT_INFO = "checkpoint.safetensors", "checkpoint.json"
-WEIGHTS, MODEL_CARD = "content_net.safetensors", "MODEL_CARD.md"
+WEIGHTS, MODEL_CARD = WEIGHTS_NAME, "MODEL_CARD.md"  # the file name the engine looks for in the data dir
 
 
 class TrainingError(ValueError):
