@@ -4,6 +4,7 @@ the weights file, and the network as the method's content predictor."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -188,6 +189,12 @@ def test_the_shipped_network_fills_a_flat_colour_hole_with_that_colour():
     assert np.abs(out[hole].astype(int) - (180, 90, 40)).max() < 12
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a running process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @pytest.mark.weights
 @pytest.mark.slow
 def test_sigterm_stops_a_run_with_a_checkpoint_to_resume_from(tmp_path):
@@ -196,7 +203,11 @@ def test_sigterm_stops_a_run_with_a_checkpoint_to_resume_from(tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "daemon.cli", "train", "--data", str(tmp_path / "photos"),
                                 "--out", str(run), "--steps", "100000", "--batch", "2", "--checkpoint-every", "100000",
                                 "-q"], stderr=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
-    time.sleep(15)  # loads the networks and runs some steps; no periodic checkpoint comes before step 100000
+    # Until it has loaded the networks and run some steps (no periodic checkpoint comes before step 100000): judged
+    # by the CPU time it used, which a busy machine stretches in wall time but not in amount.
+    deadline = time.monotonic() + 300
+    while cpu_seconds(process.pid) < 15 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
     process.send_signal(signal.SIGTERM)
     _, errors = process.communicate(timeout=60)
     assert process.returncode == 130, errors
