@@ -36,6 +36,7 @@ from engine.hole_masks import random_hole
 
 from .eval_metrics import psnr
 from .image_files import IMAGE_SUFFIXES
+from .photos import VALIDATION_FRACTION
 from .train_command import (
     DEFAULT_BATCH,
     DEFAULT_CHECKPOINT_EVERY,
@@ -45,7 +46,6 @@ from .train_command import (
 )
 
 MAX_SIDE = 1024  # photos are kept in memory at most this big: crops are 128 px, context beyond this is not needed
-VALIDATION_SHARE = 0.15
 AVERAGE_DECAY = 0.998  # at most: the shipped weights average the last few hundred steps
 VALIDATION_CROPS = 4  # fixed crops and holes per validation photo
 CHECKPOINT, CHECKPOINT_INFO = "checkpoint.safetensors", "checkpoint.json"
@@ -100,8 +100,8 @@ def split_photos(files: list[Path], folder: Path) -> tuple[list[Path], list[Path
         digest = hashlib.sha256(str(path.relative_to(folder)).encode()).digest()
         return int.from_bytes(digest[:4], "big") / 2**32
 
-    validation = [path for path in files if share(path) < VALIDATION_SHARE]
-    training = [path for path in files if share(path) >= VALIDATION_SHARE]
+    validation = [path for path in files if share(path) < VALIDATION_FRACTION]
+    training = [path for path in files if share(path) >= VALIDATION_FRACTION]
     if not validation and len(training) > 1:
         validation = [training.pop()]  # a tiny folder still validates on something it does not train on
     return training, validation
