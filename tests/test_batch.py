@@ -21,12 +21,10 @@ from daemon.client import Client
 from daemon.image_files import read_image, write_image
 from daemon.server import Daemon
 from engine.options import get_preset
-from engine.weights import vgg19_path
 from tests.conftest import centre_mask, noisy_photo
-from tests.test_daemon import REPO, free_port
+from tests.daemon_helpers import NEEDS_VGG, REPO, free_port
 
-pytestmark = pytest.mark.skipif(not vgg19_path().exists(),
-                                reason="real VGG-19 weights not fetched: run `neural-fill fetch-weights`")
+pytestmark = NEEDS_VGG
 SIZE = 64
 SETTINGS = ["working_size=64", "seed=3"]
 OPTIONS = get_preset("preview", working_size=64, seed=3)

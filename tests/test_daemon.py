@@ -8,13 +8,11 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import stat
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import msgpack
 import numpy as np
@@ -29,41 +27,35 @@ from daemon.endpoints import RUNTIME_ENV, default_endpoint, uses_curve
 from daemon.image_files import write_image
 from daemon.pixels import mask_to_frame, to_frame
 from daemon.protocol import (
-    CHUNK_BYTES,
     PROTOCOL_VERSION,
     REPLIES,
     REQUEST_FRAMES,
     ErrorCode,
     Message,
-    ProtocolError,
     decode,
     encode,
     fill_request,
-    job_id_of,
-    parse_fill,
 )
 from daemon.server import Daemon, DaemonConfigError, check_endpoint
 from engine import fill
 from engine.errors import Cancelled, WeightsError
-from engine.options import get_preset
 from engine.weights import DATA_DIR_ENV, WEIGHTS_FILENAME, vgg19_path
 from tests.conftest import centre_mask, noisy_photo
+from tests.daemon_helpers import (
+    ERROR_CODES,
+    FAST,
+    NEEDS_VGG,
+    REPO,
+    SLOW,
+    VALID_FILL,
+    free_port,
+    is_valid_request,
+    photo_and_hole,
+    several_chunks,
+    start_daemon,
+)
 
-pytestmark = pytest.mark.skipif(not vgg19_path().exists(),
-                                reason="real VGG-19 weights not fetched: run `neural-fill fetch-weights`")
-REPO = Path(__file__).resolve().parents[1]
-FAST = get_preset("preview", working_size=64)
-SLOW = get_preset("preview", working_size=64, scales=1, iterations=[1000])  # a minute or more: only to cancel
-MAX_PIXELS = 1_000_000
-ERROR_CODES = {value for name, value in vars(ErrorCode).items() if name.isupper()}
-
-
-def start_daemon(endpoint: str, **settings) -> tuple[Daemon, threading.Thread]:
-    daemon = Daemon(endpoint, max_pixels=MAX_PIXELS, **settings)
-    daemon.start()
-    thread = threading.Thread(target=daemon.run, name="test-daemon", daemon=True)
-    thread.start()
-    return daemon, thread
+pytestmark = NEEDS_VGG
 
 
 @pytest.fixture(scope="module")
@@ -147,10 +139,6 @@ def send_fill(sock: zmq.Socket, job_id: str, image: np.ndarray, mask: np.ndarray
     for frames in fill_request(job_id, pixels.width, pixels.height, pixels.channels, pixels.sample, pixels.data,
                                holes.data, holes.sample, options=options.to_dict()):
         sock.send_multipart(frames)
-
-
-def photo_and_hole(seed: int = 0, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    return noisy_photo(size, size, seed=seed), centre_mask(size, size, size // 4)
 
 
 # ------------------------------------------------------------------------------------------------ results
@@ -314,22 +302,6 @@ def test_an_empty_mask_is_bad_input_and_the_daemon_goes_on(client):
     assert client.fill(image, mask, options=FAST).shape == image.shape
 
 
-def is_valid_request(frames: list[bytes]) -> bool:
-    """What the daemon would take without a refusal: the fuzz tests want refusals only. (A well-formed chunk for
-    no upload is ignored without a reply.)"""
-    try:
-        message = decode(frames)
-        if message.op == "fill":
-            parse_fill(message, MAX_PIXELS)
-        elif message.op == "data":
-            job_id_of(message.header)
-    except ProtocolError:
-        return False
-    return message.op in REQUEST_FRAMES and message.op != "cancel"  # this client has no job to cancel
-
-
-VALID_FILL = {"v": PROTOCOL_VERSION, "op": "fill", "id": "f", "width": 16, "height": 16, "channels": 3,
-              "sample": "u8", "mask_sample": "u8", "preset": "preview", "options": {}}
 any_value = st.one_of(st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1),
                       st.floats(allow_subnormal=False),  # the engine turns subnormals off in this thread
                       st.text(max_size=8), st.binary(max_size=8), st.lists(st.integers(-5, 5), max_size=3),
@@ -457,14 +429,6 @@ def status_of(sock: zmq.Socket) -> dict:
     while (message := receive(sock)).op != "status":
         pass
     return message.header
-
-
-def several_chunks() -> tuple[np.ndarray, np.ndarray]:
-    """A float RGBA image of three full chunks, and its hole."""
-    image = noisy_photo(384, 512, seed=12)
-    image = np.dstack([image, np.full(image.shape[:2], 255, np.uint8)]).astype(np.float32) / 255
-    assert image.nbytes == 3 * CHUNK_BYTES
-    return image, centre_mask(384, 512, 48)
 
 
 def test_an_image_of_several_chunks_comes_back_whole(client):
@@ -595,12 +559,6 @@ def test_no_daemon_is_reported_with_how_to_start_one(tmp_path):
     with Client(f"ipc://{tmp_path / 'nobody.sock'}", timeout=0.3) as client, \
             pytest.raises(DaemonUnavailable, match="neural-fill daemon"):
         client.ping()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_the_cli_fills_through_a_daemon_cancels_on_ctrl_c_and_the_daemon_stops_on_sigterm(tmp_path):

@@ -20,7 +20,9 @@ import zmq
 
 from daemon.client import Client
 from daemon.endpoints import default_endpoint, ipc_path
-from tests.test_daemon import REPO, free_port, pytestmark  # noqa: F401 - skips without the weights
+from tests.daemon_helpers import NEEDS_VGG, REPO, free_port
+
+pytestmark = NEEDS_VGG
 
 # Claims the routing ids libzmq's ROUTER is about to hand out (its counter starts at the same value in every run,
 # 0x006b8b4567), then connects ordinary clients, which get those ids: libzmq asserts and the process aborts. Prints

@@ -21,18 +21,20 @@ import zmq
 from daemon.client import Client, DaemonError, DaemonUnavailable
 from daemon.protocol import PROTOCOL_VERSION, REPLIES, REQUEST_FRAMES, decode
 from engine import fill
-from tests.test_daemon import (  # noqa: F401 - pytestmark skips without the weights
+from tests.daemon_helpers import (
     ERROR_CODES,
     FAST,
+    NEEDS_VGG,
     REPO,
     SLOW,
     VALID_FILL,
     free_port,
     is_valid_request,
     photo_and_hole,
-    pytestmark,
     start_daemon,
 )
+
+pytestmark = NEEDS_VGG
 
 FUZZ_COUNT = 2000
 

@@ -21,15 +21,17 @@ from daemon.image_files import read_image, write_image
 from daemon.keys import CONFIG_DIR_ENV, KeysError, ensure_keys
 from daemon.server import Daemon, DaemonConfigError
 from engine import fill
-from tests.test_daemon import (  # noqa: F401 - pytestmark skips too
+from tests.daemon_helpers import (
     FAST,
+    NEEDS_VGG,
     REPO,
     free_port,
     photo_and_hole,
-    pytestmark,
     several_chunks,
     start_daemon,
 )
+
+pytestmark = NEEDS_VGG
 
 SECRET_FILES = ("server.key_secret", "client.key_secret")
 

@@ -27,7 +27,7 @@ import pytest
 from conftest import noisy_photo
 
 from daemon.client import Client
-from tests.test_daemon import free_port
+from tests.daemon_helpers import free_port
 
 import gimp_chroot
 

@@ -1,0 +1,78 @@
+"""What the daemon's tests share: the gating on the real VGG-19 weights, the fast and slow options, a daemon in a
+thread, free ports, small photos, valid requests."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from daemon.protocol import (
+    CHUNK_BYTES,
+    PROTOCOL_VERSION,
+    REQUEST_FRAMES,
+    ErrorCode,
+    ProtocolError,
+    decode,
+    job_id_of,
+    parse_fill,
+)
+from daemon.server import Daemon
+from engine.options import get_preset
+from engine.weights import vgg19_path
+from tests.conftest import centre_mask, noisy_photo
+
+NEEDS_VGG = pytest.mark.skipif(not vgg19_path().exists(),
+                               reason="real VGG-19 weights not fetched: run `neural-fill fetch-weights`")
+REPO = Path(__file__).resolve().parents[1]
+FAST = get_preset("preview", working_size=64)
+SLOW = get_preset("preview", working_size=64, scales=1, iterations=[1000])  # a minute or more: only to cancel
+MAX_PIXELS = 1_000_000
+ERROR_CODES = {value for name, value in vars(ErrorCode).items() if name.isupper()}
+
+
+def start_daemon(endpoint: str, **settings) -> tuple[Daemon, threading.Thread]:
+    daemon = Daemon(endpoint, max_pixels=MAX_PIXELS, **settings)
+    daemon.start()
+    thread = threading.Thread(target=daemon.run, name="test-daemon", daemon=True)
+    thread.start()
+    return daemon, thread
+
+
+def photo_and_hole(seed: int = 0, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    return noisy_photo(size, size, seed=seed), centre_mask(size, size, size // 4)
+
+
+def is_valid_request(frames: list[bytes]) -> bool:
+    """What the daemon would take without a refusal: the fuzz tests want refusals only. (A well-formed chunk for
+    no upload is ignored without a reply.)"""
+    try:
+        message = decode(frames)
+        if message.op == "fill":
+            parse_fill(message, MAX_PIXELS)
+        elif message.op == "data":
+            job_id_of(message.header)
+    except ProtocolError:
+        return False
+    return message.op in REQUEST_FRAMES and message.op != "cancel"  # this client has no job to cancel
+
+
+VALID_FILL = {"v": PROTOCOL_VERSION, "op": "fill", "id": "f", "width": 16, "height": 16, "channels": 3,
+              "sample": "u8", "mask_sample": "u8", "preset": "preview", "options": {}}
+
+
+def several_chunks() -> tuple[np.ndarray, np.ndarray]:
+    """A float RGBA image of three full chunks, and its hole."""
+    image = noisy_photo(384, 512, seed=12)
+    image = np.dstack([image, np.full(image.shape[:2], 255, np.uint8)]).astype(np.float32) / 255
+    assert image.nbytes == 3 * CHUNK_BYTES
+    return image, centre_mask(384, 512, 48)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
