@@ -209,13 +209,13 @@ class CropSynthesis:
         """One scale's copying of real pixels (engine/neural_em.py, then engine/pixel_match.py), after its
         `iterations` of L-BFGS; without a content prediction the start guides the copies."""
         opts = self.options
+        guide = current if reference is None else reference
         if self.pixel_only:
-            current = self._copy_pixels(current, current if reference is None else reference, hole, usable,
-                                        max(opts.pixel_iterations, rounds))
+            current = self._copy_pixels(current, guide, hole, usable, max(opts.pixel_iterations, rounds))
             self.progress.iteration(index, iterations + rounds, iterations + rounds)
             return current, None
-        em = NeuralEM(self._texture_features, current if reference is None else reference, hole, usable,
-                      opts.augment, opts.candidate_stride, self.check_cancel)
+        em = NeuralEM(self._texture_features, guide, hole, usable, opts.augment, opts.candidate_stride,
+                      self.check_cancel)
 
         def done(count: int) -> None:
             self.progress.iteration(index, iterations + count, iterations + rounds)
@@ -223,19 +223,20 @@ class CropSynthesis:
         current, field = em.run(current, rounds, done)
         self.check_cancel()
         if opts.pixel_iterations and field is not None:
-            pixels = PixelMatch(current, hole, usable, em.reference, self.generator, self.check_cancel)
-            alternative = None if self.pixel_sources is None else pixels.inherited(self.pixel_sources)
-            current = pixels.run(current, pixels.start(field), opts.pixel_iterations, alternative)
-            self.pixel_sources = pixels.sources
+            current = self._copy_pixels(current, guide, hole, usable, opts.pixel_iterations, field)
         return current, field
 
     def _copy_pixels(self, current: torch.Tensor, guide: torch.Tensor, hole: torch.Tensor, usable: torch.Tensor,
-                     rounds: int) -> torch.Tensor:
-        """A narrow hole's copying at one scale: the pixel PatchMatch alone, started from the coarser scale's
-        field doubled (PatchMatch's inpainting, coarse to fine), or from each pixel's own place at the first."""
+                     rounds: int, field: Field | None = None) -> torch.Tensor:
+        """One scale's pixel PatchMatch: started from the neural `field` (the coarser scale's field doubled tried
+        beside it), or without one, as a narrow hole's only copying, from the coarser field doubled (PatchMatch's
+        inpainting, coarse to fine) or each pixel's own place at the first scale."""
         pixels = PixelMatch(current, hole, usable, guide, self.generator, self.check_cancel)
-        start = None if self.pixel_sources is None else pixels.inherited(self.pixel_sources)
-        current = pixels.run(current, pixels.own_places() if start is None else start, rounds)
+        inherited = None if self.pixel_sources is None else pixels.inherited(self.pixel_sources)
+        if field is not None:
+            current = pixels.run(current, pixels.start(field), rounds, inherited)
+        else:
+            current = pixels.run(current, pixels.own_places() if inherited is None else inherited, rounds)
         self.pixel_sources = pixels.sources
         return current
 

@@ -187,9 +187,10 @@ def test_a_narrow_hole_copies_by_pixel_patches_alone_and_a_wide_one_along_neural
 
     narrow = np.zeros((256, 256), np.uint8)
     narrow[40:216, 40:216] = 255
-    narrow[70:186, 70:186] = 0  # a square stroke 30 px wide, 15 px deep, in a crop of three scales
+    narrow[70:186, 70:186] = 0  # a square stroke 30 px wide, 15 px deep; the first scale is 64 px, a quarter
     assert neural_copies(narrow) == 0
-    assert neural_copies(centre_mask(256, 256, 160)) > 0  # 80 px deep
+    # 80 px deep; at 64 px no whole known patch lies beside it, which once crashed the neural copying.
+    assert neural_copies(centre_mask(256, 256, 160)) > 0
 
 
 def test_cancel_stops_within_a_second(random_vgg):
