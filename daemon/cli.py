@@ -12,7 +12,6 @@ by SIGTERM, 141 when the reader of its output went away (`| head`).
 from __future__ import annotations
 
 import argparse
-import difflib
 import gc
 import logging
 import math
@@ -31,8 +30,8 @@ from typing import Any, NoReturn
 import numpy as np
 from tqdm import tqdm
 
-from engine.errors import FETCH_COMMAND, Cancelled, FillError, MaskError, OptionsError, WeightsError
-from engine.options import DEVICES, PRESETS, FillOptions, get_preset
+from engine.errors import FETCH_COMMAND, Cancelled, FillError, MaskError, WeightsError
+from engine.options import DEVICES, OPTION_TYPES, PRESETS, FillOptions, check_name, get_preset, parse
 from engine.progress import CancelCheck, Progress, ProgressCallback
 
 from . import evaluate, photos, train_command
@@ -48,9 +47,6 @@ PROG = "neural-fill"
 DEFAULT_PRESET = "default"
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a command whose reader went away
-
-
-TRUE_WORDS, FALSE_WORDS = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 
 class Terminated(BaseException):  # noqa: N818 - an outcome; a BaseException so that no `except Exception` eats it
@@ -240,26 +236,17 @@ def add_option_flags(parser: argparse.ArgumentParser) -> None:
     for row in option_rows().values():
         dest = f"option_{row['name']}"
         help_text = f"{row['help']} {limits_text(row)}".strip().replace("%", "%%")
-        if value_kind(row) == "bool":
+        if OPTION_TYPES[row["name"]].kind is bool:
             group.add_argument(flag_for(row["name"]), dest=dest, action=argparse.BooleanOptionalAction,
                                default=None, help=help_text)
         else:
-            group.add_argument(flag_for(row["name"]), dest=dest, metavar=metavar_for(row), help=help_text)
+            group.add_argument(flag_for(row["name"]), dest=dest, metavar=metavar_for(row["name"]), help=help_text)
 
 
-def value_kind(row: dict[str, Any]) -> str:
-    """bool, float, int or str: the type of one value (of each element, for a list option)."""
-    type_name = str(row["type"])
-    return next(kind for kind in ("bool", "float", "int", "str") if kind in type_name)
-
-
-def is_list(row: dict[str, Any]) -> bool:
-    return "tuple" in str(row["type"])
-
-
-def metavar_for(row: dict[str, Any]) -> str:
-    one = {"float": "X", "int": "N", "str": "NAME"}[value_kind(row)]
-    return f"{one}[,{one}...]" if is_list(row) else one
+def metavar_for(name: str) -> str:
+    option = OPTION_TYPES[name]
+    one = {float: "X", int: "N", str: "NAME"}[option.kind]
+    return f"{one}[,{one}...]" if option.many else one
 
 
 def limits_text(row: dict[str, Any]) -> str:
@@ -272,48 +259,18 @@ def limits_text(row: dict[str, Any]) -> str:
     return ""
 
 
-def parse_option_value(row: dict[str, Any], text: str) -> Any:
-    """A command-line string to the option's type; range and choice checks are FillOptions' own."""
-    parts = [part.strip() for part in text.split(",")] if is_list(row) else [text.strip()]
-    values = tuple(parse_one_value(row["name"], value_kind(row), part) for part in parts)
-    return values if is_list(row) else values[0]
-
-
-def parse_one_value(name: str, kind: str, text: str) -> Any:
-    try:
-        if kind == "bool":
-            if text.lower() in TRUE_WORDS + FALSE_WORDS:
-                return text.lower() in TRUE_WORDS
-            raise ValueError
-        return {"float": float, "int": int, "str": str}[kind](text)
-    except ValueError:
-        expected = {"bool": "true or false", "float": "a number", "int": "a whole number", "str": "text"}[kind]
-        raise OptionsError(f"option '{name}' must be {expected}, not {text!r}") from None
-
-
 def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    rows = option_rows()
     overrides: dict[str, Any] = {}
-    for name, row in rows.items():
+    for name in OPTION_TYPES:
         given = getattr(args, f"option_{name}", None)
         if given is not None:
-            overrides[name] = given if isinstance(given, bool) else parse_option_value(row, given)
+            overrides[name] = given if isinstance(given, bool) else parse(name, given)
     for setting in args.settings:
-        name, value = split_setting(setting, rows)
-        overrides[name] = parse_option_value(rows[name], value)
+        name, equals, value = setting.partition("=")
+        if not equals:
+            raise CliError(f"--set needs NAME=VALUE, not {setting!r}")
+        overrides[check_name(name)] = parse(name, value)
     return overrides
-
-
-def split_setting(setting: str, rows: dict[str, dict[str, Any]]) -> tuple[str, str]:
-    name, equals, value = setting.partition("=")
-    if not equals:
-        raise CliError(f"--set needs NAME=VALUE, not {setting!r}")
-    name = name.strip().replace("-", "_")
-    if name not in rows:
-        close = difflib.get_close_matches(name, rows, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else f"; see `{PROG} options`"
-        raise OptionsError(f"unknown option '{name}'{hint}")
-    return name, value
 
 
 def options_from_args(args: argparse.Namespace) -> FillOptions:

@@ -192,13 +192,13 @@ ENGINE_METHODS: dict[str, tuple[str, dict[str, Any], str]] = {
 def _engine_builder(preset: str, fixed: dict[str, Any]) -> Builder:
     def build(options: dict[str, str], seed: int) -> Built:
         from engine.errors import OptionsError
-        from engine.options import get_preset
+        from engine.options import get_preset, parse
 
         preset_name = options.pop("preset", preset)
         values: dict[str, Any] = {"seed": seed, **fixed}
-        values.update({key: _engine_value(key, text) for key, text in options.items()})
-        options.clear()
         try:
+            values.update({key: parse(key, text) for key, text in options.items()})
+            options.clear()
             fill_options = get_preset(preset_name, **values)
         except OptionsError as error:
             raise ValueError(str(error)) from None
@@ -218,33 +218,6 @@ def _engine_builder(preset: str, fixed: dict[str, Any]) -> Builder:
                      f"neural-fill {package_version()}")
 
     return build
-
-
-def _engine_value(key: str, text: str) -> Any:
-    from engine.options import FillOptions
-
-    rows = {row["name"]: row for row in FillOptions.describe()}
-    if key not in rows:
-        raise ValueError(f"unknown engine option {key!r}: choose from preset, {', '.join(rows)}")
-    kind = rows[key]["type"]
-    values = [_engine_scalar(key, kind, part) for part in text.split("/")] if "tuple" in kind else None
-    return tuple(values) if values is not None else _engine_scalar(key, kind, text)
-
-
-def _engine_scalar(key: str, kind: str, text: str) -> Any:
-    if "bool" in kind:
-        if text.lower() in ("true", "yes", "on", "1"):
-            return True
-        if text.lower() in ("false", "no", "off", "0"):
-            return False
-        raise ValueError(f"option {key} must be true or false, not {text!r}")
-    number = int if "int" in kind else float if "float" in kind else None
-    if number is None:
-        return text
-    try:
-        return number(text)
-    except ValueError:
-        raise ValueError(f"option {key} must be a number, not {text!r}") from None
 
 
 def _format_option(value: Any) -> str:

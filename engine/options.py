@@ -7,9 +7,12 @@ so an option is added here once and nowhere else.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
+import re
+import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import OptionsError
 
@@ -108,9 +111,9 @@ class FillOptions:
         return _per_scale(self.vote_iterations, self.scales)
 
     def replace(self, **changes: Any) -> FillOptions:
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise OptionsError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        for name in changes:
+            if name not in OPTION_TYPES:
+                raise _unknown(name)
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -128,7 +131,7 @@ class FillOptions:
         rows = []
         for f in dataclasses.fields(FillOptions):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            rows.append({"name": f.name, "type": _type_name(f), "default": default, **f.metadata})
+            rows.append({"name": f.name, "type": str(OPTION_TYPES[f.name]), "default": default, **f.metadata})
         return rows
 
 
@@ -137,25 +140,76 @@ def _per_scale(counts: tuple[int, ...], scales: int) -> tuple[int, ...]:
     return (counts[0],) * (scales - len(counts)) + counts
 
 
-def _type_name(f: dataclasses.Field) -> str:
-    return str(f.type).replace("typing.", "")
+class OptionType(NamedTuple):
+    """An option's value type, resolved from its annotation: `kind` of each value, `many` for a tuple of them."""
+
+    kind: type
+    many: bool
+
+    def __str__(self) -> str:
+        return f"tuple[{self.kind.__name__}, ...]" if self.many else self.kind.__name__
+
+
+def _resolve_types() -> dict[str, OptionType]:
+    types = {}
+    for name, hint in typing.get_type_hints(FillOptions).items():
+        many = typing.get_origin(hint) is tuple
+        kind = typing.get_args(hint)[0] if many else hint
+        if kind not in (bool, int, float, str):
+            raise TypeError(f"option {name}: values of type {hint} have no parser")
+        types[name] = OptionType(kind, many)
+    return types
+
+
+OPTION_TYPES: dict[str, OptionType] = _resolve_types()
+TRUE_WORDS, FALSE_WORDS = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
+_EXPECTED = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
+
+
+def check_name(name: str) -> str:
+    """`name` as an option's name (dashes read as underscores), or an error that suggests the closest one."""
+    name = name.strip().replace("-", "_")
+    if name not in OPTION_TYPES:
+        raise _unknown(name)
+    return name
+
+
+def _unknown(name: str) -> OptionsError:
+    close = difflib.get_close_matches(name, OPTION_TYPES, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else f"; the options are {', '.join(OPTION_TYPES)}"
+    return OptionsError(f"unknown option '{name}'{hint}")
+
+
+def parse(name: str, text: str) -> Any:
+    """One option's value from text, for the command line, eval method strings and the plug-in alike: true/yes/on/1
+    and false/no/off/0 for switches, lists separated by ',' or '/'. Ranges and choices are FillOptions' to check."""
+    option = OPTION_TYPES[check_name(name)]
+    parts = re.split(r"[,/]", text) if option.many else [text]
+    values = tuple(_parse_one(name, option.kind, part.strip()) for part in parts)
+    return values if option.many else values[0]
+
+
+def _parse_one(name: str, kind: type, text: str) -> Any:
+    if kind is bool and text.lower() in TRUE_WORDS + FALSE_WORDS:
+        return text.lower() in TRUE_WORDS
+    try:
+        if kind is not bool:
+            return kind(text)
+    except ValueError:
+        pass
+    raise OptionsError(f"option '{name}' must be {_EXPECTED[kind]}, not {text!r}")
 
 
 def _check_one(f: dataclasses.Field, v: Any) -> None:
     meta = f.metadata
-    base = str(f.type)
-    if "bool" in base:
-        if not isinstance(v, bool):
-            raise OptionsError(f"option '{f.name}' must be true or false, not {v!r}")
-        return
-    if "int" in base and (not isinstance(v, int) or isinstance(v, bool)):
-        raise OptionsError(f"option '{f.name}' must be a whole number, not {v!r}")
-    if "float" in base and (not isinstance(v, (int, float)) or isinstance(v, bool)):
-        raise OptionsError(f"option '{f.name}' must be a number, not {v!r}")
-    if "float" in base and not math.isfinite(v):  # NaN passes every comparison below; inf overflows the losses
+    kind = OPTION_TYPES[f.name].kind
+    number = isinstance(v, (int, float)) and not isinstance(v, bool)
+    well_typed = {bool: isinstance(v, bool), int: number and isinstance(v, int), float: number,
+                  str: isinstance(v, str)}[kind]
+    if not well_typed:
+        raise OptionsError(f"option '{f.name}' must be {_EXPECTED[kind]}, not {v!r}")
+    if kind is float and not math.isfinite(v):  # NaN passes every comparison below; inf overflows the losses
         raise OptionsError(f"option '{f.name}' must be a finite number, not {v!r}")
-    if "str" in base and not isinstance(v, str):
-        raise OptionsError(f"option '{f.name}' must be text, not {v!r}")
     if "choices" in meta and v not in meta["choices"]:
         raise OptionsError(f"option '{f.name}' must be one of {', '.join(meta['choices'])}, not {v!r}")
     if "min" in meta and v < meta["min"]:

@@ -21,7 +21,6 @@ from daemon.eval_methods import (
     Built,
     MethodEntry,
     Unavailable,
-    _engine_value,
     make_method,
     parse_method,
     registry,
@@ -244,11 +243,8 @@ def test_outputs_are_composited_whatever_the_method_returns(monkeypatch):
 def test_method_names_carry_options():
     assert parse_method("full:content=patches:iterations=30/15/6") == (
         "full", {"content": "patches", "iterations": "30/15/6"})
-    assert _engine_value("iterations", "30/15/6") == (30, 15, 6)
-    assert _engine_value("detail_transfer", "off") is False
-    assert _engine_value("content_weight", "5") == 5.0
-    with pytest.raises(ValueError, match="unknown engine option"):
-        _engine_value("colour", "red")
+    with pytest.raises(ValueError, match="unknown option 'colour'"):
+        make_method("full:colour=red")
     with pytest.raises(ValueError, match="key=value"):
         parse_method("telea:radius")
     with pytest.raises(ValueError, match="unknown method"):

@@ -64,3 +64,30 @@ def test_round_trip_through_a_plain_dict():
     options = get_preset("preview", seed=3)
     assert FillOptions.from_dict(options.to_dict()) == options
     assert FillOptions.from_dict({"seed": 9}, preset="paper") == get_preset("paper", seed=9)
+
+
+def test_one_parser_reads_every_option_from_text():
+    from engine.options import OPTION_TYPES, parse
+
+    assert parse("iterations", "30/15/6") == parse("iterations", "30, 15, 6") == (30, 15, 6)
+    assert parse("detail_transfer", "off") is False and parse("augment", "Yes") is True
+    assert parse("content_weight", "5") == 5.0 and parse("working-size", "256") == 256
+    assert parse("texture_layers", "relu4_1") == ("relu4_1",)
+    # Every option's text form round-trips through the parser into a valid FillOptions.
+    default = get_preset("default")
+    for name, option in OPTION_TYPES.items():
+        value = getattr(default, name)
+        words = [str(v).lower() if option.kind is bool else str(v) for v in (value if option.many else (value,))]
+        assert default.replace(**{name: parse(name, ",".join(words))}) == default
+    for name, text, words in [("scales", "two", "whole number"), ("augment", "maybe", "true or false"),
+                              ("tv_weight", "x", "a number"), ("scalez", "2", "did you mean 'scales'")]:
+        with pytest.raises(OptionsError, match=words):
+            parse(name, text)
+
+
+def test_option_types_come_from_the_annotations_not_their_text():
+    from engine.options import OPTION_TYPES
+
+    assert OPTION_TYPES["iterations"] == (int, True) and OPTION_TYPES["texture_layers"] == (str, True)
+    assert OPTION_TYPES["content_weight"] == (float, False) and OPTION_TYPES["augment"] == (bool, False)
+    assert set(OPTION_TYPES) == {row["name"] for row in FillOptions.describe()}
