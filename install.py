@@ -20,8 +20,8 @@ import sys
 import venv
 from pathlib import Path
 
-from daemon import service_unit
-from daemon.endpoints import TCP_ENDPOINT, default_endpoint, uses_curve  # standard library only, like the rest
+from daemon.service import unit as service_unit
+from daemon.service.endpoints import TCP_ENDPOINT, default_endpoint, uses_curve  # standard library only, like the rest
 from gimp_plugin import plugin_install, profiles, vendoring
 
 ROOT = Path(__file__).resolve().parent
@@ -112,7 +112,7 @@ def client_keys(python: Path, dry_run: bool) -> Path | None:
     print("+ making or reading the CURVE keys")
     if dry_run:
         return None
-    made = subprocess.run([str(python), "-c", "from daemon.keys import ensure_keys; print(ensure_keys())"],
+    made = subprocess.run([str(python), "-c", "from daemon.service.keys import ensure_keys; print(ensure_keys())"],
                           cwd=ROOT, check=True, capture_output=True, text=True)
     return Path(made.stdout.strip())
 
@@ -129,7 +129,7 @@ def install_plugin(args: argparse.Namespace, python: Path) -> None:
     for install in installs:
         settings = plugin_install.PluginSettings(endpoint_for(args, install.kind), curve[install.kind],
                                                  daemon_command(args, install.kind))
-        target = plugin_install.install_code(install.profile, settings, ROOT / "daemon", keys, args.dry_run)
+        target = plugin_install.install_code(install.profile, settings, ROOT / "daemon" / "service", keys, args.dry_run)
         for line in vendor_for(install, target, pip_python, args):
             print(f"  {line}")
 

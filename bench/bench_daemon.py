@@ -49,8 +49,8 @@ def start_daemon(identity: bool, threads: int | None = None) -> tuple[subprocess
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     command = [sys.executable, __file__, "--serve", endpoint] + (["--identity"] if identity else [])
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
-    from daemon.client import Client
-    from daemon.keys import ensure_keys
+    from daemon.service.client import Client
+    from daemon.service.keys import ensure_keys
 
     ensure_keys()  # tcp:// speaks CURVE: the client must find the keys the daemon would make at its start
     process = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.DEVNULL, env=env)
@@ -65,7 +65,7 @@ def serve(endpoint: str, identity: bool) -> None:
         import engine.pipeline
 
         engine.pipeline.fill = lambda image, mask, options, progress=None, cancel=None: image
-    from daemon.server import serve as serve_daemon
+    from daemon.service.server import serve as serve_daemon
 
     serve_daemon(endpoint)
 
@@ -83,8 +83,8 @@ def stop(process: subprocess.Popen) -> None:
 
 
 def protocol_overhead() -> dict[str, float]:
-    from daemon.client import Client
-    from daemon.pixels import from_bytes, mask_to_frame, to_frame
+    from daemon.service.client import Client
+    from daemon.service.pixels import from_bytes, mask_to_frame, to_frame
 
     rng = np.random.default_rng(0)
     image = rng.integers(0, 65536, (*BIG, 4), dtype=np.uint16)
@@ -123,7 +123,7 @@ def default_fill_seconds() -> float | None:
 
 
 def make_batch(folder: Path) -> tuple[Path, Path]:
-    from daemon.image_files import write_image
+    from daemon.files import write_image
 
     images, masks = folder / "images", folder / "masks"
     images.mkdir()

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from report import write_section  # bench/ is on sys.path when a script here runs
 
-from daemon.eval_metrics import hole_psnr
+from daemon.evaluation.metrics import hole_psnr
 
 ROOT = Path(__file__).resolve().parents[1]
 PRESETS = ("preview", "default", "paper")

@@ -21,7 +21,7 @@ from pathlib import Path
 from bench_engine import HOLE, PHOTOS, SIDE, centre_hole, load_photo
 from report import write_section  # bench/ is on sys.path when a script here runs
 
-from daemon.eval_metrics import hole_psnr
+from daemon.evaluation.metrics import hole_psnr
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -30,8 +30,8 @@ REFERENCE = "resynthesizer"
 
 
 def main() -> int:
-    from daemon.eval_methods import Unavailable, make_method
-    from daemon.eval_samples import HOLE_GREY
+    from daemon.evaluation.methods import Unavailable, make_method
+    from daemon.evaluation.samples import HOLE_GREY
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=len(PHOTOS), help=f"use the first N photos of {PHOTOS}")

@@ -65,7 +65,7 @@ def worker(preset: str, repeats: int) -> dict:
 
 
 def through_daemon(endpoint: str, preset: str, repeats: int) -> float:
-    from daemon.client import Client
+    from daemon.service.client import Client
 
     image, mask = case()
     seconds = []

@@ -115,10 +115,10 @@ def previous_default(checkout: Path) -> Callable[[np.ndarray, np.ndarray], np.nd
 
 
 def main() -> int:
-    from daemon.eval_grids import write_grid
-    from daemon.eval_methods import Unavailable, make_method
-    from daemon.eval_metrics import texture_match
-    from daemon.eval_samples import Sample
+    from daemon.evaluation.grids import write_grid
+    from daemon.evaluation.methods import Unavailable, make_method
+    from daemon.evaluation.metrics import texture_match
+    from daemon.evaluation.samples import Sample
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--previous", type=Path, help="a checkout whose default preset is shown as 'previous'")

@@ -21,12 +21,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from daemon.service.client import Client, DaemonError, DaemonUnavailable
+from daemon.service.protocol import ErrorCode
 from engine.errors import Cancelled, FillError
 from engine.options import FillOptions
 
-from .client import Client, DaemonError, DaemonUnavailable
-from .image_files import IMAGE_SUFFIXES, ImageFileError, read_image, read_mask, write_image
-from .protocol import ErrorCode
+from .files import IMAGE_SUFFIXES, ImageFileError, read_image, read_mask, write_image
 
 MASK_SUFFIX = "_mask"
 FORMAT_SUFFIXES = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif"}

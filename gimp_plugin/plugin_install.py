@@ -2,7 +2,7 @@
 
     PROFILE/plug-ins/neural_fill/
         neural_fill.py ...        the plug-in (gimp_plugin/neural_fill/*.py)
-        neural_fill_wire/         daemon/protocol.py, link.py and endpoints.py, copied: the one source of the wire
+        neural_fill_wire/         daemon/service/{protocol,link,endpoints}.py, copied: the one source of the wire
         neural_fill.json          endpoint, timeout, CURVE on/off, how to start the daemon (plugin_settings.py)
         keys/                     the CURVE client pair and the daemon's public key (tcp:// endpoints, --curve)
         vendor/py3.13/ ...        pyzmq + msgpack for GIMP's Python when it lacks them (vendoring.py)
@@ -26,7 +26,7 @@ SETTINGS_FILE = "neural_fill.json"
 KEYS_DIR = "keys"
 MARKER = "Neural Fill install.py"  # in the settings file: what --uninstall may remove
 SOURCE = Path(__file__).resolve().parent / PLUGIN_NAME
-WIRE_SOURCES = ("protocol.py", "link.py", "endpoints.py")  # daemon/: standard library, pyzmq and msgpack only
+WIRE_SOURCES = ("protocol.py", "link.py", "endpoints.py")  # daemon/service/: standard library, pyzmq and msgpack only
 CLIENT_KEY_FILES = ("server.key", "client.key", "client.key_secret")
 
 
@@ -46,7 +46,7 @@ def plugin_dir(profile: Path) -> Path:
     return Path(profile) / "plug-ins" / PLUGIN_NAME
 
 
-def install_code(profile: Path, settings: PluginSettings, daemon_dir: Path, keys_dir: Path | None = None,
+def install_code(profile: Path, settings: PluginSettings, service_dir: Path, keys_dir: Path | None = None,
                  dry_run: bool = False, say: Callable[[str], None] = print) -> Path:
     """Copy the plug-in, the wire modules and the settings (and the client keys) into the profile."""
     target = plugin_dir(profile)
@@ -62,8 +62,8 @@ def install_code(profile: Path, settings: PluginSettings, daemon_dir: Path, keys
         _copy(path, target / path.name)
     (target / f"{PLUGIN_NAME}.py").chmod(0o755)  # GIMP runs the file named as its folder
     for name in WIRE_SOURCES:
-        _copy(Path(daemon_dir) / name, wire / name)
-    _write(wire / "__init__.py", '"""Copied from daemon/ by install.py: do not edit here."""\n')
+        _copy(Path(service_dir) / name, wire / name)
+    _write(wire / "__init__.py", '"""Copied from daemon/service/ by install.py: do not edit here."""\n')
     _write(target / SETTINGS_FILE, settings.to_json())
     if keys_dir is not None:
         copy_client_keys(Path(keys_dir), target / KEYS_DIR)

@@ -11,8 +11,8 @@ def private_user_dirs(tmp_path_factory):
     """The keys, the default ipc:// socket's folder and the plug-in's log in folders of the test run's own, never
     the user's (subprocesses inherit them). The keys are made now: a client started beside a daemon that is still
     loading must find them."""
-    from daemon.endpoints import RUNTIME_ENV
-    from daemon.keys import CONFIG_DIR_ENV, ensure_keys
+    from daemon.service.endpoints import RUNTIME_ENV
+    from daemon.service.keys import CONFIG_DIR_ENV, ensure_keys
 
     root = tmp_path_factory.mktemp("user")
     names = {CONFIG_DIR_ENV: "config", RUNTIME_ENV: "runtime", "XDG_STATE_HOME": "state"}

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daemon.protocol import (
+from daemon.service.protocol import (
     CHUNK_BYTES,
     PROTOCOL_VERSION,
     REQUEST_FRAMES,
@@ -20,7 +20,7 @@ from daemon.protocol import (
     job_id_of,
     parse_fill,
 )
-from daemon.server import Daemon
+from daemon.service.server import Daemon
 from engine.options import get_preset
 from engine.weights import vgg19_path
 from tests.conftest import centre_mask, noisy_photo

@@ -15,11 +15,12 @@ import time
 import numpy as np
 import pytest
 
-from daemon import cli
 from daemon.batch import Outcome, pair_files, run_batch
-from daemon.client import Client
-from daemon.image_files import read_image, write_image
-from daemon.server import Daemon
+from daemon.cli import errors
+from daemon.cli.main import main
+from daemon.files import read_image, write_image
+from daemon.service.client import Client
+from daemon.service.server import Daemon
 from engine.options import get_preset
 from tests.conftest import centre_mask, noisy_photo
 from tests.daemon_helpers import NEEDS_VGG, REPO, free_port
@@ -112,7 +113,7 @@ def test_bad_masks_are_those_files_failures_and_the_rest_is_filled(tmp_path, two
     write_image(masks / "photo1.png", np.zeros((SIZE // 2, SIZE // 2), np.uint8))  # the wrong size
     write_image(masks / "photo2.png", np.zeros((SIZE, SIZE), np.uint8))  # selects nothing: bad_input
     (masks / "photo3.png").unlink()  # no mask at all
-    assert cli.main(batch_args(images, masks, out, two_daemons)) == cli.EXIT_FAILURE
+    assert main(batch_args(images, masks, out, two_daemons)) == errors.EXIT_FAILURE
     summary = capsys.readouterr().out
     assert "done 1, skipped 0 (already there), failed 3" in summary
     for name in ("photo1.png", "photo2.png", "photo3.png"):
@@ -157,7 +158,7 @@ def test_with_no_daemon_answering_every_file_fails_with_the_reason(tmp_path, cap
     nobody = f"ipc://{tmp_path / 'nobody.sock'}"
     args = batch_args(images, masks, out, [nobody])
     args[args.index("--timeout") + 1] = "0.3"
-    assert cli.main(args) == cli.EXIT_FAILURE
+    assert main(args) == errors.EXIT_FAILURE
     summary = capsys.readouterr().out
     assert f"daemon {nobody} dropped" in summary and summary.count("no daemon left to fill it") == 2
     assert not any(out.iterdir())
@@ -165,7 +166,7 @@ def test_with_no_daemon_answering_every_file_fails_with_the_reason(tmp_path, cap
 
 def test_results_among_the_inputs_are_refused_before_any_work(tmp_path, capsys):
     images, masks, _ = make_folders(tmp_path, 1)
-    assert cli.main(batch_args(images, masks, images, ["ipc://unused"])) == cli.EXIT_BAD_INPUT
+    assert main(batch_args(images, masks, images, ["ipc://unused"])) == errors.EXIT_BAD_INPUT
     assert "--out must be a folder of its own" in capsys.readouterr().err
 
 
@@ -184,7 +185,7 @@ def test_a_batch_stopped_by_sigterm_prints_its_summary_and_keeps_what_it_wrote(t
         if batch.poll() is None:
             batch.kill()
             batch.wait()
-    assert batch.returncode == cli.EXIT_TERMINATED, stderr
+    assert batch.returncode == errors.EXIT_TERMINATED, stderr
     written = sorted(path.name for path in out.iterdir())
     assert written and len(written) < 12 and not any(name.endswith(".part") for name in written), written
     done = int(re.search(r"^done (\d+),", stdout, re.MULTILINE).group(1))

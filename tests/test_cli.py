@@ -1,6 +1,6 @@
 """The `neural-fill` command, run in-process with a fake engine: flags, validation order, errors, exit codes.
 
-No test here runs the real fill: `daemon.cli.run_fill` is replaced by one that paints the hole with a constant.
+No test here runs the real fill: `daemon.cli.fill.run_fill` is replaced by one that paints the hole with a constant.
 """
 
 from __future__ import annotations
@@ -16,8 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daemon import cli
-from daemon.image_files import read_image, write_image
+from daemon.cli import errors, progress
+from daemon.cli import fill as cli_fill
+from daemon.cli.main import main
+from daemon.files import read_image, write_image
 from engine.errors import Cancelled, MaskError, WeightsError
 from engine.options import PRESETS, FillOptions, get_preset
 from engine.progress import Progress
@@ -49,8 +51,8 @@ def engine(monkeypatch, tmp_path) -> FakeEngine:
     weights = tmp_path / "weights" / "vgg19.safetensors"
     weights.parent.mkdir()
     weights.write_bytes(b"not really weights")
-    monkeypatch.setattr(cli, "run_fill", fake)
-    monkeypatch.setattr(cli, "weights_file", lambda: weights)
+    monkeypatch.setattr(cli_fill, "run_fill", fake)
+    monkeypatch.setattr(cli_fill, "weights_file", lambda: weights)
     return fake
 
 
@@ -80,7 +82,7 @@ def files(tmp_path, image: np.ndarray, mask: np.ndarray | None = None, image_nam
 
 
 def run(*args) -> int:
-    return cli.main([str(a) for a in args])
+    return main([str(a) for a in args])
 
 
 def one_error_line(stderr: str) -> str:
@@ -277,7 +279,7 @@ def test_fully_opaque_image_without_mask_selects_nothing(tmp_path, engine, capsy
 
 
 def test_missing_weights_names_the_fetch_command(tmp_path, engine, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "weights_file", lambda: tmp_path / "absent.safetensors")
+    monkeypatch.setattr(cli_fill, "weights_file", lambda: tmp_path / "absent.safetensors")
     image_path, mask_path = files(tmp_path, photo(), hole_mask())
     assert run("fill", image_path, "-m", mask_path, "-o", tmp_path / "out.png") == 1
     assert "`neural-fill fetch-weights`" in one_error_line(capsys.readouterr().err)
@@ -286,7 +288,7 @@ def test_missing_weights_names_the_fetch_command(tmp_path, engine, monkeypatch, 
 
 
 def test_the_mask_is_checked_before_the_weights(tmp_path, engine, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "weights_file", lambda: tmp_path / "absent.safetensors")
+    monkeypatch.setattr(cli_fill, "weights_file", lambda: tmp_path / "absent.safetensors")
     image_path, mask_path = files(tmp_path, photo(), np.zeros((6, 8), np.uint8))
     assert run("fill", image_path, "-m", mask_path, "-o", tmp_path / "out.png") == 2
     assert "selects nothing" in one_error_line(capsys.readouterr().err)
@@ -327,7 +329,7 @@ def test_ctrl_c_asks_the_engine_to_cancel_and_nothing_is_written(tmp_path, engin
         seen["after"] = cancel()
         raise Cancelled("fill cancelled")
 
-    monkeypatch.setattr(cli, "run_fill", engine_that_polls)
+    monkeypatch.setattr(cli_fill, "run_fill", engine_that_polls)
     image_path, mask_path = files(tmp_path, photo(), hole_mask())
     assert run("fill", image_path, "-m", mask_path, "-o", tmp_path / "out.png") == 130
     assert seen == {"before": False, "after": True}
@@ -342,7 +344,7 @@ def test_second_ctrl_c_stops_an_engine_that_does_not_poll(tmp_path, engine, monk
         signal.raise_signal(signal.SIGINT)
         raise AssertionError("the second Ctrl-C should have stopped us")
 
-    monkeypatch.setattr(cli, "run_fill", engine_that_never_polls)
+    monkeypatch.setattr(cli_fill, "run_fill", engine_that_never_polls)
     image_path, mask_path = files(tmp_path, photo(), hole_mask())
     assert run("fill", image_path, "-m", mask_path, "-o", tmp_path / "out.png") == 130
     assert not (tmp_path / "out.png").exists()
@@ -354,13 +356,13 @@ def test_second_ctrl_c_stops_an_engine_that_does_not_poll(tmp_path, engine, monk
 def test_progress_description_names_stage_hole_scale_and_iteration():
     event = Progress(stage="synthesis", fraction=0.4, region=1, regions=3, scale=2, scales=3, iteration=7,
                      iterations=30)
-    assert cli.describe_progress(event) == "synthesis, hole 2/3, scale 2/3, iteration 7/30"
-    assert cli.describe_progress(Progress(stage="prepare", fraction=0.0)) == "prepare"
+    assert progress.describe_progress(event) == "synthesis, hole 2/3, scale 2/3, iteration 7/30"
+    assert progress.describe_progress(Progress(stage="prepare", fraction=0.0)) == "prepare"
 
 
 def test_progress_bar_draws_the_engine_events():
     stream = io.StringIO()
-    with cli.ProgressBar(enabled=True, stream=stream, min_interval=0) as bar:
+    with progress.ProgressBar(enabled=True, stream=stream, min_interval=0) as bar:
         bar(Progress(stage="synthesis", fraction=0.25, scale=1, scales=2, iteration=3, iterations=10))
         bar(Progress(stage="done", fraction=1.0))
     drawn = stream.getvalue()
@@ -435,7 +437,7 @@ def test_a_reader_that_went_away_gets_no_error_message():
 
 def test_sigterm_while_the_output_is_written_leaves_neither_output_nor_part_file(tmp_path, engine, monkeypatch,
                                                                                  capsys):
-    from daemon import image_files
+    from daemon import files as image_files
 
     real_write_png = image_files._write_png
 
@@ -446,7 +448,7 @@ def test_sigterm_while_the_output_is_written_leaves_neither_output_nor_part_file
 
     image_path, mask_path = files(tmp_path, photo(), hole_mask())
     monkeypatch.setattr(image_files, "_write_png", write_then_get_terminated)
-    assert run("fill", image_path, "-m", mask_path, "-o", tmp_path / "out.png") == cli.EXIT_TERMINATED
+    assert run("fill", image_path, "-m", mask_path, "-o", tmp_path / "out.png") == errors.EXIT_TERMINATED
     assert "stopped by SIGTERM; no output written" in one_error_line(capsys.readouterr().err)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["mask.png", "photo.png", "weights"]
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

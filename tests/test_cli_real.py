@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daemon.image_files import read_image, write_image
+from daemon.files import read_image, write_image
 from engine.weights import vgg19_path
 from tests.conftest import centre_mask, stripes
 

@@ -17,8 +17,8 @@ import torch
 from conftest import noisy_photo
 from PIL import Image
 
-from daemon import cli
-from daemon.train import CHECKPOINT, MODEL_CARD, WEIGHTS, TrainSettings, train
+from daemon.cli.main import build_parser, main
+from daemon.training.loop import CHECKPOINT, MODEL_CARD, WEIGHTS, TrainSettings, train
 from engine import content_net, fill, get_preset
 from engine.content import harmonic_fill
 from engine.content_net import SIZE, ContentNet, Decoder, load_decoder, predict_image, save_decoder
@@ -129,8 +129,8 @@ def test_train_and_eval_see_the_same_photos_in_a_plain_folder(tmp_path):
     # One list of image suffixes: a photo format training reads but eval could not would be trained on, never scored.
     from PIL import Image
 
-    from daemon.eval_photos import list_photos
-    from daemon.train import load_photo, training_split
+    from daemon.evaluation.photos import list_photos
+    from daemon.training.photos import load_photo, training_split
 
     for name in ("a.png", "b.jpg", "c.tif", "d.webp", "e.bmp"):
         Image.new("RGB", (40, 30), (10, 20, 30)).save(tmp_path / name)
@@ -142,13 +142,13 @@ def test_train_and_eval_see_the_same_photos_in_a_plain_folder(tmp_path):
 
 def test_train_gives_sigterm_back_when_it_ends(tmp_path, monkeypatch):
     # During a run SIGTERM stops training with a checkpoint; after it, whatever handled SIGTERM before does again.
-    from daemon import train
+    from daemon.training import loop as train
 
     during = []
     monkeypatch.setattr(train, "train", lambda settings: during.append(signal.getsignal(signal.SIGTERM)))
     (tmp_path / "photos").mkdir()
     before = signal.getsignal(signal.SIGTERM)
-    args = cli.build_parser().parse_args(["train", "--data", str(tmp_path / "photos"), "--out", str(tmp_path / "run")])
+    args = build_parser().parse_args(["train", "--data", str(tmp_path / "photos"), "--out", str(tmp_path / "run")])
     assert args.run(args) == 0  # the command itself, without main's own SIGTERM handling around it
     assert during and during[0] not in (before, signal.SIG_DFL)
     assert signal.getsignal(signal.SIGTERM) == before
@@ -156,7 +156,7 @@ def test_train_gives_sigterm_back_when_it_ends(tmp_path, monkeypatch):
 
 def test_train_refuses_a_folder_without_photos_in_one_line(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    assert cli.main(["train", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "run")]) == 2
+    assert main(["train", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "run")]) == 2
     assert "at least two photos" in capsys.readouterr().err
 
 

@@ -21,12 +21,13 @@ import zmq
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from daemon import cli
-from daemon.client import Client, DaemonError, DaemonUnavailable
-from daemon.endpoints import RUNTIME_ENV, default_endpoint, uses_curve
-from daemon.image_files import write_image
-from daemon.pixels import mask_to_frame, to_frame
-from daemon.protocol import (
+from daemon.cli import errors
+from daemon.cli.main import main
+from daemon.files import write_image
+from daemon.service.client import Client, DaemonError, DaemonUnavailable
+from daemon.service.endpoints import RUNTIME_ENV, default_endpoint, uses_curve
+from daemon.service.pixels import mask_to_frame, to_frame
+from daemon.service.protocol import (
     PROTOCOL_VERSION,
     REPLIES,
     REQUEST_FRAMES,
@@ -36,7 +37,7 @@ from daemon.protocol import (
     encode,
     fill_request,
 )
-from daemon.server import Daemon, DaemonConfigError, check_endpoint
+from daemon.service.server import Daemon, DaemonConfigError, check_endpoint
 from engine import fill
 from engine.errors import Cancelled, WeightsError
 from engine.weights import DATA_DIR_ENV, WEIGHTS_FILENAME, vgg19_path
@@ -496,7 +497,7 @@ def test_listening_beyond_loopback_without_curve_is_refused(address):
 
 
 def test_the_daemon_command_refuses_a_public_address_without_curve_before_loading_anything(capsys):
-    assert cli.main(["daemon", "--bind", "tcp://0.0.0.0:5557", "--insecure-loopback"]) == cli.EXIT_BAD_INPUT
+    assert main(["daemon", "--bind", "tcp://0.0.0.0:5557", "--insecure-loopback"]) == errors.EXIT_BAD_INPUT
     assert "without CURVE: anyone on the network" in capsys.readouterr().err
 
 
@@ -571,7 +572,7 @@ def test_the_cli_fills_through_a_daemon_cancels_on_ctrl_c_and_the_daemon_stops_o
         write_image(tmp_path / "mask.png", mask)
         common = ["fill", str(tmp_path / "in.png"), "--mask", str(tmp_path / "mask.png"), "--preset", "preview",
                   "--working-size", "64", "--seed", "2", "-q"]
-        assert cli.main([*common, "-o", str(tmp_path / "local.png")]) == 0
+        assert main([*common, "-o", str(tmp_path / "local.png")]) == 0
         with Client(address, timeout=60) as client:
             assert client.hello()["op"] == "hello"  # waits for the daemon to load its networks
         done = subprocess.run([sys.executable, "-m", "daemon.cli", *common, "-o", str(tmp_path / "remote.png"),
@@ -587,7 +588,7 @@ def test_the_cli_fills_through_a_daemon_cancels_on_ctrl_c_and_the_daemon_stops_o
             while client.status()["running"] is None:
                 time.sleep(0.05)
             slow.send_signal(signal.SIGINT)
-            assert slow.wait(10) == cli.EXIT_CANCELLED
+            assert slow.wait(10) == errors.EXIT_CANCELLED
             assert "cancelled" in slow.stderr.read() and not (tmp_path / "never.png").exists()
             assert client.status()["running"] is None
 
@@ -600,7 +601,7 @@ def test_the_cli_fills_through_a_daemon_cancels_on_ctrl_c_and_the_daemon_stops_o
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(10) == 0
         assert "stopped" in daemon.stderr.read()
-        assert orphan.wait(30) == cli.EXIT_FAILURE
+        assert orphan.wait(30) == errors.EXIT_FAILURE
         said = orphan.stderr.read()
         assert "the daemon stopped before this job finished" in said and "cancelled" not in said, said
         assert not (tmp_path / "orphan.png").exists()

@@ -18,8 +18,8 @@ import time
 import pytest
 import zmq
 
-from daemon.client import Client
-from daemon.endpoints import default_endpoint, ipc_path
+from daemon.service.client import Client
+from daemon.service.endpoints import default_endpoint, ipc_path
 from tests.daemon_helpers import NEEDS_VGG, REPO, free_port
 
 pytestmark = NEEDS_VGG

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import zmq
 
-from daemon.client import Client, DaemonError, DaemonUnavailable
-from daemon.protocol import PROTOCOL_VERSION, REPLIES, REQUEST_FRAMES, decode
+from daemon.service.client import Client, DaemonError, DaemonUnavailable
+from daemon.service.protocol import PROTOCOL_VERSION, REPLIES, REQUEST_FRAMES, decode
 from engine import fill
 from tests.daemon_helpers import (
     ERROR_CODES,
@@ -139,7 +139,7 @@ def test_a_non_finite_option_is_bad_input_naming_it_not_a_black_fill(endpoint, o
 # A client in its own process: sends a minute-long fill, says so once it runs, then waits to be killed.
 DOOMED_CLIENT = """
 import sys, zmq
-from daemon.protocol import decode, fill_request
+from daemon.service.protocol import decode, fill_request
 sock = zmq.Context.instance().socket(zmq.DEALER)
 sock.connect(sys.argv[1])
 pixels = bytes(64 * 64 * 3)
@@ -206,7 +206,7 @@ def test_a_daemon_killed_mid_job_is_reported_within_the_clients_timeout():
 # Sends a slow fill (when asked) and then `count` hellos, and never reads a reply: the replies pile up for it.
 NON_READER = """
 import sys, time, zmq
-from daemon.protocol import encode, fill_request
+from daemon.service.protocol import encode, fill_request
 sock = zmq.Context.instance().socket(zmq.DEALER)
 sock.rcvhwm = 1
 sock.connect(sys.argv[1])

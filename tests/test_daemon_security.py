@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 import zmq.auth
 
-from daemon import cli
-from daemon.client import Client, DaemonUnavailable
-from daemon.image_files import read_image, write_image
-from daemon.keys import CONFIG_DIR_ENV, KeysError, ensure_keys
-from daemon.server import Daemon, DaemonConfigError
+from daemon.cli import errors
+from daemon.cli.main import main
+from daemon.files import read_image, write_image
+from daemon.service.client import Client, DaemonUnavailable
+from daemon.service.keys import CONFIG_DIR_ENV, KeysError, ensure_keys
+from daemon.service.server import Daemon, DaemonConfigError
 from engine import fill
 from tests.daemon_helpers import (
     FAST,
@@ -108,7 +109,7 @@ def test_the_fill_command_uses_curve_keys_from_the_config_dir(curve_endpoint, ke
     write_image(tmp_path / "mask.png", mask)
     common = ["fill", str(tmp_path / "in.png"), "--mask", str(tmp_path / "mask.png"), "--preset", "preview",
               "--working-size", "64", "-q", "--daemon", curve_endpoint]
-    assert cli.main([*common, "--curve", "-o", str(tmp_path / "out.png")]) == cli.EXIT_OK
+    assert main([*common, "--curve", "-o", str(tmp_path / "out.png")]) == errors.EXIT_OK
     assert read_image(tmp_path / "out.png").shape == image.shape
 
 
@@ -186,6 +187,6 @@ def test_the_batch_command_fills_over_curve(curve_endpoint, keys_dir, tmp_path, 
     args = ["batch", "--images", str(tmp_path / "images"), "--masks", str(tmp_path / "masks"), "--out",
             str(tmp_path / "out"), "--daemon", curve_endpoint, "--preset", "preview", "--set", "working_size=64",
             "-q", "--timeout", "5"]
-    assert cli.main([*args, "--curve"]) == cli.EXIT_OK
+    assert main([*args, "--curve"]) == errors.EXIT_OK
     result = read_image(tmp_path / "out" / "a.png")
     assert np.array_equal(result[mask == 0], image[mask == 0])

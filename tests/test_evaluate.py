@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from daemon.eval_methods import (
+from daemon.cli.evaluate import add_command
+from daemon.evaluation.methods import (
     METHODS,
     Built,
     MethodEntry,
@@ -25,13 +26,19 @@ from daemon.eval_methods import (
     parse_method,
     registry,
 )
-from daemon.eval_metrics import gradient_ratio, hole_box, hole_scores, ring, ssim, summarise, texture_match
-from daemon.eval_perceptual import PerceptualUnavailable, perceptual_distance
-from daemon.eval_photos import list_photos
-from daemon.eval_report import _finite, _number
-from daemon.eval_samples import HOLE_GREY, MASK_SETTINGS, centre_hole, free_form_hole, make_samples, scale_for_setting
-from daemon.evaluate import add_command
-from daemon.photos import Entry, Manifest, load_manifest, split_by_photo
+from daemon.evaluation.metrics import gradient_ratio, hole_box, hole_scores, ring, ssim, summarise, texture_match
+from daemon.evaluation.perceptual import PerceptualUnavailable, perceptual_distance
+from daemon.evaluation.photos import list_photos
+from daemon.evaluation.report import _finite, _number
+from daemon.evaluation.samples import (
+    HOLE_GREY,
+    MASK_SETTINGS,
+    centre_hole,
+    free_form_hole,
+    make_samples,
+    scale_for_setting,
+)
+from daemon.photos.manifest import Entry, Manifest, load_manifest, split_by_photo
 from tests.conftest import noisy_photo
 
 DATA = Path(__file__).parent / "data"
@@ -407,7 +414,7 @@ def test_eval_writes_the_table_the_json_and_the_grids(tmp_path, capsys, monkeypa
 
 
 def test_eval_reports_missing_methods_as_skipped_and_refuses_when_none_can_run(tmp_path, monkeypatch):
-    from daemon.cli import CliError
+    from daemon.cli.errors import CliError
 
     def missing(options, seed):
         raise Unavailable("not installed here")

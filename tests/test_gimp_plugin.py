@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 from conftest import noisy_photo
 
-from daemon.client import Client
+from daemon.service.client import Client
 from tests.daemon_helpers import free_port
 
 import gimp_chroot

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+WIRE = REPO / "daemon" / "service"  # the wire modules install.py copies beside the plug-in
 PLUGIN = REPO / "gimp_plugin" / "neural_fill"
 sys.path.insert(0, str(PLUGIN))  # as GIMP does: the plug-in's modules import each other as top-level modules
 
@@ -80,7 +81,7 @@ def test_the_dialog_offers_exactly_the_engines_presets():
 def test_the_plugin_imports_nothing_beyond_the_standard_library_zmq_msgpack_and_gi():
     allowed = set(sys.stdlib_module_names) | {"gi", "zmq", "msgpack", "fill_region", "plugin_settings",
                                               "daemon_connection", "wire", "neural_fill_wire", "daemon"}
-    wire = [REPO / "daemon" / name for name in plugin_install.WIRE_SOURCES]
+    wire = [WIRE / name for name in plugin_install.WIRE_SOURCES]
     for path in [*PLUGIN.glob("*.py"), *wire]:
         for line in path.read_text().splitlines():
             words = line.split()
@@ -100,7 +101,7 @@ def test_settings_default_when_missing_and_errors_name_the_file(tmp_path):
 
 def test_installed_settings_are_what_the_plugin_reads(tmp_path):
     written = plugin_install.PluginSettings("tcp://127.0.0.1:6000", False, ["nf", "daemon"], timeout=12)
-    target = plugin_install.install_code(tmp_path / "profile", written, REPO / "daemon", say=lambda _: None)
+    target = plugin_install.install_code(tmp_path / "profile", written, WIRE, say=lambda _: None)
     read = plugin_settings.load_settings(target)
     assert (read.endpoint, read.curve, read.daemon_command, read.timeout) == (
         "tcp://127.0.0.1:6000", False, ("nf", "daemon"), 12.0)
@@ -112,12 +113,12 @@ def test_installed_settings_are_what_the_plugin_reads(tmp_path):
 def test_install_copies_the_plugin_and_the_one_protocol_and_uninstall_removes_only_its_own(tmp_path):
     profile = tmp_path / "GIMP" / "3.0"
     settings = plugin_install.PluginSettings("tcp://127.0.0.1:5557", False, [])
-    target = plugin_install.install_code(profile, settings, REPO / "daemon", say=lambda _: None)
+    target = plugin_install.install_code(profile, settings, WIRE, say=lambda _: None)
     assert os.access(target / "neural_fill.py", os.X_OK)
     for name in ("protocol.py", "link.py"):
-        assert (target / "neural_fill_wire" / name).read_bytes() == (REPO / "daemon" / name).read_bytes()
+        assert (target / "neural_fill_wire" / name).read_bytes() == (WIRE / name).read_bytes()
     (target / "old_module.py").write_text("# from an older version\n")
-    plugin_install.install_code(profile, settings, REPO / "daemon", say=lambda _: None)  # again: idempotent
+    plugin_install.install_code(profile, settings, WIRE, say=lambda _: None)  # again: idempotent
     assert not (target / "old_module.py").exists()
     assert {p.name for p in target.glob("*.py")} == {p.name for p in PLUGIN.glob("*.py")} - {"__init__.py"}
 
@@ -255,7 +256,7 @@ def test_install_py_curve_gives_the_plugin_keys_it_can_reach_a_curve_daemon_with
 
 
 def test_the_systemd_unit_runs_this_checkouts_daemon_and_uninstall_removes_only_ours(tmp_path):
-    from daemon import service_unit
+    from daemon.service import unit as service_unit
 
     unit = service_unit.render_unit(["/opt/my nf/.venv/bin/neural-fill", "daemon", "--bind", "tcp://127.0.0.1:1"])
     assert "ExecStart='/opt/my nf/.venv/bin/neural-fill' daemon --bind tcp://127.0.0.1:1\n" in unit

@@ -14,8 +14,8 @@ import pytest
 import tifffile
 from PIL import Image, ImageCms
 
-from daemon import image_files
-from daemon.image_files import (
+from daemon import files as image_files
+from daemon.files import (
     MASK_SNAP,
     ImageFileError,
     PrecisionWarning,

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from daemon.eval_metrics import hole_psnr, texture_match
+from daemon.evaluation.metrics import hole_psnr, texture_match
 from engine import fill, get_preset
 from engine.content import push_pull_fill
 from engine.grain import noise_level

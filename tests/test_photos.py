@@ -4,6 +4,7 @@ apt-get, dpkg and pip with tiny trees built here), so no network is used."""
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import io
 import json
 import random
@@ -14,8 +15,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from daemon import photos
-from daemon.photos import Entry, Photo, Source
+from daemon.cli import photos as photos_command
+from daemon.photos import assemble, catalogue, fetch, write
+from daemon.photos import manifest as manifests
+from daemon.photos.catalogue import Photo, Source
+from daemon.photos.manifest import Entry
 
 BG = "usr/share/backgrounds/"
 DEB = Source("fake-deb", "debian", "fake-wallpapers", (BG,), photos={
@@ -110,25 +114,25 @@ def fake(monkeypatch):
             raise AssertionError(f"unexpected command {command}")
         return done
 
-    monkeypatch.setattr(photos.subprocess, "run", run)
-    monkeypatch.setattr(photos, "SOURCES", {source.name: source for source in (DEB, WHEEL, GONE)})
-    monkeypatch.setattr(photos, "MAX_SIDE", 64)
+    monkeypatch.setattr(fetch.subprocess, "run", run)
+    monkeypatch.setattr(assemble, "SOURCES", {source.name: source for source in (DEB, WHEEL, GONE)})
+    monkeypatch.setattr(write, "MAX_SIDE", 64)
     return calls
 
 
 def test_assemble_writes_photos_and_manifest(tmp_path, fake):
     out, said = tmp_path / "photos", []
-    manifest = photos.assemble(out, ["fake-deb", "fake-wheel"], work=tmp_path / "work", say=said.append)
+    manifest = assemble.assemble(out, ["fake-deb", "fake-wheel"], work=tmp_path / "work", say=said.append)
 
     assert not manifest.missing and not manifest.up_to_date
     assert not (tmp_path / "photos.partial").exists()
-    entries = {entry.file: entry for entry in photos.load_manifest(out)}
+    entries = {entry.file: entry for entry in manifests.load_manifest(out)}
     assert entries == {entry.file: entry for entry in manifest.photos}
     assert sorted(entries) == ["fake-deb/big.png", "fake-deb/pair-l.png", "fake-deb/pair-r.png", "fake-deb/small.jpg",
                                "fake-wheel/a.png", "fake-wheel/b.png", "fake-wheel/sub-c.png"]
     for entry in entries.values():
         path = out / entry.file
-        assert photos.sha256_of(path) == entry.sha256
+        assert manifests.sha256_of(path) == entry.sha256
         with Image.open(path) as written:
             assert written.size == (entry.width, entry.height)
             assert written.mode == "RGB"
@@ -152,71 +156,71 @@ def test_assemble_writes_photos_and_manifest(tmp_path, fake):
                                            "licence_file": ""}
     assert data["sources"]["fake-wheel"]["excluded"] == 1
     assert data["notes"] == [f"fake-deb: {BG}new.png is unreviewed (neither a listed photo nor excluded); left out"]
-    assert photos.verify(out) == []
+    assert manifests.verify(out) == []
 
 
 def test_second_run_does_nothing(tmp_path, fake):
     out = tmp_path / "photos"
-    photos.assemble(out, ["fake-deb", "fake-wheel"], say=lambda line: None)
+    assemble.assemble(out, ["fake-deb", "fake-wheel"], say=lambda line: None)
     stamps = {path: path.stat().st_mtime_ns for path in out.rglob("*")}
     commands = len(fake)
     said = []
-    again = photos.assemble(out, ["fake-deb", "fake-wheel"], say=said.append)
+    again = assemble.assemble(out, ["fake-deb", "fake-wheel"], say=said.append)
     assert again.up_to_date and len(again.photos) == 7
     assert len(fake) == commands  # nothing downloaded
     assert {path: path.stat().st_mtime_ns for path in out.rglob("*")} == stamps
     assert any("up to date" in line and "nothing to do" in line for line in said)
     # another choice of sources is not "the same folder": rebuilt with just those
-    fewer = photos.assemble(out, ["fake-wheel"], say=lambda line: None)
+    fewer = assemble.assemble(out, ["fake-wheel"], say=lambda line: None)
     assert not fewer.up_to_date and {entry.source for entry in fewer.photos} == {"fake-data==2.0"}
     assert not (out / "fake-deb").exists()
 
 
 def test_missing_source_is_reported_and_the_others_kept(tmp_path, fake, capsys):
     parser = argparse.ArgumentParser(prog="neural-fill")
-    photos.add_command(parser.add_subparsers(dest="command", required=True))
+    photos_command.add_command(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["photos", "--out", str(tmp_path / "photos"), "--work", str(tmp_path / "work")])
     assert args.sources is None
     assert args.run(args) == 1
 
-    manifest = photos.read_manifest(tmp_path / "photos")
-    assert len(manifest.photos) == 7
-    [missing] = manifest.missing
+    written = manifests.read_manifest(tmp_path / "photos")
+    assert len(written.photos) == 7
+    [missing] = written.missing
     assert (missing.source, missing.package, missing.command) == ("gone", "gone-package",
                                                                   "apt-get download gone-package")
     assert "Unable to locate package gone-package" in missing.error
     printed = capsys.readouterr()
     assert "gone-package: `apt-get download gone-package` failed" in printed.out
     assert "could not get gone" in printed.err
-    assert photos.verify(tmp_path / "photos") == []
+    assert manifests.verify(tmp_path / "photos") == []
     # a folder with a missing source is not complete: the next run tries again
-    again = photos.assemble(tmp_path / "photos", work=tmp_path / "work", say=lambda line: None)
+    again = assemble.assemble(tmp_path / "photos", work=tmp_path / "work", say=lambda line: None)
     assert not again.up_to_date and [item.source for item in again.missing] == ["gone"]
 
 
 def test_verify_catches_a_corrupted_and_a_missing_file(tmp_path, fake):
     out = tmp_path / "photos"
-    photos.assemble(out, ["fake-deb"], say=lambda line: None)
+    assemble.assemble(out, ["fake-deb"], say=lambda line: None)
     corrupted = out / "fake-deb/big.png"
     data = bytearray(corrupted.read_bytes())
     data[-20] ^= 0xFF
     corrupted.write_bytes(bytes(data))
     (out / "fake-deb/small.jpg").unlink()
-    assert photos.verify(out) == ["fake-deb/big.png: checksum mismatch (changed or corrupted)",
+    assert manifests.verify(out) == ["fake-deb/big.png: checksum mismatch (changed or corrupted)",
                                   "fake-deb/small.jpg: missing"]
-    repaired = photos.assemble(out, ["fake-deb"], say=lambda line: None)
-    assert not repaired.up_to_date and photos.verify(out) == []
-    assert photos.verify(tmp_path / "elsewhere")[0].endswith("no manifest")
+    repaired = assemble.assemble(out, ["fake-deb"], say=lambda line: None)
+    assert not repaired.up_to_date and manifests.verify(out) == []
+    assert manifests.verify(tmp_path / "elsewhere")[0].endswith("no manifest")
 
 
 def test_refuses_an_out_folder_that_is_not_a_photos_folder(tmp_path, fake):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine/thesis.tex").write_text("precious")
-    with pytest.raises(photos.PhotosError, match="not a photos folder"):
-        photos.assemble(tmp_path / "mine", ["fake-deb"], say=lambda line: None)
+    with pytest.raises(manifests.PhotosError, match="not a photos folder"):
+        assemble.assemble(tmp_path / "mine", ["fake-deb"], say=lambda line: None)
     assert (tmp_path / "mine/thesis.tex").read_text() == "precious"
-    with pytest.raises(photos.PhotosError, match="unknown source nope"):
-        photos.assemble(tmp_path / "photos", ["nope"], say=lambda line: None)
+    with pytest.raises(manifests.PhotosError, match="unknown source nope"):
+        assemble.assemble(tmp_path / "photos", ["nope"], say=lambda line: None)
 
 
 def entries_for_split() -> list[Entry]:
@@ -231,7 +235,7 @@ def entries_for_split() -> list[Entry]:
 
 def test_split_by_photo_keeps_photos_on_one_side_and_is_deterministic():
     entries = entries_for_split()
-    training, validation = photos.split_by_photo(entries)
+    training, validation = manifests.split_by_photo(entries)
     assert sorted(training + validation, key=lambda e: e.file) == sorted(entries, key=lambda e: e.file)
     assert not {entry.photo for entry in training} & {entry.photo for entry in validation}
     by_source = {name: [e for e in validation if e.source.startswith(name + "==")]
@@ -241,26 +245,26 @@ def test_split_by_photo_keeps_photos_on_one_side_and_is_deterministic():
 
     shuffled = entries[:]
     random.Random(5).shuffle(shuffled)
-    assert photos.split_by_photo(shuffled) == (training, validation)
-    assert photos.split_by_photo(entries, seed=1) != (training, validation)
+    assert manifests.split_by_photo(shuffled) == (training, validation)
+    assert manifests.split_by_photo(entries, seed=1) != (training, validation)
     for seed in range(20):  # whatever the seed, a group is never split
-        train, valid = photos.split_by_photo(entries, seed=seed)
+        train, valid = manifests.split_by_photo(entries, seed=seed)
         assert not {e.photo for e in train} & {e.photo for e in valid}
 
 
 def test_debian_copyright_matching():
-    stanzas = photos.parse_debian_copyright(COPYRIGHT + "\nFiles: nature/*.jpg\nCopyright: 2008 X\nLicense: GPL-3\n")
-    assert photos.debian_licence(stanzas, BG + "other.jpg") == ("CC-BY-4.0", "2021, Ann Photographer")
-    assert photos.debian_licence(stanzas, BG + "mate/nature/Aqua.jpg") == ("GPL-3", "2008 X")
-    assert photos.debian_licence(stanzas, BG + "unknown.png") == ("GPL-2+", "2020 Someone")
-    assert photos.debian_licence([], BG + "unknown.png") == ("not stated", "")
+    stanzas = fetch.parse_debian_copyright(COPYRIGHT + "\nFiles: nature/*.jpg\nCopyright: 2008 X\nLicense: GPL-3\n")
+    assert fetch.debian_licence(stanzas, BG + "other.jpg") == ("CC-BY-4.0", "2021, Ann Photographer")
+    assert fetch.debian_licence(stanzas, BG + "mate/nature/Aqua.jpg") == ("GPL-3", "2008 X")
+    assert fetch.debian_licence(stanzas, BG + "unknown.png") == ("GPL-2+", "2020 Someone")
+    assert fetch.debian_licence([], BG + "unknown.png") == ("not stated", "")
 
 
 def test_the_curated_lists_are_consistent():
-    for source in photos.SOURCES.values():
+    for source in catalogue.SOURCES.values():
         names = [photo.name for photo in source.photos.values()]
         assert len(names) == len(set(names)), source.name
         for original in source.photos:
             assert any(original.startswith(root) for root in source.roots), original
-            assert not [p for p in source.excluded if photos.fnmatch.fnmatchcase(original, p)], original
+            assert not [p for p in source.excluded if fnmatch.fnmatchcase(original, p)], original
         assert all(reason.strip() for reason in source.excluded.values())

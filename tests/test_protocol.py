@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.protocol import (
+from daemon.service.protocol import (
     CHUNK_BYTES,
     PROTOCOL_VERSION,
     ErrorCode,

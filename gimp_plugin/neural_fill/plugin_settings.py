@@ -5,7 +5,7 @@
                         "ipc:///run/user/1000/neural-fill/daemon.sock"]}
 
 Every field may be missing: the endpoint is then the daemon's default and CURVE is on for tcp:// endpoints
-(daemon/endpoints.py). A file that is not valid JSON is an error that names it.
+(daemon/service/endpoints.py). A file that is not valid JSON is an error that names it.
 """
 
 from __future__ import annotations

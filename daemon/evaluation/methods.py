@@ -212,7 +212,7 @@ def _engine_builder(preset: str, fixed: dict[str, Any]) -> Builder:
         described = ", ".join(f"{key} {_format_option(getattr(fill_options, key))}"
                               for key in ("working_size", "scales", "iterations", "content", "texture_layers"))
         with_changes = f" with {', '.join(f'{k}={_format_option(v)}' for k, v in changed.items())}" if changed else ""
-        from .version import package_version
+        from daemon.version import package_version
 
         return Built(run, f"engine.fill, preset {preset_name}{with_changes} ({described}, seed {seed})",
                      f"neural-fill {package_version()}")
@@ -257,7 +257,7 @@ def _build_content_only(options: dict[str, str], seed: int) -> Built:
     def run(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
         return predict_image(image, hole)
 
-    from .version import package_version
+    from daemon.version import package_version
 
     return Built(run, f"engine.content_net.predict_image, weights {path}", f"neural-fill {package_version()}")
 

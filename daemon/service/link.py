@@ -1,9 +1,9 @@
 """One DEALER connection to the daemon and the conversation of a fill job, in bytes: standard library, pyzmq and
 msgpack only.
 
-This is the client side that both `daemon.client.Client` (numpy, for the CLI, batch and tests) and the GIMP plug-in
-(inside GIMP's own Python) use, so the job's conversation (accepted, progress, cancel, result, silence) is written
-once. install.py copies this module, protocol.py and endpoints.py beside the plug-in.
+This is the client side that both `daemon.service.client.Client` (numpy, for the CLI, batch and tests) and the GIMP
+plug-in (inside GIMP's own Python) use, so the job's conversation (accepted, progress, cancel, result, silence) is
+written once. install.py copies this module, protocol.py and endpoints.py beside the plug-in.
 """
 
 from __future__ import annotations

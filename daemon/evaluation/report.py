@@ -12,12 +12,12 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .eval_metrics import summarise
-from .eval_samples import HOLE_GREY, MaskSetting
+from .metrics import summarise
+from .samples import HOLE_GREY, MaskSetting
 
 if TYPE_CHECKING:
-    from .eval_methods import Method
-    from .evaluate import EvalSettings
+    from .methods import Method
+    from .run import EvalSettings
 
 
 def write_results(out: Path, records: list[dict[str, Any]], grids: list[dict[str, Any]], *, settings: EvalSettings,

@@ -1,13 +1,16 @@
-"""`neural-fill train`: the command line of daemon/train.py (kept apart so that `neural-fill` starts without
-loading torch)."""
+"""`neural-fill train`: train the content network (daemon/training; torch loads only when the command runs)."""
 
 from __future__ import annotations
 
 import signal
 from pathlib import Path
 
-DEFAULT_STEPS, DEFAULT_BATCH, DEFAULT_LEARNING_RATE = 3000, 8, 2e-4
-DEFAULT_VALIDATE_EVERY, DEFAULT_CHECKPOINT_EVERY = 250, 100
+from daemon.training.settings import TrainingError, TrainSettings
+
+from .errors import EXIT_OK, CliError
+from .signals import signal_handled
+
+DEFAULT = TrainSettings(Path(), Path())
 
 
 def add_command(commands) -> None:
@@ -18,12 +21,12 @@ def add_command(commands) -> None:
     train_parser.add_argument("--data", type=Path, required=True, metavar="DIR", help="folder of photos")
     train_parser.add_argument("--out", type=Path, required=True, metavar="DIR",
                               help="run folder: checkpoints, the weights and the model card")
-    train_parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"default {DEFAULT_STEPS}")
-    train_parser.add_argument("--batch", type=int, default=DEFAULT_BATCH, help=f"default {DEFAULT_BATCH}")
-    train_parser.add_argument("--lr", type=float, default=DEFAULT_LEARNING_RATE, dest="learning_rate",
-                              help=f"Adam learning rate (default {DEFAULT_LEARNING_RATE})")
-    train_parser.add_argument("--validate-every", type=int, default=DEFAULT_VALIDATE_EVERY, metavar="N")
-    train_parser.add_argument("--checkpoint-every", type=int, default=DEFAULT_CHECKPOINT_EVERY, metavar="N")
+    train_parser.add_argument("--steps", type=int, default=DEFAULT.steps, help=f"default {DEFAULT.steps}")
+    train_parser.add_argument("--batch", type=int, default=DEFAULT.batch, help=f"default {DEFAULT.batch}")
+    train_parser.add_argument("--lr", type=float, default=DEFAULT.learning_rate, dest="learning_rate",
+                              help=f"Adam learning rate (default {DEFAULT.learning_rate})")
+    train_parser.add_argument("--validate-every", type=int, default=DEFAULT.validate_every, metavar="N")
+    train_parser.add_argument("--checkpoint-every", type=int, default=DEFAULT.checkpoint_every, metavar="N")
     train_parser.add_argument("--seed", type=int, default=0, help="seeds the crops, holes and weights")
     train_parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
     train_parser.add_argument("-q", "--quiet", action="store_true", help="no progress line")
@@ -31,14 +34,12 @@ def add_command(commands) -> None:
 
 
 def run_train(args) -> int:
-    from .cli import CliError, signal_handled  # late: cli imports this module to register the command
-
     if not args.data.is_dir():
         raise CliError(f"{args.data}: no such folder")
     for name in ("steps", "batch", "validate_every", "checkpoint_every"):
         if getattr(args, name) < 1:
             raise CliError(f"--{name.replace('_', '-')} must be at least 1")
-    from .train import TrainingError, TrainSettings, train  # late: torch
+    from daemon.training.loop import train  # late: torch
 
     # SIGTERM (systemd, kill, a batch scheduler) stops the run like Ctrl-C: with a checkpoint to resume from.
     try:
@@ -47,7 +48,7 @@ def run_train(args) -> int:
                                 args.validate_every, args.checkpoint_every, args.seed, args.device, args.quiet))
     except TrainingError as error:
         raise CliError(str(error)) from None
-    return 0
+    return EXIT_OK
 
 
 def _interrupt(signum, frame) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 import zmq
 
+from daemon.version import package_version
 from engine.options import PRESETS, get_preset
 
 from .backlog import CLIENT_BYTES, PATIENCE, TOTAL_BYTES, Backlog
@@ -55,7 +56,6 @@ from .protocol import (
 )
 from .uploads import PATIENCE as UPLOAD_PATIENCE
 from .uploads import Uploads
-from .version import package_version
 from .worker import EVENT, FINAL, STOPPED_MESSAGE, Worker
 
 DEFAULT_MAX_PIXELS = 100_000_000

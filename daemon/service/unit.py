@@ -1,4 +1,4 @@
-"""The daemon's systemd user unit: daemon/neural-fill.service with ExecStart pointing at this checkout.
+"""The daemon's systemd user unit: daemon/service/neural-fill.service with ExecStart pointing at this checkout.
 
 Standard library only: install.py uses it before anything is installed.
 """

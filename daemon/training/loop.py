@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -27,47 +26,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F  # noqa: N812 - the torch convention
 from tqdm import tqdm
 
-from engine.content_net import SIZE, WEIGHTS_NAME, ContentNet, Decoder, save_decoder
+from daemon.evaluation.metrics import psnr
+from engine.content_net import WEIGHTS_NAME, ContentNet, Decoder, save_decoder
 from engine.content_training import PERCEPTUAL_WEIGHT, PSNR_FLOOR, PSNR_WEIGHT, training_step
-from engine.hole_masks import random_hole
 
-from .eval_metrics import psnr
-from .image_files import IMAGE_SUFFIXES
-from .photos import VALIDATION_FRACTION
-from .train_command import (
-    DEFAULT_BATCH,
-    DEFAULT_CHECKPOINT_EVERY,
-    DEFAULT_LEARNING_RATE,
-    DEFAULT_STEPS,
-    DEFAULT_VALIDATE_EVERY,
-)
+from .photos import VALIDATION_CROPS, batch_of, load_photo, training_split, validation_set
+from .settings import TrainingError, TrainSettings
 
-MAX_SIDE = 1024  # photos are kept in memory at most this big: crops are 128 px, context beyond this is not needed
 AVERAGE_DECAY = 0.998  # at most: the shipped weights average the last few hundred steps
-VALIDATION_CROPS = 4  # fixed crops and holes per validation photo
 CHECKPOINT, CHECKPOINT_INFO = "checkpoint.safetensors", "checkpoint.json"
 WEIGHTS, MODEL_CARD = WEIGHTS_NAME, "MODEL_CARD.md"  # the file name the engine looks for in the data dir
-
-
-class TrainingError(ValueError):
-    """A run that cannot start (no photos, a bad setting); reported as one line."""
-
-
-@dataclass
-class TrainSettings:
-    data: Path
-    out: Path
-    steps: int = DEFAULT_STEPS
-    batch: int = DEFAULT_BATCH
-    learning_rate: float = DEFAULT_LEARNING_RATE
-    validate_every: int = DEFAULT_VALIDATE_EVERY
-    checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY
-    seed: int = 0
-    device: str = "auto"
-    quiet: bool = False
 
 
 @dataclass
@@ -75,83 +45,6 @@ class RunState:
     step: int = 0
     seconds: float = 0.0
     history: list[dict] = field(default_factory=list)  # validation figures by step
-
-
-# ------------------------------------------------------------------------------------------------- photos
-
-def training_split(folder: Path) -> tuple[list[Path], list[Path]]:
-    """(training, validation) photo files. A folder made by `neural-fill photos` is split by its manifest (photos of
-    one scene stay on one side, every source validates); any other folder by a hash of each file's path, which
-    stays stable as photos are added."""
-    if (folder / "manifest.json").is_file():
-        from .photos import load_manifest, split_by_photo
-
-        training, validation = split_by_photo(load_manifest(folder))
-        return [folder / entry.file for entry in training], [folder / entry.file for entry in validation]
-    files = sorted(path for path in folder.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file())
-    return split_photos(files, folder)
-
-
-def split_photos(files: list[Path], folder: Path) -> tuple[list[Path], list[Path]]:
-    """By photo, from a hash of its path: never one photo on both sides."""
-    import hashlib
-
-    def share(path: Path) -> float:
-        digest = hashlib.sha256(str(path.relative_to(folder)).encode()).digest()
-        return int.from_bytes(digest[:4], "big") / 2**32
-
-    validation = [path for path in files if share(path) < VALIDATION_FRACTION]
-    training = [path for path in files if share(path) >= VALIDATION_FRACTION]
-    if not validation and len(training) > 1:
-        validation = [training.pop()]  # a tiny folder still validates on something it does not train on
-    return training, validation
-
-
-def load_photo(path: Path) -> torch.Tensor:
-    """(3,H,W) uint8, RGB, long side at most MAX_SIDE: read as `neural-fill eval` reads it."""
-    from PIL import Image
-
-    from .eval_photos import read_photo
-
-    picture = Image.fromarray(read_photo(path))
-    scale = MAX_SIDE / max(picture.size)
-    if scale < 1:
-        picture = picture.resize((round(picture.width * scale), round(picture.height * scale)),
-                                 Image.Resampling.LANCZOS)
-    return torch.from_numpy(np.asarray(picture, dtype=np.uint8).copy()).permute(2, 0, 1)
-
-
-def random_crop(photo: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """(3,SIZE,SIZE) float 0..1 from a square crop of random side (log-uniform), flipped half the time."""
-    height, width = photo.shape[-2:]
-    short = min(height, width)
-    low, high = math.log(min(SIZE, short)), math.log(short)
-    side = int(round(math.exp(low + (high - low) * float(torch.rand((), generator=generator)))))
-    top = int(torch.randint(height - side + 1, (1,), generator=generator))
-    left = int(torch.randint(width - side + 1, (1,), generator=generator))
-    crop = photo[:, top:top + side, left:left + side].float()[None] / 255
-    crop = F.interpolate(crop, size=(SIZE, SIZE), mode="area")[0]
-    if float(torch.rand((), generator=generator)) < 0.5:
-        crop = crop.flip(-1)
-    brightness = 0.9 + 0.2 * float(torch.rand((), generator=generator))
-    return (crop * brightness).clamp(0, 1)
-
-
-def batch_of(photos: list[torch.Tensor], size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    picks = torch.randint(len(photos), (size,), generator=generator).tolist()
-    images = torch.stack([random_crop(photos[index], generator) for index in picks])
-    holes = torch.stack([random_hole(SIZE, generator) for _ in picks])
-    return images, holes
-
-
-def validation_set(photos: list[torch.Tensor], seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed + 1_000_003)  # fixed: the same crops at every validation
-    images, holes = [], []
-    for photo in photos:
-        for crop_index in range(VALIDATION_CROPS):
-            images.append(random_crop(photo, generator))
-            holes.append(random_hole(SIZE, generator, kind=("square", "strokes", "blob", "square")[crop_index]))
-    return torch.stack(images), torch.stack(holes)
 
 
 # -------------------------------------------------------------------------------------------- checkpoints

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .eval_samples import Sample
+from .samples import Sample
 
 CHECKER = 8  # px squares of the checkerboard that shows the hole
 MIN_TILE = 256  # small crops are shown enlarged (nearest neighbour) to at least this

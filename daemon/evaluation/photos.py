@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from .image_files import IMAGE_SUFFIXES
-from .photos import MANIFEST, PhotosError, load_manifest, split_by_photo
+from daemon.files import IMAGE_SUFFIXES
+from daemon.photos.manifest import MANIFEST, PhotosError, load_manifest, split_by_photo
 
 VALIDATION_SPLITS = {"val", "valid", "validation", "test", "eval", "evaluation", "held-out", "holdout"}
 
@@ -103,7 +103,7 @@ def _manifest_entries(data: Any) -> list[tuple[str, bool]] | None:
 
 def read_photo(path: Path) -> np.ndarray:
     """uint8 HxWx3 RGB: grey is repeated, alpha dropped, 16 bits reduced to 8."""
-    from .image_files import read_image, to_8_bit
+    from daemon.files import read_image, to_8_bit
 
     pixels = read_image(path)
     if pixels.dtype != np.uint8:

@@ -1,0 +1,81 @@
+"""`neural-fill eval`: score fill methods on photos with masks (daemon/evaluation does the work)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from daemon.evaluation.methods import METHODS
+from daemon.evaluation.run import EvalSettings, evaluate
+from daemon.evaluation.samples import MASK_SETTINGS
+
+from .errors import CliError
+
+
+def add_command(commands: argparse._SubParsersAction) -> None:
+    """Register `eval` on the `neural-fill` subcommands."""
+    names = ", ".join(list(METHODS) + ["content-only (when its weights exist)"])
+    parser = commands.add_parser(
+        "eval", help="score fill methods on photos with masks (L1, L2, PSNR, SSIM, perceptual distance, "
+        "sharpness, time)",
+        description="Run fill methods on seeded crops of a folder of photos with holes, score each in the hole "
+                    "against the original, and write results.md, results.json and comparison grids to --out.",
+        epilog=f"Methods: {names}. Options follow the name: full:content=patches:iterations=30/15/6 (any fill "
+               "option, tuples with '/', or preset=NAME), telea:radius=3, patchmatch:patch_size=5, gmic:patch=9, "
+               "resynthesizer:neighbours=30:probes=200. A peer that is not installed is skipped, with the reason.")
+    parser.add_argument("--data", type=Path, required=True, metavar="DIR",
+                        help="folder of photos (with a manifest.json, its validation split)")
+    parser.add_argument("--masks", default="centre128", choices=list(MASK_SETTINGS),
+                        help="centre128: 128 px crops, 64 px centre hole (the paper's Table 1); centre512: 512 px, "
+                             "256 px hole; freeform/freeform512: 256/512 px crops, strokes covering 10-30%% "
+                             "(default centre128)")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="where results.md, results.json and the grids go")
+    parser.add_argument("--methods", type=_method_list, default=None, metavar="A,B,...",
+                        help="methods to run (default: every one that can run here)")
+    parser.add_argument("--limit", type=_positive, default=None, metavar="N", help="only the first N photos")
+    parser.add_argument("--crops", type=_positive, default=1, metavar="N", help="crops per photo (default 1)")
+    parser.add_argument("--seed", type=_non_negative, default=0,
+                        help="seeds the crops, the holes, the engine and PatchMatch (default 0)")
+    parser.add_argument("--grids", type=_non_negative, default=4, metavar="N",
+                        help="comparison grids for the first N samples (default 4)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    parser.set_defaults(run=run_eval)
+
+
+def _method_list(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("name at least one method")
+    return names
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, not {value}")
+    return value
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """0 when every method ran on every sample, 1 when some failed on some sample (the results are written
+    anyway); bad input raises the CLI's CliError (exit 2)."""
+    if not args.data.is_dir():
+        raise CliError(f"{args.data}: no such folder")
+    settings = EvalSettings(args.data, args.out, args.masks, args.methods, args.limit, args.seed, args.crops,
+                            args.grids, args.quiet)
+    try:
+        report = evaluate(settings, log=lambda line: print(line, flush=True), invoked_as=list(sys.argv))
+    except ValueError as error:
+        raise CliError(str(error)) from None
+    for failure in report.failures:
+        print(f"neural-fill: warning: {failure}", file=sys.stderr)
+    return 1 if report.failures else 0

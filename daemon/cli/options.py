@@ -1,0 +1,62 @@
+"""`neural-fill options`: every fill option with its default and description, and every preset."""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+from typing import Any
+
+from engine.options import PRESETS, get_preset
+
+from .errors import EXIT_OK, PROG
+from .flags import DEFAULT_PRESET, limits_text, option_rows
+
+
+def add_command(commands: argparse._SubParsersAction) -> None:
+    options = commands.add_parser("options", help="list every fill option and preset")
+    options.set_defaults(run=command_options)
+
+
+def command_options(args: argparse.Namespace) -> int:
+    print(options_table())
+    print()
+    print(presets_table())
+    return EXIT_OK
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return ",".join(format_value(v) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return format(value, "g")
+    return str(value)
+
+
+def options_table(width: int = 100) -> str:
+    """Every option with its value in the default preset and its description."""
+    defaults = get_preset(DEFAULT_PRESET).to_dict()
+    lines = [f"Options (`{PROG} fill --NAME VALUE` or `--set NAME=VALUE`; values of the '{DEFAULT_PRESET}' preset):",
+             ""]
+    name_width = max(len(name) for name in defaults) + 2
+    value_width = max(len(format_value(v)) for v in defaults.values()) + 2
+    indent = " " * (2 + name_width + value_width)
+    for name, row in option_rows().items():
+        head = f"  {name:<{name_width}}{format_value(defaults[name]):<{value_width}}"
+        text = f"{row['help']} {limits_text(row)}".strip()
+        lines.append(textwrap.fill(text, width=width, initial_indent=head, subsequent_indent=indent))
+    return "\n".join(lines)
+
+
+def presets_table() -> str:
+    """Each preset: its description and the values in which it differs from the default preset."""
+    base = get_preset(DEFAULT_PRESET).to_dict()
+    name_width = max(len(name) for name in PRESETS) + 2
+    lines = [f"Presets (`{PROG} fill --preset NAME`):", ""]
+    for name, (description, options) in PRESETS.items():
+        lines.append(f"  {name:<{name_width}}{description}")
+        changes = [f"{key}={format_value(v)}" for key, v in options.to_dict().items() if v != base[key]]
+        if changes:
+            lines.append(f"  {'':<{name_width}}{' '.join(changes)}")
+    return "\n".join(lines)

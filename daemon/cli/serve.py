@@ -1,0 +1,44 @@
+"""`neural-fill daemon`: keep the networks loaded and serve fills over ZeroMQ, in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from daemon.service.endpoints import default_endpoint
+from daemon.service.server import DEFAULT_MAX_PIXELS, DEFAULT_MAX_QUEUE, DaemonConfigError, serve
+from engine.options import DEVICES
+
+from .errors import EXIT_OK, CliError
+
+
+def add_command(commands: argparse._SubParsersAction) -> None:
+    daemon = commands.add_parser("daemon", help="run the fill daemon in the foreground (Ctrl-C or SIGTERM stops it)",
+                                 description="Keep the networks loaded and serve fills over ZeroMQ.")
+    daemon.add_argument("--bind", metavar="ENDPOINT",
+                        help=f"where to listen: an ipc:// socket in a folder only you can write to, or tcp:// with "
+                             f"CURVE (default: {default_endpoint()})")
+    daemon.add_argument("--curve", action="store_true",
+                        help="CURVE on an ipc:// socket too (it is always on for tcp://): only clients whose public "
+                             "key is in the keys dir's clients/ folder get in (keys are made on the first start in "
+                             "the user's config dir, or $NEURAL_FILL_CONFIG_DIR)")
+    daemon.add_argument("--insecure-loopback", action="store_true",
+                        help="plain tcp://127.0.0.1 without CURVE: every program of every user of this machine may "
+                             "then send work and could crash the daemon (docs/security.md)")
+    daemon.add_argument("--device", choices=DEVICES, default="auto", help="compute device (default: auto)")
+    daemon.add_argument("--max-queue", type=int, default=DEFAULT_MAX_QUEUE, metavar="N",
+                        help=f"jobs that may wait (default: {DEFAULT_MAX_QUEUE})")
+    daemon.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                        help=f"largest image, in pixels, the daemon accepts (default: {DEFAULT_MAX_PIXELS})")
+    daemon.set_defaults(run=command_daemon)
+
+
+def command_daemon(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
+    try:
+        serve(args.bind, device=args.device, max_queue=args.max_queue, max_pixels=args.max_pixels,
+              curve=args.curve or None, insecure_loopback=args.insecure_loopback)
+    except DaemonConfigError as error:
+        raise CliError(str(error)) from None
+    return EXIT_OK

@@ -1,0 +1,1 @@
+"""`neural-fill eval`'s library: methods, samples, metrics, report and grids."""

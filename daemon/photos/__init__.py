@@ -1,0 +1,1 @@
+"""The photo collection for training and evaluation: catalogue, manifest and split, fetching, writing, assembly."""

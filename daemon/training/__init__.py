@@ -1,0 +1,1 @@
+"""Training the content network on the photos `neural-fill photos` assembles."""
