@@ -26,7 +26,8 @@ from daemon.service.protocol import ErrorCode
 from engine.errors import Cancelled, FillError
 from engine.options import FillOptions
 
-from .files import IMAGE_SUFFIXES, ImageFileError, read_image, read_mask, write_image
+from .files import IMAGE_SUFFIXES, ImageFileError, read_image, write_image
+from .masks import read_mask
 
 MASK_SUFFIX = "_mask"
 FORMAT_SUFFIXES = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif"}

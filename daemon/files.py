@@ -1,4 +1,4 @@
-"""Image and mask files: PNG, JPEG and TIFF in, the same out, at the file's own bit depth.
+"""Image files: PNG, JPEG and TIFF in, the same out, at the file's own bit depth (masks: daemon/masks.py).
 
 Pillow reads and writes everything it can hold exactly: 8-bit images of any layout and 16-bit grey. It cannot hold
 16-bit colour (it silently reduces 48/64-bit PNG and 16-bit RGB TIFF to 8 bits, and cannot open 16-bit grey+alpha
@@ -10,11 +10,6 @@ Rules (the README repeats them):
 - Pixels are used as stored: EXIF orientation is not applied, because a mask is drawn on the stored pixels. The
   output keeps the source's EXIF (orientation included) and ICC profile, so viewers show it the way they show the
   source.
-- Mask: white = hole, black = keep, grey = blend; colour masks count by their luminance; values within
-  `MASK_SNAP` of black or white count as black or white (JPEG noise must not turn a whole photo into a faint hole).
-- A mask file with any transparency: its opaque pixels, whatever their colour, are the hole (hole = alpha), so a
-  hole painted on an empty layer works. A fully opaque mask file is read by luminance.
-- No mask file: the image's own transparency is the hole (hole = 1 - alpha).
 """
 
 from __future__ import annotations
@@ -22,7 +17,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-import tempfile
 import warnings
 import zlib
 from collections.abc import Callable
@@ -34,6 +28,8 @@ import png
 import tifffile
 from PIL import Image
 
+from engine.atomic import atomic_path
+
 PathLike = str | os.PathLike
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -43,8 +39,6 @@ TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic an
 OUTPUT_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff"}
 IMAGE_SUFFIXES = tuple(OUTPUT_FORMATS)  # what read_image reads and write_image writes: a folder's photos are these
 JPEG_QUALITY = 95  # the fill is a retouch: keep the rest of the photo close to the original
-MASK_SNAP = 4 / 255
-LUMINANCE = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R BT.601, as Pillow's convert("L")
 EXIF_ORIENTATION = 0x0112
 
 
@@ -67,10 +61,10 @@ class PrecisionWarning(UserWarning):
 def read_image(path: PathLike) -> np.ndarray:
     """The pixels of a PNG, JPEG or TIFF file as stored: HxW (grey) or HxWxC (grey+alpha, RGB, RGBA; alpha last),
     uint8 or uint16 as in the file. EXIF orientation is not applied."""
-    return _read_checked(path)
+    return read_checked(path)
 
 
-def _read_checked(path: PathLike, check_size: Callable[[int, int], None] | None = None) -> np.ndarray:
+def read_checked(path: PathLike, check_size: Callable[[int, int], None] | None = None) -> np.ndarray:
     """read_image, with `check_size(width, height)` called on the header's size before any pixel is decoded."""
     path = Path(path)
     header = _read_header(path)
@@ -97,18 +91,6 @@ def _read_checked(path: PathLike, check_size: Callable[[int, int], None] | None 
 
 def has_alpha(image: np.ndarray) -> bool:
     return image.ndim == 3 and image.shape[2] in (2, 4)
-
-
-def read_mask(path: PathLike | None, image: np.ndarray) -> np.ndarray:
-    """The hole as float32 HxW in 0..1 (1 = fill, 0 = keep, between = blend), from a mask file or, when `path` is
-    None, from the image's transparency. See the module docstring for the rules."""
-    if path is None:
-        if not has_alpha(image):
-            raise ImageFileError(None, "no mask given and the image has no alpha channel to take the hole from")
-        return _snap(1.0 - _unit_scale(image[..., -1]))
-    # A mask of the wrong size is refused before it is decoded.
-    pixels = _read_checked(path, lambda width, height: _check_same_size(path, (height, width), image))
-    return _snap(_mask_from_pixels(pixels))
 
 
 def _read_header(path: Path) -> bytes:
@@ -250,40 +232,6 @@ def _unpremultiply(pixels: np.ndarray) -> np.ndarray:
     return np.concatenate([np.clip(np.rint(colour), 0, 65535).astype(np.uint16), pixels[..., -1:]], axis=-1)
 
 
-def _check_same_size(mask_path: PathLike, mask_size: tuple[int, int], image: np.ndarray) -> None:
-    (mh, mw), (ih, iw) = mask_size, image.shape[:2]
-    if (mh, mw) == (ih, iw):
-        return
-    hint = ""
-    if (mh, mw) == (iw, ih):
-        hint = " (one of them is rotated: masks match the pixels as stored, EXIF orientation is not applied)"
-    raise ImageFileError(mask_path, f"the mask is {mw}x{mh} pixels but the image is {iw}x{ih}{hint}")
-
-
-def _mask_from_pixels(pixels: np.ndarray) -> np.ndarray:
-    if has_alpha(pixels):
-        alpha = pixels[..., -1]
-        if (alpha < np.iinfo(alpha.dtype).max).any():
-            return _unit_scale(alpha)
-        pixels = pixels[..., :-1]
-    if pixels.ndim == 3 and pixels.shape[2] == 1:
-        pixels = pixels[..., 0]
-    if pixels.ndim == 2:
-        return _unit_scale(pixels)
-    return _unit_scale(pixels) @ LUMINANCE
-
-
-def _unit_scale(channel: np.ndarray) -> np.ndarray:
-    return channel.astype(np.float32) / np.float32(np.iinfo(channel.dtype).max)
-
-
-def _snap(mask: np.ndarray) -> np.ndarray:
-    mask = np.clip(mask, 0.0, 1.0).astype(np.float32)
-    mask[mask < MASK_SNAP] = 0.0
-    mask[mask > 1.0 - MASK_SNAP] = 1.0
-    return mask
-
-
 # ---------------------------------------------------------------------------------------------------- writing
 
 
@@ -319,7 +267,8 @@ def write_image(path: PathLike, array: np.ndarray, like: PathLike | None = None)
     pixels = _check_pixels(path, array)
     metadata = _metadata_of(like)
     encode = {"png": _write_png, "jpeg": _write_jpeg, "tiff": _write_tiff}[kind]
-    _write_atomically(path, lambda f: encode(f, pixels, metadata))
+    with atomic_path(path) as temporary, temporary.open("wb") as f:
+        encode(f, pixels, metadata)
 
 
 def _check_pixels(path: Path, array: np.ndarray) -> np.ndarray:
@@ -343,31 +292,6 @@ def _metadata_of(like: PathLike | None) -> dict:
             return {"icc": im.info.get("icc_profile"), "exif": exif if len(exif) else None}
     except Exception:  # metadata is a courtesy, never a reason to lose the result
         return {}
-
-
-def _write_atomically(path: Path, encode) -> None:
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    temp = Path(temp_name)
-    try:  # anything raised from here on, a SIGTERM turned exception included (daemon/cli.py), removes it
-        os.close(fd)  # reopened by name: tifffile wants a file object with a real name
-        with temp.open("wb") as f:
-            encode(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(temp, _file_mode_for(path))  # mkstemp makes 0600; give the usual permissions
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-
-
-def _file_mode_for(path: Path) -> int:
-    try:
-        return path.stat().st_mode & 0o777  # replacing a file keeps its permissions
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
 
 
 def _write_png(f: BinaryIO, pixels: np.ndarray, metadata: dict) -> None:

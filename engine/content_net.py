@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the torch convention
 from torch import nn
 
+from .atomic import atomic_path
 from .content import harmonic_fill
 from .device import reduced_precision
 from .vgg import VGGFeatures
@@ -117,9 +118,8 @@ def save_decoder(decoder: Decoder, path: Path, metadata: dict[str, str] | None =
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {name: value.detach().to("cpu", torch.float16).contiguous()
                for name, value in decoder.state_dict().items()}
-    temporary = path.with_name(path.name + ".part")
-    save_file(tensors, str(temporary), metadata={"format": FORMAT, **(metadata or {})})
-    temporary.replace(path)
+    with atomic_path(path) as temporary:
+        save_file(tensors, str(temporary), metadata={"format": FORMAT, **(metadata or {})})
 
 
 def load_decoder(path: Path | None = None) -> Decoder:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import os
 import shutil
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from .atomic import atomic_path
 from .errors import WeightsError
 from .weights import (
     CAFFE_MEAN_BGR,
@@ -284,25 +284,8 @@ def _save_atomically(state: dict[str, torch.Tensor], dest: Path, metadata: dict[
     """Write to a temp file beside `dest`, check it loads, then rename: an interrupted run never leaves half a file."""
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        handle, temp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent)
-        os.close(handle)
+        with atomic_path(dest) as temporary:
+            save_file(state, str(temporary), metadata=metadata)
+            load_vgg19_state_dict(temporary)
     except OSError as exc:
-        raise WeightsError(f"Cannot write the VGG-19 weights to {dest.parent}: {exc}") from exc
-    temp_path = Path(temp_name)
-    try:
-        save_file(state, temp_name, metadata=metadata)
-        _fsync(temp_path)
-        load_vgg19_state_dict(temp_path)
-        os.chmod(temp_path, 0o644)  # mkstemp makes it 0600
-        os.replace(temp_path, dest)
-    except OSError as exc:
-        temp_path.unlink(missing_ok=True)
         raise WeightsError(f"Cannot write the VGG-19 weights to {dest}: {exc}") from exc
-    except BaseException:
-        temp_path.unlink(missing_ok=True)
-        raise
-
-
-def _fsync(path: Path) -> None:
-    with path.open("rb") as stream:
-        os.fsync(stream.fileno())

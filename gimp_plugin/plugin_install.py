@@ -14,11 +14,12 @@ vendored wheels are kept when they match, stale plug-in files are removed.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from engine.atomic import write_atomically
 
 PLUGIN_NAME = "neural_fill"
 WIRE_PACKAGE = "neural_fill_wire"
@@ -63,8 +64,8 @@ def install_code(profile: Path, settings: PluginSettings, service_dir: Path, key
     (target / f"{PLUGIN_NAME}.py").chmod(0o755)  # GIMP runs the file named as its folder
     for name in WIRE_SOURCES:
         _copy(Path(service_dir) / name, wire / name)
-    _write(wire / "__init__.py", '"""Copied from daemon/service/ by install.py: do not edit here."""\n')
-    _write(target / SETTINGS_FILE, settings.to_json())
+    write_atomically(wire / "__init__.py", '"""Copied from daemon/service/ by install.py: do not edit here."""\n')
+    write_atomically(target / SETTINGS_FILE, settings.to_json())
     if keys_dir is not None:
         copy_client_keys(Path(keys_dir), target / KEYS_DIR)
     return target
@@ -101,12 +102,4 @@ def uninstall(profile: Path, dry_run: bool = False, say: Callable[[str], None] =
 
 
 def _copy(source: Path, destination: Path) -> None:
-    _write(destination, source.read_bytes())
-
-
-def _write(path: Path, content: str | bytes) -> None:
-    """Through a temporary file and a rename: GIMP starting meanwhile never sees half a file."""
-    temporary = path.with_name(path.name + ".part")
-    data = content.encode("utf-8") if isinstance(content, str) else content
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
+    write_atomically(destination, source.read_bytes())

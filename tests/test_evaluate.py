@@ -1,4 +1,4 @@
-"""`neural-fill eval` (daemon/evaluate.py and its eval_* modules): masks, metrics, the method registry, the
+"""`neural-fill eval` (daemon/evaluation/run.py and its eval_* modules): masks, metrics, the method registry, the
 photos chosen and a whole run on a tiny folder.
 
 Offline and fast: the cheap methods only (the built-in mean fill, and the peers that happen to be installed); the
@@ -308,7 +308,7 @@ def photos_folder(path, count: int = 7):
 
 def test_a_photos_manifest_is_scored_on_its_validation_split_only(tmp_path, capsys):
     data = photos_folder(tmp_path / "photos")
-    training, validation = split_by_photo(load_manifest(data))  # as daemon/train.py's training_split
+    training, validation = split_by_photo(load_manifest(data))  # as daemon/training/'s training_split
     assert training and validation
     chosen, note = list_photos(data)
     assert chosen == [data / entry.file for entry in validation]

@@ -15,16 +15,8 @@ import tifffile
 from PIL import Image, ImageCms
 
 from daemon import files as image_files
-from daemon.files import (
-    MASK_SNAP,
-    ImageFileError,
-    PrecisionWarning,
-    check_writable,
-    read_image,
-    read_mask,
-    to_8_bit,
-    write_image,
-)
+from daemon.files import ImageFileError, PrecisionWarning, check_writable, read_image, to_8_bit, write_image
+from daemon.masks import MASK_SNAP, read_mask
 
 LAYOUTS = {"grey": (), "grey+alpha": (2,), "rgb": (3,), "rgba": (4,)}
 

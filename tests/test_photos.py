@@ -1,4 +1,4 @@
-"""`neural-fill photos` (daemon/photos.py), offline: the package downloads are faked (subprocess.run answers
+"""`neural-fill photos` (daemon/photos/), offline: the package downloads are faked (subprocess.run answers
 apt-get, dpkg and pip with tiny trees built here), so no network is used."""
 
 from __future__ import annotations

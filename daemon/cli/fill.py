@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from daemon.files import check_writable, has_alpha, read_image, read_mask, write_image
+from daemon.files import check_writable, has_alpha, read_image, write_image
+from daemon.masks import read_mask
 from daemon.service.client import Client, DaemonError, DaemonUnavailable
 from daemon.service.endpoints import default_endpoint
 from daemon.service.keys import KeysError

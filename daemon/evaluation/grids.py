@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from engine.atomic import atomic_path
+
 from .samples import Sample
 
 CHECKER = 8  # px squares of the checkerboard that shows the hole
@@ -45,9 +47,8 @@ def write_grid(path: Path, sample: Sample, outputs: dict[str, np.ndarray | None]
         else:
             block = Image.fromarray(image).resize((tile, tile), Image.Resampling.NEAREST)
         grid.paste(block, (left, caption_height))
-    temporary = path.with_name(path.name + ".part")
-    grid.save(temporary, format="PNG")
-    temporary.replace(path)
+    with atomic_path(path) as temporary:
+        grid.save(temporary, format="PNG")
 
 
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:

@@ -1,5 +1,5 @@
 """Scores of a filled image against the original, in the hole only: L1 and L2 error in %, PSNR, SSIM, the
-perceptual distance (daemon/eval_perceptual.py) and the gradient ratio; and the texture match, which needs no
+perceptual distance (daemon/evaluation/perceptual.py) and the gradient ratio; and the texture match, which needs no
 original (for real object removal)."""
 
 from __future__ import annotations

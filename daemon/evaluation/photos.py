@@ -22,7 +22,7 @@ def list_photos(folder: Path, exclude: Path | None = None) -> tuple[list[Path], 
     """The photos to evaluate on and a sentence saying where they come from.
 
     With a `manifest.json` written by `neural-fill photos` (an object with "photos": [entry...]), the validation
-    photos of `split_by_photo`, as daemon/train.py's `training_split` splits it. With any other manifest (a list of
+    photos of `split_by_photo`, as daemon/training/'s `training_split` splits it. With any other manifest (a list of
     entries with a "file" relative to the folder), only the entries marked as the validation split
     ("split"/"subset"/"set" = val, validation, test..., or "validation": true), or all entries when none is
     marked. Files a manifest lists that are missing are left out. Without a manifest, or with one that cannot be

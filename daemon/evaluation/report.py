@@ -12,6 +12,8 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.atomic import write_atomically
+
 from .metrics import summarise
 from .samples import HOLE_GREY, MaskSetting
 
@@ -37,8 +39,8 @@ def write_results(out: Path, records: list[dict[str, Any]], grids: list[dict[str
         "grids": grids,
         "samples": records,
     }
-    _write_text(out / "results.json", json.dumps(_finite(document), indent=1) + "\n")
-    _write_text(out / "results.md", results_markdown(summary, records, grids, command=command, settings=settings,
+    write_atomically(out / "results.json", json.dumps(_finite(document), indent=1) + "\n")
+    write_atomically(out / "results.md", results_markdown(summary, records, grids, command=command, settings=settings,
                                                      setting=setting, photo_note=photo_note, methods=methods,
                                                      skipped=skipped, invoked_as=invoked_as))
 
@@ -89,7 +91,7 @@ def results_markdown(summary: dict[str, dict[str, float]], records: list[dict[st
         "- perceptual: LPIPS-style distance on ImageNet EfficientNet-Lite0, a network the engine never "
         "optimises: channels unit-normalised at the last block of strides 2, 4, 8 and 16, squared differences "
         "summed over channels, averaged over the hole's positions, then over the stages (0 = the same features; "
-        "daemon/eval_perceptual.py).",
+        "daemon/evaluation/perceptual.py).",
         "- gradient ratio: mean luma gradient magnitude in the hole, the fill's over the original's (1 = as sharp "
         "as the original; a blur is under 0.5, noise over 1.5). texture match: the same in the hole over that of "
         "a ring of known pixels around it (a quarter of the hole's square-rooted area wide, at least 8 px); it "
@@ -131,12 +133,6 @@ def _finite(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_finite(item) for item in value]
     return value
-
-
-def _write_text(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".part")
-    temporary.write_text(text)
-    temporary.replace(path)
 
 
 def equivalent_command(settings: EvalSettings) -> str:

@@ -37,6 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from engine.atomic import write_atomically
+
 from .catalogue import SOURCES, Source, selection_fingerprint
 from .fetch import FETCHERS, Fetched, Say, SourceError, reviewed_members
 from .manifest import MANIFEST, Entry, Manifest, Missing, PhotosError, read_manifest, sha256_of, verify
@@ -147,9 +149,7 @@ def _add_source(manifest: Manifest, source: Source, fetched: Fetched, partial: P
 
 
 def _write_json(path: Path, data) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(temporary, path)
+    write_atomically(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
 
 
 def _swap_in(partial: Path, out: Path) -> None:

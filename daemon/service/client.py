@@ -27,7 +27,7 @@ __all__ = ["Client", "DaemonError", "DaemonUnavailable"]
 class Client:
     """One DEALER connection to a daemon, speaking numpy arrays. Not thread-safe: give each thread its own Client.
 
-    endpoint None is the default (daemon/endpoints.py). CURVE is spoken on every tcp:// endpoint unless
+    endpoint None is the default (daemon/service/endpoints.py). CURVE is spoken on every tcp:// endpoint unless
     insecure_loopback, or as `curve` says, or when a keys_dir is given: the daemon's public key and this client's
     pair are read from the keys dir (default: the user's config dir, as the daemon's). A daemon that refuses the
     key never answers: the calls then raise DaemonUnavailable after `timeout`."""

@@ -116,7 +116,7 @@ def field_of(header: dict[str, Any], name: str, kind: type | tuple[type, ...], j
 @dataclass(frozen=True)
 class FillRequest:
     """A checked `fill` header: sizes within the daemon's pixel limit. Its pixels and mask arrive in `data` chunks
-    (daemon/uploads.py), then sit here as views of the upload's buffer."""
+    (daemon/service/uploads.py), then sit here as views of the upload's buffer."""
 
     job_id: str
     width: int

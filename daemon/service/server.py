@@ -4,10 +4,10 @@ The socket loop (the thread that calls `run`) owns the ROUTER socket and all boo
 queues and forwards, so it answers within milliseconds even while the worker is deep in a fill. Nothing a client
 sends can stop it: every malformed or refused request gets an error reply with a stable code. (A frame over
 ZMQ_MAXMSGSIZE is the one exception: libzmq drops that connection before the daemon sees anything to answer.)
-A fill's data comes in chunks (daemon/protocol.py), so that limit is one chunk whatever the image, and what
-unfinished uploads hold is what their headers reserved within the upload budget (daemon/uploads.py).
+A fill's data comes in chunks (daemon/service/protocol.py), so that limit is one chunk whatever the image, and what
+unfinished uploads hold is what their headers reserved within the upload budget (daemon/service/uploads.py).
 
-With CURVE on (the default on tcp://, daemon/endpoints.py), zmq.auth's authenticator (ZAP) lets in only clients
+With CURVE on (the default on tcp://, daemon/service/endpoints.py), zmq.auth's authenticator (ZAP) lets in only clients
 whose public key is in the keys dir's `clients/` folder; anyone else's handshake fails and they never reach the
 socket loop, nor libzmq's routing-id bookkeeping (docs/security.md).
 """
@@ -90,7 +90,7 @@ class Daemon:
                  insecure_loopback: bool = False, unread_bytes: int = CLIENT_BYTES,
                  unread_seconds: float = PATIENCE, upload_bytes: int | None = None,
                  upload_seconds: float = UPLOAD_PATIENCE) -> None:
-        """endpoint None: the default (daemon/endpoints.py). curve None: on for tcp:// unless insecure_loopback.
+        """endpoint None: the default (daemon/service/endpoints.py). curve None: on for tcp:// unless insecure_loopback.
         A client holding more than unread_bytes of replies, or leaving one unread unread_seconds, is dropped.
         Unfinished uploads may hold upload_bytes per client (default: the largest fill max_pixels allows) and
         twice that in all; one whose next chunk is upload_seconds late is dropped."""

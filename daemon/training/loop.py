@@ -29,6 +29,7 @@ import torch
 from tqdm import tqdm
 
 from daemon.evaluation.metrics import psnr
+from engine.atomic import atomic_path, write_atomically
 from engine.content_net import WEIGHTS_NAME, ContentNet, Decoder, save_decoder
 from engine.content_training import PERCEPTUAL_WEIGHT, PSNR_FLOOR, PSNR_WEIGHT, training_step
 
@@ -60,13 +61,10 @@ def save_checkpoint(out: Path, decoder: Decoder, averaged: Decoder, optimizer: t
         for key, value in param_state.items():
             tensors[f"adam.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
     tensors["generator"] = generator.get_state()
-    temporary = out / (CHECKPOINT + ".part")
-    save_file(tensors, str(temporary))
+    with atomic_path(out / CHECKPOINT) as temporary:  # tensors first: an info file never points past them
+        save_file(tensors, str(temporary))
     info = {"step": state.step, "seconds": state.seconds, "history": state.history}
-    info_temporary = out / (CHECKPOINT_INFO + ".part")
-    info_temporary.write_text(json.dumps(info, indent=1), encoding="utf-8")
-    temporary.replace(out / CHECKPOINT)  # tensors first: an info file never points past them
-    info_temporary.replace(out / CHECKPOINT_INFO)
+    write_atomically(out / CHECKPOINT_INFO, json.dumps(info, indent=1))
 
 
 def load_checkpoint(out: Path, decoder: Decoder, averaged: Decoder, optimizer: torch.optim.Optimizer,
