@@ -65,7 +65,7 @@ def serve(endpoint: str, identity: bool) -> None:
         import engine.pipeline
 
         engine.pipeline.fill = lambda image, mask, options, progress=None, cancel=None: image
-    from daemon.service.server import serve as serve_daemon
+    from daemon.cli.serve import serve as serve_daemon
 
     serve_daemon(endpoint)
 

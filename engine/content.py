@@ -82,23 +82,3 @@ class DiffusionPredictor:
 
     def predict(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
         return harmonic_fill(image, 1 - hole)
-
-
-def make_predictors(name: str, device: torch.device | None = None,
-                    precision: torch.dtype = torch.float32) -> list[ContentPredictor]:
-    """The candidates for FillOptions.content, the preferred first (engine/content_choice.py picks one per crop);
-    none switches the content term off (the paper's ablation). precision: the content network's (engine/device.py)."""
-    from .patch_fill import PatchFillPredictor  # here, not at the top: patch_fill imports this module
-
-    if name == "patches":
-        return [PatchFillPredictor()]
-    if name == "diffusion":
-        return [DiffusionPredictor()]
-    if name == "network":
-        from .content_net import NetworkPredictor, load_content_net
-
-        # The patches take over where they continue the border clearly better: regular patterns.
-        return [NetworkPredictor(load_content_net(device or torch.device("cpu")), precision), PatchFillPredictor()]
-    if name == "none":
-        return []
-    raise ValueError(f"unknown content predictor {name!r}")

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 
 import torch
 
-from .content import ContentPredictor
+from .content import ContentPredictor, DiffusionPredictor
+from .content_net import NetworkPredictor, load_content_net
+from .patch_fill import PatchFillPredictor
 from .resample import dilate, resize, touched
 
 CHECK_SIDE = 128  # the crop's longest side for the check: the network's own size, cheap for every candidate
@@ -53,3 +55,19 @@ def choose_predictor(candidates: Sequence[ContentPredictor], image: torch.Tensor
     errors = ring_errors(candidates, resize(image, size, "area"), small_hole, usable)
     best = min(range(1, len(candidates)), key=lambda i: errors[i])
     return candidates[best] if errors[best] < LATER_MUST_BEAT * errors[0] else candidates[0]
+
+
+def make_predictors(name: str, device: torch.device | None = None,
+                    precision: torch.dtype = torch.float32) -> list[ContentPredictor]:
+    """The candidates for FillOptions.content, the preferred first (`choose_predictor` above picks one per crop);
+    none switches the content term off (the paper's ablation). precision: the content network's (engine/device.py)."""
+    if name == "patches":
+        return [PatchFillPredictor()]
+    if name == "diffusion":
+        return [DiffusionPredictor()]
+    if name == "network":
+        # The patches take over where they continue the border clearly better: regular patterns.
+        return [NetworkPredictor(load_content_net(device or torch.device("cpu")), precision), PatchFillPredictor()]
+    if name == "none":
+        return []
+    raise ValueError(f"unknown content predictor {name!r}")

@@ -11,10 +11,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 - the torch convention
 
-from .content import make_predictors, push_pull_fill
+from .content import push_pull_fill
+from .content_choice import make_predictors
 from .detail import transfer_detail
 from .device import configure_cpu, resolve_device, resolve_precision
-from .errors import ImageError, MaskError
+from .errors import ImageError, MaskError, WeightsError
 from .options import FillOptions, get_preset
 from .progress import CancelCheck, ProgressCallback, Reporter
 from .regions import crop_boxes
@@ -73,15 +74,20 @@ def fill(image: np.ndarray, mask: np.ndarray, options: FillOptions | None = None
     return result
 
 
-def preload(options: FillOptions) -> None:
-    """Load what a fill with `options` will need (the networks on its device, the compiled pixel search) ahead of
-    it. What fails here fails again in the fill, with its message."""
+def preload(options: FillOptions, device: torch.device | None = None) -> WeightsError | None:
+    """Load what a fill with `options` will need (VGG-19 and the content network on its device, the compiled pixel
+    search) ahead of it. VGG-19 failing to load is raised: no fill can run. The content network's error is
+    returned: only the fills that need it fail, again, with that message."""
     from .pixel_search import compile_now
 
-    device = resolve_device(options.device)
+    device = device if device is not None else resolve_device(options.device)
     load_vgg(device)
-    make_predictors(options.content, device)
     compile_now()
+    try:
+        make_predictors(options.content, device)
+    except WeightsError as error:
+        return error
+    return None
 
 
 def no_known_pixels(image: np.ndarray, amount: np.ndarray) -> bool:

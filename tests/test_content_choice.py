@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine.content import DiffusionPredictor, make_predictors
-from engine.content_choice import choose_predictor, ring_errors
+from engine.content import DiffusionPredictor
+from engine.content_choice import choose_predictor, make_predictors, ring_errors
 from engine.patch_fill import PatchFillPredictor
 from engine.weights import vgg19_path
 from tests.conftest import noisy_photo, stripes

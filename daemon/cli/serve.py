@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+from pathlib import Path
 
 from daemon.service.endpoints import default_endpoint
-from daemon.service.server import DEFAULT_MAX_PIXELS, DEFAULT_MAX_QUEUE, DaemonConfigError, serve
+from daemon.service.server import DEFAULT_MAX_PIXELS, DEFAULT_MAX_QUEUE, Daemon, DaemonConfigError
 from engine.options import DEVICES
 
 from .errors import EXIT_OK, CliError
+from .signals import signal_handled
 
 
 def add_command(commands: argparse._SubParsersAction) -> None:
@@ -42,3 +45,19 @@ def command_daemon(args: argparse.Namespace) -> int:
     except DaemonConfigError as error:
         raise CliError(str(error)) from None
     return EXIT_OK
+
+
+def serve(endpoint: str | None = None, device: str = "auto", max_queue: int = DEFAULT_MAX_QUEUE,
+          max_pixels: int = DEFAULT_MAX_PIXELS, allow_shutdown: bool = False, curve: bool | None = None,
+          keys_dir: Path | None = None, insecure_loopback: bool = False) -> None:
+    """Run a daemon in the foreground until SIGTERM or SIGINT (the running job is cancelled, sockets closed)."""
+    daemon = Daemon(endpoint, device=device, max_queue=max_queue, max_pixels=max_pixels,
+                    allow_shutdown=allow_shutdown, curve=curve, keys_dir=keys_dir,
+                    insecure_loopback=insecure_loopback)
+    daemon.start()
+
+    def stop(signum: int, frame: object) -> None:
+        daemon.stop()
+
+    with signal_handled(signal.SIGTERM, stop), signal_handled(signal.SIGINT, stop):
+        daemon.run()

@@ -1,9 +1,9 @@
 """`neural-fill eval`: run fill methods on photos with masks and score them in the hole.
 
-Takes a folder of photos (eval_photos), cuts seeded crops with a hole (eval_samples: the paper's Table 1 setting
-`centre128`, a bigger `centre512`, or free-form strokes), lets every method (eval_methods) fill the hole, scores
-each result against the original in the hole (eval_metrics: L1, L2, PSNR, SSIM, and wall time per image), and
-writes results.md, results.json (eval_report) and comparison grids (eval_grids).
+Takes a folder of photos (photos.py), cuts seeded crops with a hole (samples.py: the paper's Table 1 setting
+`centre128`, a bigger `centre512`, or free-form strokes), lets every method (methods.py) fill the hole, scores
+each result against the original in the hole (metrics.py: L1, L2, PSNR, SSIM, and wall time per image), and
+writes results.md, results.json (report.py) and comparison grids (grids.py).
 
 Loads no torch until a method is built, so `neural-fill` starts as fast with the command registered.
 """

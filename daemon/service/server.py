@@ -15,7 +15,6 @@ socket loop, nor libzmq's routing-id bookkeeping (docs/security.md).
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -31,13 +30,12 @@ from .endpoints import (
     DaemonConfigError,
     check_endpoint,
     default_endpoint,
-    is_ipv6,
     is_tcp,
     make_socket_dir,
     uses_curve,
 )
 from .jobs import Job, JobQueue
-from .keys import SERVER, KeyPair, authorised_dir, ensure_keys, load_pair
+from .keys import SERVER, KeyPair, ensure_keys, load_pair
 from .pixels import request_image, request_mask
 from .protocol import (
     CHUNK_BYTES,
@@ -54,30 +52,17 @@ from .protocol import (
     job_id_of,
     parse_fill,
 )
+from .sockets import raise_open_file_limit, router_socket, start_curve, user_id
 from .uploads import PATIENCE as UPLOAD_PATIENCE
-from .uploads import Uploads
+from .uploads import Uploads, largest_upload
 from .worker import EVENT, FINAL, STOPPED_MESSAGE, Worker
 
 DEFAULT_MAX_PIXELS = 100_000_000
 DEFAULT_MAX_QUEUE = 16
-RECEIVE_HWM = 16  # messages libzmq queues per client before it stops reading that connection: 16 chunks
 POLL_MS = 100  # how soon a stop request (signal, shutdown) is noticed when no message arrives
 BATCH = 64  # messages handled from one socket before looking at the other, so neither starves
-# Messages libzmq holds per client: progress events beyond it are dropped, replies wait in our Backlog.
-SEND_HWM = 64
-# A ZMTP 3 peer that has not finished its handshake by then is dropped. (A ZMTP 1.0 peer has no handshake: CURVE
-# refuses it at once, which is one more reason CURVE is the default on tcp://.)
-HANDSHAKE_MS = 10_000
-# A peer that answers no ZMTP heartbeat for HEARTBEAT_TIMEOUT_MS is dropped, so a client lost without a TCP close
-# (network gone, machine asleep) is noticed too; its jobs then stop at their next event (ROUTER_MANDATORY).
-HEARTBEAT_IVL_MS, HEARTBEAT_TIMEOUT_MS = 5_000, 15_000
 
 log = logging.getLogger("neural_fill.daemon")
-
-
-def largest_upload(max_pixels: int) -> int:
-    """The data of the largest fill the daemon takes: 4 f32 channels and an f32 mask."""
-    return max_pixels * (4 + 1) * 4
 
 
 class Daemon:
@@ -136,18 +121,9 @@ class Daemon:
         self.precision = precision_name(resolve_precision("auto", self.device))
         server_keys = self._server_keys() if self.curve else None  # before any socket: a key problem leaks nothing
         self._context = zmq.Context()
-        self._router = self._context.socket(zmq.ROUTER)
-        self._router.linger = 0
-        self._router.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
-        self._router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # sending to a vanished client fails: its jobs stop
-        self._router.sndhwm = SEND_HWM
-        self._router.rcvhwm = RECEIVE_HWM
-        self._router.setsockopt(zmq.HANDSHAKE_IVL, HANDSHAKE_MS)
-        self._router.ipv6 = is_ipv6(self.endpoint)
-        self._router.heartbeat_ivl = HEARTBEAT_IVL_MS
-        self._router.heartbeat_timeout = HEARTBEAT_TIMEOUT_MS
+        self._router = router_socket(self._context, self.endpoint, self.max_message_bytes)
         if server_keys is not None:
-            self._start_curve(server_keys)
+            self._authenticator = start_curve(self._context, self._router, server_keys, self.keys_dir)
         self._inbox = self._context.socket(zmq.PULL)
         self._inbox.linger = 0
         outbox = f"inproc://neural-fill-worker-{id(self)}"
@@ -174,46 +150,19 @@ class Daemon:
                         "see others' job ids, and crash it through libzmq (docs/security.md)")
 
     def _preload(self) -> None:
-        """The networks and the compiled kernels, loaded at start (on the worker's thread, start waits) so that
-        the first fill does not pay for them."""
-        from engine.pixel_search import compile_now
-        from engine.vgg import load_vgg
+        """Everything the default fill needs, loaded at start (on the worker's thread, start waits) so that the
+        first fill does not pay for it. Without the content network the daemon still starts: each fill that needs
+        it is refused with the loader's message, and other fills work."""
+        from engine.pipeline import preload
 
-        load_vgg(self.device)
-        self._preload_content_network()
-        compile_now()
-
-    def _preload_content_network(self) -> None:
-        """The default content predictor's network, loaded now like VGG. A missing or damaged weights file does not
-        stop the daemon: each fill that needs it is refused with the loader's message, and other fills work."""
-        from engine.content_net import load_content_net
-        from engine.errors import WeightsError
-        from engine.options import get_preset
-
-        if get_preset("default").content != "network":
-            return
-        try:
-            load_content_net(self.device)
-        except WeightsError as error:
+        error = preload(get_preset("default"), self.device)
+        if error is not None:
             log.warning("the content network did not load: %s", error)
 
     def _server_keys(self) -> KeyPair:
         """The daemon's pair, made (with one client pair) on the first start."""
         self.keys_dir = ensure_keys(self.keys_dir)
         return load_pair(self.keys_dir, SERVER)
-
-    def _start_curve(self, server: KeyPair) -> None:
-        """The authenticator must run before the socket binds, or early handshakes would go unchecked."""
-        from zmq.auth.thread import ThreadAuthenticator
-
-        self._authenticator = ThreadAuthenticator(self._context)
-        self._authenticator.start()
-        # The authorised keys are read now: a key added to clients/ counts from the next start.
-        self._authenticator.configure_curve(domain="*", location=authorised_dir(self.keys_dir))
-        self._router.curve_secretkey = server.secret
-        self._router.curve_publickey = server.public
-        self._router.curve_server = True
-        log.info("CURVE on: keys in %s", self.keys_dir)
 
     def run(self) -> None:
         poller = zmq.Poller()
@@ -437,42 +386,3 @@ class Daemon:
             self._send(client, encode({"op": "cancelled", "id": job_id}))
         else:  # running: the engine stops at its next cancel check and the worker sends `cancelled`
             job.cancel.set()
-
-
-def user_id(frame: zmq.Frame) -> str | None:
-    """The ZAP User-Id libzmq attached to a received frame (the client's z85 public key under CURVE), or None."""
-    try:
-        return frame.get("User-Id") or None
-    except zmq.ZMQError:  # no ZAP handler ran for this connection: the property does not exist
-        return None
-
-
-def raise_open_file_limit() -> None:
-    """Every connection holds a descriptor: the soft limit (often 1024) raised to the hard one."""
-    try:
-        import resource
-    except ImportError:  # Windows
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError) as error:  # macOS refuses RLIM_INFINITY
-            log.warning("the open-file limit stays at %d: %s", soft, error)
-
-
-def serve(endpoint: str | None = None, device: str = "auto", max_queue: int = DEFAULT_MAX_QUEUE,
-          max_pixels: int = DEFAULT_MAX_PIXELS, allow_shutdown: bool = False, curve: bool | None = None,
-          keys_dir: Path | None = None, insecure_loopback: bool = False) -> None:
-    """Run a daemon in the foreground until SIGTERM or SIGINT (the running job is cancelled, sockets closed)."""
-    daemon = Daemon(endpoint, device=device, max_queue=max_queue, max_pixels=max_pixels,
-                    allow_shutdown=allow_shutdown, curve=curve, keys_dir=keys_dir,
-                    insecure_loopback=insecure_loopback)
-    daemon.start()
-    stop_signals = (signal.SIGTERM, signal.SIGINT)
-    previous = {sig: signal.signal(sig, lambda signum, frame: daemon.stop()) for sig in stop_signals}
-    try:
-        daemon.run()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

@@ -96,3 +96,8 @@ class Uploads:
 
 def mb(size: int) -> str:
     return f"{size / 2**20:.0f} MB"
+
+
+def largest_upload(max_pixels: int) -> int:
+    """The data of the largest fill the daemon takes: 4 f32 channels and an f32 mask."""
+    return max_pixels * (4 + 1) * 4
