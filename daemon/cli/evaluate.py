@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 from daemon.evaluation.methods import METHODS
-from daemon.evaluation.run import EvalSettings, evaluate
+from daemon.evaluation.run import evaluate
 from daemon.evaluation.samples import MASK_SETTINGS
+from daemon.evaluation.settings import EvalSettings
 
 from .errors import CliError
 

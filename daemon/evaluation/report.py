@@ -16,10 +16,10 @@ from engine.atomic import write_atomically
 
 from .metrics import summarise
 from .samples import HOLE_GREY, MaskSetting
+from .settings import EvalSettings
 
 if TYPE_CHECKING:
     from .methods import Method
-    from .run import EvalSettings
 
 
 def write_results(out: Path, records: list[dict[str, Any]], grids: list[dict[str, Any]], *, settings: EvalSettings,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,21 +24,9 @@ from .perceptual import Distance, PerceptualUnavailable, perceptual_distance
 from .photos import list_photos, read_photo
 from .report import method_summaries, write_results
 from .samples import MASK_SETTINGS, Sample, centre_hole, make_samples
+from .settings import EvalSettings
 
 Log = Callable[[str], None]
-
-
-@dataclass
-class EvalSettings:
-    data: Path
-    out: Path
-    masks: str = "centre128"
-    methods: list[str] | None = None  # None: every registered method (those that cannot run are skipped)
-    limit: int | None = None
-    seed: int = 0
-    crops: int = 1  # crops per photo
-    grids: int = 4  # comparison grids for the first this many samples
-    quiet: bool = False
 
 
 @dataclass
