@@ -241,8 +241,7 @@ def main(argv: list[str] | None = None) -> None:
         seconds = batch_throughput(Path(folder))
     section = render(overhead, default_fill_seconds(), seconds, load)
     print(section)
-    out = Path(args.out)
-    write_section(out if out.is_absolute() else ROOT / out, "daemon-bench", section)
+    write_section(ROOT / args.out, "daemon-bench", section)  # an absolute --out stays as it is
 
 
 if __name__ == "__main__":

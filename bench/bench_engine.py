@@ -359,8 +359,7 @@ def main(argv: list[str] | None = None) -> None:
                       "cases": [{"photo": PHOTOS[0], "shape": list(BIG)}]})
     section = render(args, runs, big, ref)
     print(section)
-    out = Path(args.out)
-    write_section(out if out.is_absolute() else ROOT / out, "engine-bench", section)
+    write_section(ROOT / args.out, "engine-bench", section)  # an absolute --out stays as it is
 
 
 if __name__ == "__main__":

@@ -1,18 +1,22 @@
-"""Random holes to train the content network on: what users select, roughly.
+"""Holes to train the content network on and to evaluate fills with: what users select, roughly.
 
 - centre squares (the paper's setting, and what a rectangle selection gives),
-- free-form strokes (a brushed scratch, a wire, a branch),
+- free-form strokes (a brushed scratch, a wire, a branch): one generator, `free_form_hole`, for training and
+  evaluation alike,
 - object-like blobs (a passer-by, a sign: one compact irregular region).
 
-All masks are float tensors (1, S, S) with 1 = hole, drawn with a torch.Generator so a seed repeats them.
+Evaluation draws bool numpy masks from a numpy Generator; training draws float tensors (1, S, S) with 1 = hole
+from a torch.Generator. Either way a seed repeats them.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 - the torch convention
+from PIL import Image, ImageDraw
 
 KINDS = ("square", "strokes", "blob")
 
@@ -27,11 +31,7 @@ def random_hole(size: int, generator: torch.Generator, kind: str | None = None) 
 
 
 def centre_square(size: int, side: int | None = None) -> torch.Tensor:
-    side = side or size // 2
-    hole = torch.zeros(1, size, size)
-    start = (size - side) // 2
-    hole[:, start:start + side, start:start + side] = 1
-    return hole
+    return torch.from_numpy(centre_hole(size, side or size // 2)).float()[None]
 
 
 def square_hole(size: int, generator: torch.Generator) -> torch.Tensor:
@@ -46,22 +46,9 @@ def square_hole(size: int, generator: torch.Generator) -> torch.Tensor:
 
 
 def stroke_hole(size: int, generator: torch.Generator) -> torch.Tensor:
-    """A few thick random walks, as a brush would leave."""
-    hole = torch.zeros(1, size, size)
-    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32),
-                            indexing="ij")
-    for _ in range(1 + int(torch.randint(4, (1,), generator=generator))):
-        y, x = _uniform(generator, 0, size), _uniform(generator, 0, size)
-        radius = size * _uniform(generator, 0.03, 0.08)
-        angle = _uniform(generator, 0, 2 * math.pi)
-        for _ in range(4 + int(torch.randint(8, (1,), generator=generator))):
-            angle += _uniform(generator, -1.0, 1.0)
-            step = size * _uniform(generator, 0.05, 0.15)
-            end_y = min(max(y + step * math.sin(angle), 0.0), size - 1.0)
-            end_x = min(max(x + step * math.cos(angle), 0.0), size - 1.0)
-            hole[0] = torch.maximum(hole[0], _segment(ys, xs, y, x, end_y, end_x, radius))
-            y, x = end_y, end_x
-    return hole
+    """Free-form strokes, as evaluation draws them, from a seed the torch generator gives."""
+    rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=generator)))
+    return torch.from_numpy(free_form_hole(size, rng)).float()[None]
 
 
 def blob_hole(size: int, generator: torch.Generator) -> torch.Tensor:
@@ -75,15 +62,43 @@ def blob_hole(size: int, generator: torch.Generator) -> torch.Tensor:
     return (distance < 0.4 + 0.6 * field).float()[None]
 
 
-def _segment(ys: torch.Tensor, xs: torch.Tensor, y0: float, x0: float, y1: float, x1: float,
-             radius: float) -> torch.Tensor:
-    """1 within `radius` of the segment (y0,x0)-(y1,x1)."""
-    dy, dx = y1 - y0, x1 - x0
-    length2 = max(dy * dy + dx * dx, 1e-6)
-    t = (((ys - y0) * dy + (xs - x0) * dx) / length2).clamp(0, 1)
-    distance2 = (ys - (y0 + t * dy)) ** 2 + (xs - (x0 + t * dx)) ** 2
-    return (distance2 <= radius * radius).float()
-
-
 def _uniform(generator: torch.Generator, low: float = 0.0, high: float = 1.0) -> float:
     return low + (high - low) * float(torch.rand((), generator=generator))
+
+
+def centre_hole(size: int, side: int) -> np.ndarray:
+    """bool size x size, True on the side x side square in the middle (top-left rounding when odd)."""
+    hole = np.zeros((size, size), bool)
+    start = (size - side) // 2
+    hole[start:start + side, start:start + side] = True
+    return hole
+
+
+def free_form_hole(size: int, rng: np.random.Generator, coverage: tuple[float, float] = (0.10, 0.30)) -> np.ndarray:
+    """Brush strokes (thick random polylines with round joints) drawn segment by segment until they cover a random
+    fraction of the square within `coverage`; drawn again in the rare case the last segment overshoots."""
+    low, high = coverage
+    for _ in range(100):
+        target = rng.uniform(low, high)
+        canvas = Image.new("L", (size, size), 0)
+        draw = ImageDraw.Draw(canvas)
+        covered = 0.0
+        while covered < target:
+            width = max(3, int(size * rng.uniform(0.03, 0.08)))
+            x, y = rng.uniform(0, size), rng.uniform(0, size)
+            angle = rng.uniform(0, 2 * math.pi)
+            for _ in range(int(rng.integers(4, 12))):
+                angle += rng.uniform(-1.0, 1.0)
+                step = size * rng.uniform(0.05, 0.15)
+                end_x = min(max(x + step * math.cos(angle), 0.0), size - 1.0)
+                end_y = min(max(y + step * math.sin(angle), 0.0), size - 1.0)
+                draw.line([(x, y), (end_x, end_y)], fill=255, width=width)
+                radius = width / 2
+                draw.ellipse([end_x - radius, end_y - radius, end_x + radius, end_y + radius], fill=255)
+                x, y = end_x, end_y
+                covered = float((np.asarray(canvas) > 0).mean())
+                if covered >= target:
+                    break
+        if low <= covered <= high:
+            return np.asarray(canvas) > 0
+    raise RuntimeError(f"no free-form hole within {coverage} after 100 draws")  # pragma: no cover - never seen

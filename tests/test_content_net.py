@@ -125,10 +125,11 @@ def test_a_short_run_learns_and_an_interrupted_run_resumes_to_the_same_weights(t
     assert "| 40 |" in card and "photos" in card
 
 
-def test_train_and_eval_see_the_same_photos_in_a_plain_folder(tmp_path):
+def test_train_eval_and_batch_see_the_same_photos_in_a_plain_folder(tmp_path):
     # One list of image suffixes: a photo format training reads but eval could not would be trained on, never scored.
     from PIL import Image
 
+    from daemon.batch import pair_files
     from daemon.evaluation.photos import list_photos
     from daemon.training.photos import load_photo, training_split
 
@@ -137,6 +138,7 @@ def test_train_and_eval_see_the_same_photos_in_a_plain_folder(tmp_path):
     training, validation = training_split(tmp_path)
     assert sorted(p.name for p in training + validation) == ["a.png", "b.jpg", "c.tif"]
     assert sorted(p.name for p in list_photos(tmp_path)[0]) == ["a.png", "b.jpg", "c.tif"]
+    assert [pair.image.name for pair in pair_files(tmp_path, tmp_path, tmp_path / "out")] == ["a.png", "b.jpg", "c.tif"]
     assert load_photo(tmp_path / "c.tif").shape == (3, 30, 40)
 
 

@@ -30,15 +30,9 @@ from daemon.evaluation.metrics import gradient_ratio, hole_box, hole_scores, rin
 from daemon.evaluation.perceptual import PerceptualUnavailable, perceptual_distance
 from daemon.evaluation.photos import list_photos
 from daemon.evaluation.report import _finite, _number
-from daemon.evaluation.samples import (
-    HOLE_GREY,
-    MASK_SETTINGS,
-    centre_hole,
-    free_form_hole,
-    make_samples,
-    scale_for_setting,
-)
+from daemon.evaluation.samples import HOLE_GREY, MASK_SETTINGS, make_samples, scale_for_setting
 from daemon.photos.manifest import Entry, Manifest, load_manifest, split_by_photo
+from engine.hole_masks import centre_hole, free_form_hole, stroke_hole
 from tests.conftest import noisy_photo
 
 DATA = Path(__file__).parent / "data"
@@ -91,6 +85,17 @@ def test_crops_are_seeded_per_photo():
     other_name = make_samples(image, "b.png", setting, seed=7, crops=3)
     assert [(s.top, s.left) for s in first] != [(s.top, s.left) for s in other_seed]
     assert [(s.top, s.left) for s in first] != [(s.top, s.left) for s in other_name]
+
+
+def test_training_draws_its_strokes_from_the_evaluation_generator():
+    # One generator: the content network learns on the strokes it is scored on (they once came out twice as thick).
+    import torch
+
+    for seed in range(5):
+        drawn = int(torch.randint(2**62, (1,), generator=torch.Generator().manual_seed(seed)))
+        trained_on = stroke_hole(128, torch.Generator().manual_seed(seed))[0].numpy() > 0
+        assert np.array_equal(trained_on, free_form_hole(128, np.random.default_rng(drawn)))
+        assert 0.10 <= trained_on.mean() <= 0.30
 
 
 def test_free_form_holes_cover_10_to_30_percent_and_repeat_with_the_seed():

@@ -5,12 +5,13 @@ The methods see a sample's hole as grey (`Sample.given`), never its true pixels.
 
 from __future__ import annotations
 
-import math
 import zlib
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
+
+from engine.hole_masks import centre_hole, free_form_hole
 
 HOLE_GREY = 128  # what the methods see in the hole instead of the true pixels
 
@@ -52,44 +53,6 @@ MASK_SETTINGS: dict[str, MaskSetting] = {
     "freeform": MaskSetting("freeform", 256, "strokes", coverage=(0.10, 0.30)),
     "freeform512": MaskSetting("freeform512", 512, "strokes", coverage=(0.10, 0.30)),
 }
-
-
-def centre_hole(size: int, side: int) -> np.ndarray:
-    """bool size x size, True on the side x side square in the middle (top-left rounding when odd)."""
-    hole = np.zeros((size, size), bool)
-    start = (size - side) // 2
-    hole[start:start + side, start:start + side] = True
-    return hole
-
-
-def free_form_hole(size: int, rng: np.random.Generator, coverage: tuple[float, float] = (0.10, 0.30)) -> np.ndarray:
-    """Brush strokes (thick random polylines with round joints) drawn segment by segment until they cover a random
-    fraction of the square within `coverage`; drawn again in the rare case the last segment overshoots."""
-    low, high = coverage
-    for _ in range(100):
-        target = rng.uniform(low, high)
-        canvas = Image.new("L", (size, size), 0)
-        draw = ImageDraw.Draw(canvas)
-        covered = 0.0
-        while covered < target:
-            width = max(3, int(size * rng.uniform(0.03, 0.08)))
-            x, y = rng.uniform(0, size), rng.uniform(0, size)
-            angle = rng.uniform(0, 2 * math.pi)
-            for _ in range(int(rng.integers(4, 12))):
-                angle += rng.uniform(-1.0, 1.0)
-                step = size * rng.uniform(0.05, 0.15)
-                end_x = min(max(x + step * math.cos(angle), 0.0), size - 1.0)
-                end_y = min(max(y + step * math.sin(angle), 0.0), size - 1.0)
-                draw.line([(x, y), (end_x, end_y)], fill=255, width=width)
-                radius = width / 2
-                draw.ellipse([end_x - radius, end_y - radius, end_x + radius, end_y + radius], fill=255)
-                x, y = end_x, end_y
-                covered = float((np.asarray(canvas) > 0).mean())
-                if covered >= target:
-                    break
-        if low <= covered <= high:
-            return np.asarray(canvas) > 0
-    raise RuntimeError(f"no free-form hole within {coverage} after 100 draws")  # pragma: no cover - never seen
 
 
 @dataclass
