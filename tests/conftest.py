@@ -1,9 +1,28 @@
-"""Shared fixtures: small synthetic photos, a random-weights VGG for tests about logic, the real one for the rest."""
+"""Shared fixtures: small synthetic photos, a random-weights VGG for tests about logic, the real one for the rest;
+and the one place where tests are gated.
+
+- `weights`: the test needs the real VGG-19 weights (install.py fetches them): skipped without them, and left out
+  of the quick loop.
+- `slow`: left out of the quick loop, `pytest -m "not slow"`: every `weights` test (real networks, real daemons),
+  a real GIMP, training. README's test command runs everything.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+
+
+def pytest_collection_modifyitems(config, items):
+    from engine.weights import vgg19_path
+
+    missing = None if vgg19_path().exists() else pytest.mark.skip(
+        reason="real VGG-19 weights not fetched: run `neural-fill fetch-weights`")
+    for item in items:
+        if item.get_closest_marker("weights"):
+            item.add_marker(pytest.mark.slow)
+            if missing is not None:
+                item.add_marker(missing)
 
 
 @pytest.fixture(scope="session", autouse=True)

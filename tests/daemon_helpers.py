@@ -8,7 +8,6 @@ import threading
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from daemon.service.protocol import (
     CHUNK_BYTES,
@@ -22,11 +21,8 @@ from daemon.service.protocol import (
 )
 from daemon.service.server import Daemon
 from engine.options import get_preset
-from engine.weights import vgg19_path
 from tests.conftest import centre_mask, noisy_photo
 
-NEEDS_VGG = pytest.mark.skipif(not vgg19_path().exists(),
-                               reason="real VGG-19 weights not fetched: run `neural-fill fetch-weights`")
 REPO = Path(__file__).resolve().parents[1]
 # A fixed thread count: the default follows the machine's load at each fill, and the sums of a different count
 # differ in the last bit, so the in-process fill a test compares with would depend on what else runs.

@@ -23,9 +23,9 @@ from daemon.service.client import Client
 from daemon.service.server import Daemon
 from engine.options import get_preset
 from tests.conftest import centre_mask, noisy_photo
-from tests.daemon_helpers import NEEDS_VGG, REPO, free_port
+from tests.daemon_helpers import REPO, free_port
 
-pytestmark = NEEDS_VGG
+pytestmark = pytest.mark.weights  # every daemon loads the real VGG-19 at start
 SIZE = 64
 SETTINGS = ["working_size=64", "seed=3"]
 OPTIONS = get_preset("preview", working_size=64, seed=3)

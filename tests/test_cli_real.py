@@ -9,11 +9,9 @@ import numpy as np
 import pytest
 
 from daemon.files import read_image, write_image
-from engine.weights import vgg19_path
 from tests.conftest import centre_mask, stripes
 
-pytestmark = pytest.mark.skipif(not vgg19_path().exists(),
-                                reason="real VGG-19 weights not fetched: run `neural-fill fetch-weights`")
+pytestmark = pytest.mark.weights
 REPO = Path(__file__).resolve().parents[1]
 
 

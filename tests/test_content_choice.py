@@ -10,7 +10,6 @@ import torch
 from engine.content import DiffusionPredictor
 from engine.content_choice import choose_predictor, make_predictors, ring_errors
 from engine.patch_fill import PatchFillPredictor
-from engine.weights import vgg19_path
 from tests.conftest import noisy_photo, stripes
 
 
@@ -64,7 +63,7 @@ class RightOnTheLeft:
         return predicted
 
 
-@pytest.mark.skipif(not vgg19_path().exists(), reason="the network's encoder needs the real VGG-19 weights")
+@pytest.mark.weights  # the network's encoder is VGG-19's
 def test_the_network_option_offers_the_network_first_and_the_patches_as_the_alternative():
     names = [type(p).__name__ for p in make_predictors("network")]
     assert names == ["NetworkPredictor", "PatchFillPredictor"]

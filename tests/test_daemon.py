@@ -45,7 +45,6 @@ from tests.conftest import centre_mask, noisy_photo
 from tests.daemon_helpers import (
     ERROR_CODES,
     FAST,
-    NEEDS_VGG,
     REPO,
     SLOW,
     VALID_FILL,
@@ -56,7 +55,7 @@ from tests.daemon_helpers import (
     start_daemon,
 )
 
-pytestmark = NEEDS_VGG
+pytestmark = pytest.mark.weights  # every daemon loads the real VGG-19 at start
 
 
 @pytest.fixture(scope="module")

@@ -20,9 +20,9 @@ import zmq
 
 from daemon.service.client import Client
 from daemon.service.endpoints import default_endpoint, ipc_path
-from tests.daemon_helpers import NEEDS_VGG, REPO, free_port
+from tests.daemon_helpers import REPO, free_port
 
-pytestmark = NEEDS_VGG
+pytestmark = pytest.mark.weights  # every daemon loads the real VGG-19 at start
 
 # Claims the routing ids libzmq's ROUTER is about to hand out (its counter starts at the same value in every run,
 # 0x006b8b4567), then connects ordinary clients, which get those ids: libzmq asserts and the process aborts. Prints

@@ -24,7 +24,6 @@ from engine import fill
 from tests.daemon_helpers import (
     ERROR_CODES,
     FAST,
-    NEEDS_VGG,
     REPO,
     SLOW,
     VALID_FILL,
@@ -34,7 +33,7 @@ from tests.daemon_helpers import (
     start_daemon,
 )
 
-pytestmark = NEEDS_VGG
+pytestmark = pytest.mark.weights  # every daemon loads the real VGG-19 at start
 
 FUZZ_COUNT = 2000
 

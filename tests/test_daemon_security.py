@@ -24,7 +24,6 @@ from daemon.service.server import Daemon, DaemonConfigError
 from engine import fill
 from tests.daemon_helpers import (
     FAST,
-    NEEDS_VGG,
     REPO,
     free_port,
     photo_and_hole,
@@ -32,7 +31,7 @@ from tests.daemon_helpers import (
     start_daemon,
 )
 
-pytestmark = NEEDS_VGG
+pytestmark = pytest.mark.weights  # every daemon loads the real VGG-19 at start
 
 SECRET_FILES = ("server.key_secret", "client.key_secret")
 

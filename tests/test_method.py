@@ -14,11 +14,9 @@ from daemon.evaluation.metrics import hole_psnr, texture_match
 from engine import fill, get_preset
 from engine.content import push_pull_fill
 from engine.grain import noise_level
-from engine.weights import vgg19_path
 from tests.conftest import centre_mask, noisy_photo, stripes
 
-pytestmark = pytest.mark.skipif(not vgg19_path().exists(),
-                                reason="real VGG-19 weights not fetched: run `neural-fill fetch-weights`")
+pytestmark = pytest.mark.weights
 DATA = Path(__file__).parent / "data"
 # The properties hold in both precisions of the network passes (bfloat16 is emulated where the CPU lacks the units).
 PRECISIONS = ["float32", "bfloat16"]
