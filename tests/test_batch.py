@@ -22,8 +22,8 @@ from daemon.files import read_image, write_image
 from daemon.service.client import Client
 from daemon.service.server import Daemon
 from engine.options import get_preset
-from tests.conftest import centre_mask, noisy_photo
-from tests.daemon_helpers import REPO, free_port
+from tests.support.daemon_helpers import REPO, free_port
+from tests.support.images import centre_mask, noisy_photo
 
 pytestmark = pytest.mark.weights  # every daemon loads the real VGG-19 at start
 SIZE = 64

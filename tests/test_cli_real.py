@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from daemon.files import read_image, write_image
-from tests.conftest import centre_mask, stripes
+from tests.support.images import centre_mask, stripes
 
 pytestmark = pytest.mark.weights
 REPO = Path(__file__).resolve().parents[1]

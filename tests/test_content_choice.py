@@ -10,7 +10,7 @@ import torch
 from engine.content import DiffusionPredictor
 from engine.content_choice import choose_predictor, make_predictors, ring_errors
 from engine.patch_fill import PatchFillPredictor
-from tests.conftest import noisy_photo, stripes
+from tests.support.images import noisy_photo, stripes
 
 
 def as_tensor(image: np.ndarray) -> torch.Tensor:

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import noisy_photo
 from PIL import Image
 
 from daemon.cli.main import build_parser, main
@@ -24,6 +23,7 @@ from engine.content import harmonic_fill
 from engine.content_net import SIZE, ContentNet, Decoder, load_decoder, predict_image, save_decoder
 from engine.errors import WeightsError
 from engine.hole_masks import KINDS, centre_square, random_hole
+from tests.support.images import noisy_photo
 
 
 @pytest.fixture

@@ -41,8 +41,7 @@ from daemon.service.server import Daemon, DaemonConfigError, check_endpoint
 from engine import fill
 from engine.errors import Cancelled, WeightsError
 from engine.weights import DATA_DIR_ENV, WEIGHTS_FILENAME, vgg19_path
-from tests.conftest import centre_mask, noisy_photo
-from tests.daemon_helpers import (
+from tests.support.daemon_helpers import (
     ERROR_CODES,
     FAST,
     REPO,
@@ -54,6 +53,7 @@ from tests.daemon_helpers import (
     several_chunks,
     start_daemon,
 )
+from tests.support.images import centre_mask, noisy_photo
 
 pytestmark = pytest.mark.weights  # every daemon loads the real VGG-19 at start
 

@@ -20,7 +20,7 @@ import zmq
 
 from daemon.service.client import Client
 from daemon.service.endpoints import default_endpoint, ipc_path
-from tests.daemon_helpers import REPO, free_port
+from tests.support.daemon_helpers import REPO, free_port
 
 pytestmark = pytest.mark.weights  # every daemon loads the real VGG-19 at start
 

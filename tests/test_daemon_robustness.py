@@ -21,7 +21,7 @@ import zmq
 from daemon.service.client import Client, DaemonError, DaemonUnavailable
 from daemon.service.protocol import PROTOCOL_VERSION, REPLIES, REQUEST_FRAMES, decode
 from engine import fill
-from tests.daemon_helpers import (
+from tests.support.daemon_helpers import (
     ERROR_CODES,
     FAST,
     REPO,

@@ -22,7 +22,7 @@ from daemon.service.client import Client, DaemonUnavailable
 from daemon.service.keys import CONFIG_DIR_ENV, KeysError, ensure_keys
 from daemon.service.server import Daemon, DaemonConfigError
 from engine import fill
-from tests.daemon_helpers import (
+from tests.support.daemon_helpers import (
     FAST,
     REPO,
     free_port,

@@ -33,7 +33,7 @@ from daemon.evaluation.report import _finite, _number
 from daemon.evaluation.samples import HOLE_GREY, MASK_SETTINGS, make_samples, scale_for_setting
 from daemon.photos.manifest import Entry, Manifest, load_manifest, split_by_photo
 from engine.hole_masks import centre_hole, free_form_hole, stroke_hole
-from tests.conftest import noisy_photo
+from tests.support.images import noisy_photo
 
 DATA = Path(__file__).parent / "data"
 

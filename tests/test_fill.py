@@ -13,7 +13,7 @@ import pytest
 
 import engine.pipeline
 from engine import Cancelled, ImageError, MaskError, fill, get_preset
-from tests.conftest import centre_mask, noisy_photo
+from tests.support.images import centre_mask, noisy_photo
 
 FAST = get_preset("preview", working_size=128, iterations=(3, 2))
 MAGENTA = np.array([255, 0, 255], np.uint8)

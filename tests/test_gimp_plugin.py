@@ -1,9 +1,9 @@
 """Filters > Neural Fill in a real, headless GIMP 3 against a real daemon with the real VGG-19 weights.
 
-The GIMP runs in a Debian chroot (tests/gimp_chroot.py builds it once: trixie for GIMP 3.0, forky for GIMP 3.2).
+The GIMP runs in a Debian chroot (tests/support/gimp_chroot.py builds it once: trixie for GIMP 3.0, forky for GIMP 3.2).
 install.py installs the plug-in into a fresh profile there, vendoring pyzmq and msgpack for that GIMP's Python (the
 chroot has neither). Each case builds an image in GIMP, selects, calls plug-in-neural-fill as a script would
-(tests/gimp_driver.py), and the assertions read the exported pixels.
+(tests/support/gimp_driver.py), and the assertions read the exported pixels.
 
 Without root, debootstrap or the Debian mirror these tests skip, saying why; NEURAL_FILL_REQUIRE_GIMP=1 (set by CI)
 turns that skip into a failure.
@@ -24,15 +24,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import noisy_photo
 
 from daemon.service.client import Client
-from tests.daemon_helpers import free_port
-
-import gimp_chroot
+from tests.support import gimp_chroot
+from tests.support.daemon_helpers import free_port
+from tests.support.images import noisy_photo
 
 REPO = Path(__file__).resolve().parents[1]
-DRIVER = (Path(__file__).parent / "gimp_driver.py").read_text()
+DRIVER = (Path(__file__).parent / "support" / "gimp_driver.py").read_text()
 pytestmark = [pytest.mark.weights, pytest.mark.slow]
 
 

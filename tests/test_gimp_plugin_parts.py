@@ -20,7 +20,7 @@ PLUGIN = REPO / "gimp_plugin" / "neural_fill"
 sys.path.insert(0, str(PLUGIN))  # as GIMP does: the plug-in's modules import each other as top-level modules
 
 from gimp_plugin import plugin_install  # noqa: E402
-from tests.daemon_helpers import free_port, start_daemon  # noqa: E402
+from tests.support.daemon_helpers import free_port, start_daemon  # noqa: E402
 
 import daemon_connection  # noqa: E402
 import fill_region  # noqa: E402

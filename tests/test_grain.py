@@ -10,7 +10,7 @@ from PIL import Image
 
 from engine.grain import add_grain, noise_level
 from engine.patches import Match
-from tests.conftest import noisy_photo
+from tests.support.images import noisy_photo
 
 DATA = Path(__file__).parent / "data"
 

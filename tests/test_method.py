@@ -14,7 +14,7 @@ from daemon.evaluation.metrics import hole_psnr, texture_match
 from engine import fill, get_preset
 from engine.content import push_pull_fill
 from engine.grain import noise_level
-from tests.conftest import centre_mask, noisy_photo, stripes
+from tests.support.images import centre_mask, noisy_photo, stripes
 
 pytestmark = pytest.mark.weights
 DATA = Path(__file__).parent / "data"

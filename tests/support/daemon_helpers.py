@@ -21,9 +21,9 @@ from daemon.service.protocol import (
 )
 from daemon.service.server import Daemon
 from engine.options import get_preset
-from tests.conftest import centre_mask, noisy_photo
+from tests.support.images import centre_mask, noisy_photo
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # A fixed thread count: the default follows the machine's load at each fill, and the sums of a different count
 # differ in the last bit, so the in-process fill a test compares with would depend on what else runs.
 FAST = get_preset("preview", working_size=64, threads=2)
