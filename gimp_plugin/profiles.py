@@ -106,15 +106,8 @@ def find_profiles(home: Path, env: Mapping[str, str], system: str) -> list[tuple
     return list(kinds.values())
 
 
-def python_for(
-    kind: str,
-    profile: Path,
-    env: Mapping[str, str],
-    system: str,
-    machine: str,
-    root: Path = Path("/"),
-    run: Runner = subprocess.run,
-) -> PythonTarget | None:
+def python_for(kind: str, profile: Path, env: Mapping[str, str], system: str, machine: str, root: Path = Path("/"),
+               run: Runner = subprocess.run) -> PythonTarget | None:
     """Best guess of the Python this GIMP runs plug-ins with; None when it cannot be found."""
     if kind == "given":  # a profile somewhere else: the GIMP using it is whatever is installed the usual way
         kind = {"Linux": "native", "Windows": "windows", "Darwin": "macos"}.get(system, kind)
@@ -140,14 +133,8 @@ def python_for(
     return PythonTarget(version, tags) if version else None
 
 
-def find_installs(
-    home: Path,
-    env: Mapping[str, str],
-    system: str,
-    machine: str,
-    root: Path = Path("/"),
-    run: Runner = subprocess.run,
-) -> list[GimpInstall]:
+def find_installs(home: Path, env: Mapping[str, str], system: str, machine: str, root: Path = Path("/"),
+                  run: Runner = subprocess.run) -> list[GimpInstall]:
     """find_profiles plus python_for for each: everything install.py needs to know per profile."""
     return [
         GimpInstall(profile, kind, python_for(kind, profile, env, system, machine, root, run))
