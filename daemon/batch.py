@@ -1,13 +1,15 @@
-"""Batch fills: every image of a folder, with its mask from another folder, filled on one or more daemons.
+"""Batch fills: every image of a folder, with its mask from another folder, filled in this process or on one or
+more daemons.
 
 Pairing rule: an image `NAME.EXT` takes the mask `NAME.<png|jpg|jpeg|tif|tiff>` or `NAME_mask.<...>` from the masks
 folder (the exact stem first). An image without a mask is that file's failure, never a reason to stop.
 
-Work sharing: one thread per daemon, each with its own Client and one job in flight, takes the next file from a
-shared list, so a job goes to whichever daemon is free. A daemon that stops answering (DaemonUnavailable) is
-dropped and its job goes back on the list for the others; an error about the input (bad_input...) is that file's
-failure. Outputs are written atomically, named like the input; an output that already exists is skipped, so a
-re-run resumes where the last one stopped.
+Filling: with no daemon given, the engine runs in this process, loaded once and warm for every file. With
+daemons, one thread per daemon, each with its own Client and one job in flight, takes the next file from a shared
+list, so a job goes to whichever daemon is free. A daemon that does not answer its hello within HELLO_TIMEOUT, or
+stops answering later (DaemonUnavailable), is dropped and its job goes back on the list for the others; an error
+about the input (bad_input...) is that file's failure. Outputs are written atomically, named like the input; an
+output that already exists is skipped, so a re-run resumes where the last one stopped.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from daemon.service.client import Client, DaemonError, DaemonUnavailable
 from daemon.service.protocol import ErrorCode
-from engine.errors import Cancelled, FillError
+from engine.errors import Cancelled, FillError, WeightsError
 from engine.options import FillOptions
 
 from .files import IMAGE_SUFFIXES, ImageFileError, read_image, write_image
@@ -32,6 +35,8 @@ from .masks import read_mask
 MASK_SUFFIX = "_mask"
 FORMAT_SUFFIXES = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif"}
 DEFAULT_TIMEOUT = 30.0
+HELLO_TIMEOUT = 5.0  # a daemon answers hello at once, even mid-fill: one that is silent this long is not there
+IN_PROCESS = "this process"  # the name of the in-process filler in the report
 QUEUE_FULL_PAUSE = 1.0  # seconds before a daemon whose queue was full is offered a job again
 
 
@@ -53,8 +58,8 @@ class Outcome:
 @dataclass
 class Report:
     outcomes: list[Outcome] = field(default_factory=list)
-    by_daemon: dict[str, int] = field(default_factory=dict)  # files filled by each daemon
-    dropped: dict[str, str] = field(default_factory=dict)  # daemon -> why it was dropped
+    by_daemon: dict[str, int] = field(default_factory=dict)  # files filled by each daemon (or this process)
+    dropped: dict[str, str] = field(default_factory=dict)  # daemon (or this process) -> why it was dropped
     not_started: list[Pair] = field(default_factory=list)  # left when the batch was interrupted
     interrupted: bool = False
 
@@ -70,10 +75,14 @@ class Report:
                  f"failed {self.count('failed')}"]
         if self.interrupted:
             lines[0] += f", cancelled {self.count('cancelled')} (in flight), not started {len(self.not_started)}"
-        lines += [f"  daemon {endpoint}: {count} filled" for endpoint, count in self.by_daemon.items()]
-        lines += [f"  daemon {endpoint} dropped: {why}" for endpoint, why in self.dropped.items()]
+        lines += [f"  {_shown(name)}: {count} filled" for name, count in self.by_daemon.items()]
+        lines += [f"  {_shown(name)} dropped: {why}" for name, why in self.dropped.items()]
         lines += [f"  failed {outcome.pair.image.name}: {outcome.reason}" for outcome in self.failed]
         return "\n".join(lines)
+
+
+def _shown(name: str) -> str:
+    return name if name == IN_PROCESS else f"daemon {name}"
 
 
 # ------------------------------------------------------------------------------------------------ pairing
@@ -151,47 +160,74 @@ class BatchInterrupted(Exception):  # noqa: N818 - an outcome, carried with its 
 OnOutcome = Callable[[Outcome], None]
 
 
-def serve_from(endpoint: str, work: WorkList, fill_one: Callable[[Client, Pair], None], timeout: float,
-               record: OnOutcome, drop: Callable[[str, str], None], curve: bool | None = None,
-               insecure_loopback: bool = False) -> None:
-    """One daemon's thread: fill files from `work` until it is empty or the daemon fails."""
-    with Client(endpoint, timeout=timeout, curve=curve, insecure_loopback=insecure_loopback) as client:
+class InProcess:
+    """The engine in this process, with the interface of a daemon's Client that a batch uses."""
+
+    def __init__(self, options: FillOptions) -> None:
+        self._options = options
+
+    def hello(self, timeout: float | None = None) -> None:
+        """Loads the networks once (VGG-19 missing: this filler is dropped with the loader's message)."""
+        from engine.pipeline import preload  # late: loads torch
+
+        preload(self._options)
+
+    def fill(self, image, mask, options: FillOptions, cancel) -> np.ndarray:
+        from engine.pipeline import fill
+
+        return fill(image, mask, options, cancel=cancel)
+
+    def __enter__(self) -> InProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+Filler = Client | InProcess
+
+
+def serve_from(name: str, open_filler: Callable[[], Filler], work: WorkList, fill_one: Callable[[Filler, Pair], None],
+               record: OnOutcome, drop: Callable[[str, str], None], hello_timeout: float = HELLO_TIMEOUT) -> None:
+    """One filler's thread (a daemon's, or this process's): fill files from `work` until it is empty or the
+    filler fails."""
+    with open_filler() as filler:
         try:
-            client.hello()  # a daemon that is not there is dropped before it is given a job
-        except (DaemonUnavailable, DaemonError) as error:
-            drop(endpoint, str(error))
+            filler.hello(timeout=hello_timeout)  # a daemon that is not there is dropped before it is given a job
+        except (DaemonUnavailable, DaemonError, WeightsError) as error:
+            drop(name, str(error))
             return
         while (pair := work.take()) is not None:
             try:
-                fill_one(client, pair)
+                fill_one(filler, pair)
             except DaemonUnavailable as error:
                 work.finished(give_back=pair)
-                drop(endpoint, str(error))
+                drop(name, str(error))
                 return
             except Cancelled:
                 work.finished()
-                record(Outcome(pair, "cancelled", "cancelled", endpoint))
+                record(Outcome(pair, "cancelled", "cancelled", name))
                 return
             except DaemonError as error:
                 if error.code == ErrorCode.STOPPED:  # the daemon is going away: its job goes to the others
                     work.finished(give_back=pair)
-                    drop(endpoint, str(error))
+                    drop(name, str(error))
                     return
                 if error.code == ErrorCode.QUEUE_FULL:  # busy with other clients' jobs: later, or elsewhere
                     work.finished(give_back=pair)
                     time.sleep(QUEUE_FULL_PAUSE)
                 else:  # bad_input, too_large, internal...: this file's failure; the daemon goes on serving
                     work.finished()
-                    record(Outcome(pair, "failed", str(error), endpoint))
+                    record(Outcome(pair, "failed", str(error), name))
             except (ImageFileError, FillError) as error:
                 work.finished()
-                record(Outcome(pair, "failed", str(error), endpoint))
+                record(Outcome(pair, "failed", str(error), name))
             except Exception as error:  # one file's surprise must not stop the others
                 work.finished()
-                record(Outcome(pair, "failed", f"{type(error).__name__}: {error}", endpoint))
+                record(Outcome(pair, "failed", f"{type(error).__name__}: {error}", name))
             else:
                 work.finished()
-                record(Outcome(pair, "done", daemon=endpoint))
+                record(Outcome(pair, "done", daemon=name))
 
 
 # ------------------------------------------------------------------------------------------------ the batch
@@ -200,11 +236,12 @@ def serve_from(endpoint: str, work: WorkList, fill_one: Callable[[Client, Pair],
 def run_batch(images: Path, masks: Path, out: Path, endpoints: list[str], options: FillOptions,
               output_format: str | None = None, timeout: float = DEFAULT_TIMEOUT, quiet: bool = False,
               on_outcome: OnOutcome | None = None, curve: bool | None = None,
-              insecure_loopback: bool = False) -> Report:
-    """Fill every image of `images` on the daemons at `endpoints`; see the module docstring for the rules.
-    `on_outcome` is called (from a daemon thread) after each file."""
+              insecure_loopback: bool = False, force: bool = False) -> Report:
+    """Fill every image of `images` on the daemons at `endpoints`, or in this process when there are none; see the
+    module docstring for the rules. `on_outcome` is called (from a filler's thread) after each file."""
     out.mkdir(parents=True, exist_ok=True)
-    report = Report(by_daemon={endpoint: 0 for endpoint in endpoints})
+    names = list(dict.fromkeys(endpoints)) or [IN_PROCESS]
+    report = Report(by_daemon={name: 0 for name in names})
     lock = threading.Lock()
     pairs = pair_files(images, masks, out, output_format)
     bar = tqdm(total=len(pairs), desc="batch", unit="file", disable=True if quiet else None, dynamic_ncols=True)
@@ -218,23 +255,28 @@ def run_batch(images: Path, masks: Path, out: Path, endpoints: list[str], option
         if on_outcome is not None:
             on_outcome(outcome)
 
-    def drop(endpoint: str, why: str) -> None:
+    def drop(name: str, why: str) -> None:
         with lock:
-            report.dropped[endpoint] = why
-        bar.write(f"daemon {endpoint} dropped: {why}")
+            report.dropped[name] = why
+        bar.write(f"{_shown(name)} dropped: {why}")
 
-    def fill_one(client: Client, pair: Pair) -> None:
+    def fill_one(filler: Filler, pair: Pair) -> None:
         image = read_image(pair.image)
         mask = read_mask(pair.mask, image)
         # Whole FillOptions go over the wire, so the preset named here is not used.
-        result = client.fill(image, mask, options=options, cancel=work.stopped.is_set)
+        result = filler.fill(image, mask, options=options, cancel=work.stopped.is_set)
         write_image(pair.output, result, like=pair.image)
+
+    def opener(name: str) -> Callable[[], Filler]:
+        if name == IN_PROCESS:
+            return lambda: InProcess(options)
+        return lambda: Client(name, timeout=timeout, curve=curve, insecure_loopback=insecure_loopback)
 
     todo, seen = [], set()
     for pair in pairs:
         if pair.output in seen:
             record(Outcome(pair, "failed", f"another image has the same output name {pair.output.name}"))
-        elif pair.output.exists():
+        elif pair.output.exists() and not force:
             record(Outcome(pair, "skipped"))
         elif pair.mask is None:
             record(Outcome(pair, "failed", f"no mask for it in {masks} (looked for {pair.image.stem}.png, "
@@ -244,9 +286,10 @@ def run_batch(images: Path, masks: Path, out: Path, endpoints: list[str], option
         seen.add(pair.output)
 
     work = WorkList(todo)
-    threads = [threading.Thread(target=serve_from, args=(endpoint, work, fill_one, timeout, record, drop, curve,
-                                                            insecure_loopback),
-                                name=f"batch {endpoint}", daemon=True) for endpoint in dict.fromkeys(endpoints)]
+    hello_timeout = min(timeout, HELLO_TIMEOUT)
+    threads = [threading.Thread(target=serve_from, args=(name, opener(name), work, fill_one, record, drop,
+                                                            hello_timeout),
+                                name=f"batch {name}", daemon=True) for name in names]
     try:
         for thread in threads:
             thread.start()
@@ -260,6 +303,7 @@ def run_batch(images: Path, masks: Path, out: Path, endpoints: list[str], option
         report.interrupted, report.not_started = True, work.left()
         raise BatchInterrupted(report) from interruption
     for pair in work.left():
-        record(Outcome(pair, "failed", "no daemon left to fill it"))
+        record(Outcome(pair, "failed", "nothing left to fill it: " + "; ".join(
+            f"{_shown(name)} dropped" for name in report.dropped)))
     bar.close()
     return report

@@ -1,4 +1,5 @@
-"""`neural-fill batch` against real daemons: sharing, equal results, resume, bad files, a daemon killed mid-batch.
+"""`neural-fill batch` in this process and against real daemons: sharing, equal results, resume, bad files, a daemon
+that is not there, a daemon killed mid-batch.
 
 Fills use the preview preset at a 64 px working size on 64 px images, so each takes a fraction of a second.
 """
@@ -21,14 +22,17 @@ from daemon.cli.main import main
 from daemon.files import read_image, write_image
 from daemon.service.client import Client
 from daemon.service.server import Daemon
+from engine import fill
 from engine.options import get_preset
 from tests.support.daemon_helpers import REPO, free_port
 from tests.support.images import centre_mask, noisy_photo
 
 pytestmark = pytest.mark.weights  # every daemon loads the real VGG-19 at start
 SIZE = 64
-SETTINGS = ["working_size=64", "seed=3"]
-OPTIONS = get_preset("preview", working_size=64, seed=3)
+# Two threads, not the default's count that follows the machine's load: the sums of another count differ in the
+# last bit, and results are compared with single fills.
+SETTINGS = ["working_size=64", "seed=3", "threads=2"]
+OPTIONS = get_preset("preview", working_size=64, seed=3, threads=2)
 TIMEOUT = 3.0  # seconds of silence before a daemon is dropped: short, yet ample for a busy 2-core machine
 
 
@@ -68,6 +72,38 @@ def batch_args(images, masks, out, endpoints) -> list[str]:
     for endpoint in endpoints:
         args += ["--daemon", endpoint]
     return args
+
+
+def test_with_no_daemon_the_batch_fills_in_this_process_and_a_rerun_resumes(tmp_path, capsys):
+    images, masks, out = make_folders(tmp_path, 3)
+    write_image(masks / "photo2.png", np.zeros((SIZE // 2, SIZE // 2), np.uint8))  # the wrong size
+    assert main(batch_args(images, masks, out, [])) == errors.EXIT_FAILURE
+    summary = capsys.readouterr().out
+    assert "done 2, skipped 0 (already there), failed 1" in summary and "this process: 2 filled" in summary
+    assert "failed photo2.png: " in summary and "the mask is 32x32 pixels but the image is 64x64" in summary
+    assert not (out / "photo2.png").exists()
+    mask = centre_mask(SIZE, SIZE, SIZE // 4)
+    for number in range(2):
+        image, result = read_image(images / f"photo{number}.png"), read_image(out / f"photo{number}.png")
+        assert np.array_equal(result[mask == 0], image[mask == 0])
+        assert np.array_equal(result, fill(image, mask, OPTIONS))  # a batch file is the single fill of it
+
+    write_image(masks / "photo2.png", mask)  # put right: the same command does what is left
+    assert main(batch_args(images, masks, out, [])) == errors.EXIT_OK
+    assert "done 1, skipped 2 (already there), failed 0" in capsys.readouterr().out
+    assert main([*batch_args(images, masks, out, []), "--force"]) == errors.EXIT_OK  # and everything again
+    assert "done 3, skipped 0 (already there), failed 0" in capsys.readouterr().out
+
+
+def test_a_daemon_that_is_not_there_is_reported_within_seconds_not_per_file(tmp_path, capsys):
+    images, masks, out = make_folders(tmp_path, 3)
+    args = batch_args(images, masks, out, [f"ipc://{tmp_path / 'nobody.sock'}"])
+    args[args.index("--timeout") + 1] = "30"  # the default: silence mid-fill is given that long, hello is not
+    started = time.monotonic()
+    assert main(args) == errors.EXIT_FAILURE
+    assert time.monotonic() - started < 15
+    summary = capsys.readouterr().out
+    assert "dropped: no answer" in summary and summary.count("nothing left to fill it") == 3, summary
 
 
 def test_masks_pair_by_stem_or_stem_mask(tmp_path):
@@ -118,7 +154,8 @@ def test_bad_masks_are_those_files_failures_and_the_rest_is_filled(tmp_path, two
     assert "done 1, skipped 0 (already there), failed 3" in summary
     for name in ("photo1.png", "photo2.png", "photo3.png"):
         assert f"failed {name}:" in summary
-    assert "no mask" in summary and "bad_input" in summary
+    assert "no mask" in summary and "the mask selects nothing" in summary
+    assert "bad_input" not in summary  # the daemon's words for people, not its protocol code
     assert sorted(p.name for p in out.iterdir()) == ["photo0.png"]
 
 

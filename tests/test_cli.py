@@ -5,12 +5,14 @@ No test here runs the real fill: `daemon.cli.fill.run_fill` is replaced by one t
 
 from __future__ import annotations
 
+import argparse
 import io
 import os
 import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ import pytest
 
 from daemon.cli import errors, progress
 from daemon.cli import fill as cli_fill
-from daemon.cli.main import main
+from daemon.cli.main import build_parser, main
 from daemon.files import read_image, write_image
 from engine.errors import Cancelled, MaskError, WeightsError
 from engine.options import PRESETS, FillOptions, get_preset
@@ -141,6 +143,42 @@ def test_verbose_prints_the_options_used_the_time_and_a_flat_fills_poor_texture_
     assert re.search(r"computing on cpu \(.*threads\), precision (float32|bfloat16)", err)
     match = float(err.split("texture match ")[1].split()[0])
     assert match < 0.7 and "smoother than its surroundings" in err  # the fake engine fills flat grey into noise
+
+
+def test_every_command_takes_o_and_out_for_what_it_writes(tmp_path, engine, capsys):
+    image_path, mask_path = files(tmp_path, photo(), hole_mask())
+    assert run("fill", image_path, "-m", mask_path, "--out", tmp_path / "a.png") == 0
+    assert capsys.readouterr().err == f"neural-fill: wrote {tmp_path / 'a.png'}\n"  # not a terminal: a log line
+    assert run("fill", image_path, "-m", mask_path, "-o", tmp_path / "b.png", "-q") == 0
+    assert capsys.readouterr().err == ""
+    assert (tmp_path / "a.png").is_file() and (tmp_path / "b.png").is_file()
+    for command in (["batch", "--images", "i", "--masks", "m"], ["eval", "--data", "d"], ["photos"],
+                    ["train", "--data", "d"]):
+        for flag in ("-o", "--out"):
+            assert build_parser().parse_args([*command, flag, "x"]).out == Path("x"), (command, flag)
+
+
+def test_a_device_asked_of_a_daemon_is_an_error_not_a_silent_cpu_fill(tmp_path, engine, capsys):
+    image_path, mask_path = files(tmp_path, photo(), hole_mask())
+    for how in (["--device", "cuda"], ["--set", "device=cuda"]):
+        assert run("fill", image_path, "-m", mask_path, "-o", tmp_path / "out.png", "--daemon", *how) == 2
+        assert "a daemon computes on the device it was started with" in one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "out.png").exists() and not engine.calls
+
+
+def test_every_help_shows_each_flags_default_and_choices():
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for name, parser in commands.items():
+        text = " ".join(parser.format_help().split())
+        for action in parser._actions:
+            if not action.option_strings or action.help is None:
+                continue
+            if action.default not in (None, argparse.SUPPRESS, []) and not isinstance(action.default, bool):
+                assert f"default: {action.default}" in text or f"default {action.default}" in text, (name, action)
+            for choice in action.choices or ():
+                assert str(choice) in text, (name, action, choice)
+    fill_help = " ".join(commands["fill"].format_help().split())
+    assert "(default preset: 512)" in fill_help  # an option flag says the preset's value it overrides
 
 
 def test_every_option_has_a_generated_flag(capsys):
@@ -368,6 +406,17 @@ def test_progress_bar_draws_the_engine_events():
     drawn = stream.getvalue()
     assert "synthesis, scale 1/2, iteration 3/10" in drawn
     assert "100%" in drawn
+
+
+def test_the_bars_clock_ticks_on_between_events():
+    # A load or a long scale sends no event for seconds: the elapsed time must still move.
+    stream = io.StringIO()
+    with progress.ProgressBar(enabled=True, stream=stream, min_interval=0) as bar:
+        bar(Progress(stage="load", fraction=0.0))
+        deadline = time.monotonic() + 10
+        while "00:01<" not in stream.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert "load   0%" in stream.getvalue() and "00:01<" in stream.getvalue()
 
 
 # ------------------------------------------------------------------------------------------------ other commands

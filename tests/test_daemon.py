@@ -5,6 +5,7 @@ Fills use the preview preset at a 64 px working size on small images, so each ta
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -354,11 +355,35 @@ def test_the_daemon_still_answers_after_the_malformed_messages(client):
     assert client.ping() < 0.5
 
 
+def test_status_says_what_the_daemon_does_and_stop_stops_it_over_ipc(tmp_path, capsys):
+    daemon, thread = start_daemon(f"ipc://{tmp_path / 'control.sock'}")
+    try:
+        assert main(["status", "--daemon", daemon.endpoint]) == 0
+        line = capsys.readouterr().out
+        assert f"daemon at {daemon.endpoint}: neural-fill" in line and "device cpu" in line, line
+        assert "idle, 0 queued, 0 uploading" in line
+        assert main(["status", "--daemon", daemon.endpoint, "--json"]) == 0
+        answer = json.loads(capsys.readouterr().out)
+        assert (answer["device"], answer["queued"], answer["running"]) == ("cpu", 0, None)
+        assert answer["protocol"] == PROTOCOL_VERSION and answer["endpoint"] == daemon.endpoint
+        assert main(["stop", "--daemon", daemon.endpoint]) == 0  # its own user, through its private folder
+        assert "stopped" in capsys.readouterr().out
+        thread.join(10)
+        assert not thread.is_alive()
+    finally:
+        daemon.stop()
+        thread.join(5)
+    started = time.monotonic()
+    assert main(["status", "--daemon", daemon.endpoint]) == errors.EXIT_FAILURE  # nobody there now
+    assert time.monotonic() - started < 10 and "no answer" in capsys.readouterr().err
+
+
 def test_a_full_queue_and_an_unauthorised_shutdown_are_refused(tmp_path):
-    daemon, thread = start_daemon(f"ipc://{tmp_path / 'small.sock'}", max_queue=1)
+    # Plain loopback TCP: any local program may connect, so no client may stop the daemon (SIGTERM may).
+    daemon, thread = start_daemon(f"tcp://127.0.0.1:{free_port()}", max_queue=1, insecure_loopback=True)
     image, mask = photo_and_hole(seed=8)
     try:
-        with Client(daemon.endpoint) as client:
+        with Client(daemon.endpoint, insecure_loopback=True) as client:
             sock = client._link._socket  # the raw socket: fills without waiting for their results
             send_fill(sock, "a", image, mask, SLOW)
             while receive(sock).op != "progress":  # "a" runs: the queue is empty again

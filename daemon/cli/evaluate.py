@@ -23,24 +23,25 @@ def add_command(commands: argparse._SubParsersAction) -> None:
         description="Run fill methods on seeded crops of a folder of photos with holes, score each in the hole "
                     "against the original, and write results.md, results.json and comparison grids to --out.",
         epilog=f"Methods: {names}. Options follow the name: full:content=patches:iterations=30/15/6 (any fill "
-               "option, tuples with '/', or preset=NAME), telea:radius=3, patchmatch:patch_size=5, gmic:patch=9, "
-               "resynthesizer:neighbours=30:probes=200. A peer that is not installed is skipped, with the reason.")
+               "option, lists as 30/15/6 as in `fill --set`, or preset=NAME), telea:radius=3, "
+               "patchmatch:patch_size=5, gmic:patch=9, resynthesizer:neighbours=30:probes=200. A peer that is not "
+               "installed is skipped, with the reason.")
     parser.add_argument("--data", type=Path, required=True, metavar="DIR",
                         help="folder of photos (with a manifest.json, its validation split)")
     parser.add_argument("--masks", default="centre128", choices=list(MASK_SETTINGS),
                         help="centre128: 128 px crops, 64 px centre hole (the paper's Table 1); centre512: 512 px, "
                              "256 px hole; freeform/freeform512: 256/512 px crops, strokes covering 10-30%% "
                              "(default centre128)")
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+    parser.add_argument("-o", "--out", type=Path, required=True, metavar="DIR",
                         help="where results.md, results.json and the grids go")
     parser.add_argument("--methods", type=_method_list, default=None, metavar="A,B,...",
                         help="methods to run (default: every one that can run here)")
     parser.add_argument("--limit", type=_positive, default=None, metavar="N", help="only the first N photos")
-    parser.add_argument("--crops", type=_positive, default=1, metavar="N", help="crops per photo (default 1)")
+    parser.add_argument("--crops", type=_positive, default=1, metavar="N", help="crops per photo")
     parser.add_argument("--seed", type=_non_negative, default=0,
-                        help="seeds the crops, the holes, the engine and PatchMatch (default 0)")
+                        metavar="N", help="seeds the crops, the holes, the engine and PatchMatch")
     parser.add_argument("--grids", type=_non_negative, default=4, metavar="N",
-                        help="comparison grids for the first N samples (default 4)")
+                        help="comparison grids for the first N samples")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     parser.set_defaults(run=run_eval)
 

@@ -21,13 +21,12 @@ from daemon.service.client import Client, DaemonError, DaemonUnavailable
 from daemon.service.endpoints import default_endpoint
 from daemon.service.keys import KeysError
 from daemon.service.protocol import ErrorCode
-from engine.errors import FETCH_COMMAND, MaskError
+from engine.errors import FETCH_COMMAND, Cancelled, MaskError
 from engine.options import FillOptions, get_preset
-from engine.progress import CancelCheck, ProgressCallback
+from engine.progress import CancelCheck, Progress, ProgressCallback
 
 from .errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, PROG, CliError
-from .flags import add_option_flags, add_preset_flags, add_security_flags, options_from_args
-from .options import format_value
+from .flags import add_option_flags, add_preset_flags, add_security_flags, format_value, options_from_args
 from .progress import ProgressBar
 from .signals import ctrl_c_cancels
 
@@ -40,8 +39,10 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     )
     fill.add_argument("image", metavar="IMAGE", help="PNG, JPEG or TIFF, 8 or 16 bits")
     fill.add_argument("-m", "--mask", metavar="MASK", help="mask image of the same size (default: IMAGE's alpha)")
-    fill.add_argument("-o", "--output", metavar="OUT", required=True, help="result: .png, .jpg/.jpeg or .tif/.tiff")
-    add_preset_flags(fill, "set any option by name (repeatable; lists as 1,2,3); applied after the flags below")
+    fill.add_argument("-o", "--out", "--output", dest="output", metavar="OUT", required=True,
+                      help="result: .png, .jpg/.jpeg or .tif/.tiff")
+    add_preset_flags(fill, "set any option by name (repeatable; lists as 1,2,3 or 1/2/3); applied after the flags "
+                           "below")
     fill.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     fill.add_argument("-v", "--verbose", action="store_true",
                       help="print the options used, the time taken and the texture match of the fill")
@@ -56,7 +57,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
 def command_fill(args: argparse.Namespace) -> int:
     # Every check that can fail is done before the slow work, so a mistake costs seconds, not minutes.
     check_writable(args.output)
-    options = options_from_args(args)
+    options = options_from_args(args, on_daemon=args.daemon is not None)
     # The networks load while the files are read and checked (a second or two of a fresh process).
     loading = preload_in_background(options) if args.daemon is None else None
     image = read_image(args.image)
@@ -71,14 +72,20 @@ def command_fill(args: argparse.Namespace) -> int:
         print_options(args.preset, options)
         if args.daemon is None:
             print_compute(options)
-    if loading is not None:
-        loading.join()
-    started = time.monotonic()
     with ctrl_c_cancels() as cancel, ProgressBar(enabled=False if args.quiet else None) as progress:
+        if loading is not None:  # on the bar from the first moment: the first fill of a process waits for it
+            progress(Progress(stage="load", fraction=0.0))
+            while loading.is_alive():
+                loading.join(0.1)
+                if cancel():
+                    raise Cancelled("cancelled while loading")
+        started = time.monotonic()
         result = fill_image(image, mask, options, mask_from_alpha=args.mask is None, progress=progress,
                             cancel=cancel, runner=runner)
-    seconds = time.monotonic() - started
+        seconds = time.monotonic() - started
     write_image(args.output, result, like=args.image)
+    if not args.quiet and not sys.stderr.isatty():  # a log has no progress bar to show that it ended
+        print(f"{PROG}: wrote {args.output}", file=sys.stderr)
     if args.verbose:
         print_fill_report(result, mask, seconds, where=args.daemon or "this process")
     return EXIT_OK

@@ -39,14 +39,26 @@ def flag_for(name: str) -> str:
 def add_option_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("fill options", f"Each overrides the preset's value; `{PROG} options` "
                                                       "lists the values of every preset.")
+    defaults = get_preset(DEFAULT_PRESET)
     for row in option_rows().values():
         dest = f"option_{row['name']}"
-        help_text = f"{row['help']} {limits_text(row)}".strip().replace("%", "%%")
+        default = format_value(getattr(defaults, row["name"]))
+        help_text = f"{row['help']} {limits_text(row)} (default preset: {default})".replace("%", "%%")
         if OPTION_TYPES[row["name"]].kind is bool:
             group.add_argument(flag_for(row["name"]), dest=dest, action=argparse.BooleanOptionalAction,
                                default=None, help=help_text)
         else:
             group.add_argument(flag_for(row["name"]), dest=dest, metavar=metavar_for(row["name"]), help=help_text)
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return ",".join(format_value(v) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return format(value, "g")
+    return str(value)
 
 
 def metavar_for(name: str) -> str:
@@ -79,5 +91,11 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return overrides
 
 
-def options_from_args(args: argparse.Namespace) -> FillOptions:
-    return get_preset(args.preset, **overrides_from_args(args))
+def options_from_args(args: argparse.Namespace, on_daemon: bool = False) -> FillOptions:
+    """The preset with the flags' and --set's values. on_daemon: the fill runs on a daemon, which computes on its
+    own device (the one it was started with), so a device asked for here is an error, not a silent CPU fill."""
+    overrides = overrides_from_args(args)
+    if on_daemon and "device" in overrides:
+        raise CliError(f"--device {overrides['device']}: a daemon computes on the device it was started with "
+                       f"(`{PROG} daemon --device {overrides['device']}`); leave --device out with --daemon")
+    return get_preset(args.preset, **overrides)

@@ -15,12 +15,30 @@ from typing import NoReturn
 from daemon.files import PrecisionWarning
 from daemon.version import package_version
 
-from . import batch, evaluate, fill, options, photos, serve, train, weights
+from . import batch, control, evaluate, fill, options, photos, serve, train, weights
 from .errors import EXIT_BROKEN_PIPE, EXIT_FAILURE, PROG, CliError, Terminated, exit_code_for, report_error
 from .signals import sigterm_raises
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Every flag's default in its help (where the help does not say it already), and its choices."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if action.choices is not None and action.metavar is not None and "[" not in text:
+            text += f" [{'|'.join(map(str, action.choices))}]"
+        shown = default is not None and default != [] and default is not argparse.SUPPRESS
+        if shown and not isinstance(default, bool) and action.option_strings and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         # argparse prints usage plus its own prefix; we want the same one-line form as every other error.
         raise CliError(f"{message} (see `{self.prog} --help`)")
@@ -70,6 +88,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an unexpected failure")
     commands = parser.add_subparsers(title="commands", dest="command", required=True, metavar="COMMAND")
-    for command in (fill, weights, options, serve, batch, photos, evaluate, train):
+    for command in (fill, weights, options, serve, control, batch, photos, evaluate, train):
         command.add_command(commands)
     return parser

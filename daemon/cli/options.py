@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import textwrap
-from typing import Any
 
 from engine.options import PRESETS, get_preset
 
 from .errors import EXIT_OK, PROG
-from .flags import DEFAULT_PRESET, limits_text, option_rows
+from .flags import DEFAULT_PRESET, format_value, limits_text, option_rows
 
 
 def add_command(commands: argparse._SubParsersAction) -> None:
@@ -22,16 +21,6 @@ def command_options(args: argparse.Namespace) -> int:
     print()
     print(presets_table())
     return EXIT_OK
-
-
-def format_value(value: Any) -> str:
-    if isinstance(value, (tuple, list)):
-        return ",".join(format_value(v) for v in value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return format(value, "g")
-    return str(value)
 
 
 def options_table(width: int = 100) -> str:

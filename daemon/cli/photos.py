@@ -18,7 +18,7 @@ def add_command(commands) -> None:
         description="Download the photo packages that can be had offline (PyPI, Debian) and the sample photos "
                     "of scikit-image and scikit-learn, keep the photos (not the renders), and write them with "
                     f"a manifest (licences, checksums) into --out. Sources: {', '.join(SOURCES)}.")
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="the photos folder to write")
+    parser.add_argument("-o", "--out", type=Path, required=True, metavar="DIR", help="the photos folder to write")
     parser.add_argument("--sources", default=None, metavar="LIST",
                         help="comma-separated sources (default: all)")
     parser.add_argument("--work", type=Path, default=None, metavar="DIR",

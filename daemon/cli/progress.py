@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from typing import Any
 
 from tqdm import tqdm
@@ -13,12 +14,22 @@ from engine.progress import Progress
 class ProgressBar:
     """A tqdm bar on stderr fed by the engine's Progress events.
 
-    enabled: None shows it only when the stream is a terminal (tqdm's own rule), True always, False never."""
+    enabled: None shows it only when the stream is a terminal (tqdm's own rule), True always, False never. Its
+    clock ticks on between events (a load, a long scale): a frozen clock looks like a hung program."""
+
+    TICK = 0.5  # seconds between redraws of the clock when no event comes
 
     def __init__(self, enabled: bool | None = None, stream: Any = None, min_interval: float = 0.1) -> None:
         self._bar = tqdm(total=100, desc="starting", file=stream if stream is not None else sys.stderr,
                          mininterval=min_interval, disable=None if enabled is None else not enabled, dynamic_ncols=True,
                          bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
+        self._closed = threading.Event()
+        if not self._bar.disable:
+            threading.Thread(target=self._tick, name="progress-clock", daemon=True).start()
+
+    def _tick(self) -> None:
+        while not self._closed.wait(self.TICK):
+            self._bar.refresh()
 
     def __call__(self, event: Progress) -> None:
         self._bar.set_description_str(describe_progress(event), refresh=False)
@@ -28,6 +39,7 @@ class ProgressBar:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._closed.set()
         self._bar.close()
 
 

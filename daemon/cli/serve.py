@@ -29,11 +29,11 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     daemon.add_argument("--insecure-loopback", action="store_true",
                         help="plain tcp://127.0.0.1 without CURVE: every program of every user of this machine may "
                              "then send work and could crash the daemon (docs/security.md)")
-    daemon.add_argument("--device", choices=DEVICES, default="auto", help="compute device (default: auto)")
+    daemon.add_argument("--device", choices=DEVICES, default="auto", help="compute device")
     daemon.add_argument("--max-queue", type=int, default=DEFAULT_MAX_QUEUE, metavar="N",
-                        help=f"jobs that may wait (default: {DEFAULT_MAX_QUEUE})")
+                        help="jobs that may wait")
     daemon.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
-                        help=f"largest image, in pixels, the daemon accepts (default: {DEFAULT_MAX_PIXELS})")
+                        help="largest image, in pixels, the daemon accepts")
     daemon.set_defaults(run=command_daemon)
 
 

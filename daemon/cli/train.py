@@ -6,6 +6,7 @@ import signal
 from pathlib import Path
 
 from daemon.training.settings import TrainingError, TrainSettings
+from engine.options import DEVICES
 
 from .errors import EXIT_OK, CliError
 from .signals import signal_handled
@@ -19,16 +20,19 @@ def add_command(commands) -> None:
         description="Train the content network on a folder of photos. Running the same command again resumes from "
                     "the last checkpoint in --out. Writes --out/content_net.safetensors and --out/MODEL_CARD.md.")
     train_parser.add_argument("--data", type=Path, required=True, metavar="DIR", help="folder of photos")
-    train_parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+    train_parser.add_argument("-o", "--out", type=Path, required=True, metavar="DIR",
                               help="run folder: checkpoints, the weights and the model card")
-    train_parser.add_argument("--steps", type=int, default=DEFAULT.steps, help=f"default {DEFAULT.steps}")
-    train_parser.add_argument("--batch", type=int, default=DEFAULT.batch, help=f"default {DEFAULT.batch}")
-    train_parser.add_argument("--lr", type=float, default=DEFAULT.learning_rate, dest="learning_rate",
-                              help=f"Adam learning rate (default {DEFAULT.learning_rate})")
-    train_parser.add_argument("--validate-every", type=int, default=DEFAULT.validate_every, metavar="N")
-    train_parser.add_argument("--checkpoint-every", type=int, default=DEFAULT.checkpoint_every, metavar="N")
-    train_parser.add_argument("--seed", type=int, default=0, help="seeds the crops, holes and weights")
-    train_parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "mps"])
+    train_parser.add_argument("--steps", type=int, default=DEFAULT.steps, metavar="N", help="training steps in all")
+    train_parser.add_argument("--batch", type=int, default=DEFAULT.batch, metavar="N", help="crops per step")
+    train_parser.add_argument("--lr", type=float, default=DEFAULT.learning_rate, dest="learning_rate", metavar="X",
+                              help="Adam learning rate")
+    train_parser.add_argument("--validate-every", type=int, default=DEFAULT.validate_every, metavar="N",
+                              help="steps between validations")
+    train_parser.add_argument("--checkpoint-every", type=int, default=DEFAULT.checkpoint_every, metavar="N",
+                              help="steps between checkpoints")
+    train_parser.add_argument("--seed", type=int, default=DEFAULT.seed, metavar="N",
+                              help="seeds the crops, holes and weights")
+    train_parser.add_argument("--device", default=DEFAULT.device, choices=DEVICES, help="compute device")
     train_parser.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     train_parser.set_defaults(run=run_train)
 

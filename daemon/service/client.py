@@ -53,8 +53,9 @@ class Client:
 
     # --------------------------------------------------------------------------------------- simple requests
 
-    def hello(self) -> dict[str, Any]:
-        return self._link.call({"op": "hello"}, "hello").header
+    def hello(self, timeout: float | None = None) -> dict[str, Any]:
+        """The daemon's hello (protocol, version, device, precision, limits); timeout None: the client's."""
+        return self._link.call({"op": "hello"}, "hello", timeout).header
 
     def ping(self) -> float:
         """Round-trip time in seconds."""

@@ -22,10 +22,10 @@ START_HINT = "Start it with `neural-fill daemon`"
 
 
 class DaemonError(Exception):
-    """The daemon refused or failed a request; `code` is one of protocol.ErrorCode."""
+    """The daemon refused or failed a request: the message is for people, `code` (protocol.ErrorCode) for code."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{message} ({code})")
+        super().__init__(message or code)
         self.code = code
         self.message = message
 

@@ -30,6 +30,7 @@ from .endpoints import (
     DaemonConfigError,
     check_endpoint,
     default_endpoint,
+    ipc_path,
     is_tcp,
     make_socket_dir,
     uses_curve,
@@ -332,10 +333,11 @@ class Daemon:
                                    "device": str(self.device)}))
 
     def _shutdown(self, client: bytes, message: Message) -> None:
-        # Over CURVE, ZAP let only authorised keys in, and it names the key as the User-Id.
-        if not (self.allow_shutdown or (self.curve and self._user_id)):
-            raise ProtocolError(ErrorCode.UNAUTHORISED, "this daemon takes shutdown requests only from CURVE-"
-                                "authorised clients (stop it with SIGTERM or Ctrl-C)")
+        # Over CURVE, ZAP let only authorised keys in, and it names the key as the User-Id. An ipc:// socket is in a
+        # folder only its user may enter (checked at start): whoever reaches it could send SIGTERM as well.
+        if not (self.allow_shutdown or (self.curve and self._user_id) or ipc_path(self.endpoint) is not None):
+            raise ProtocolError(ErrorCode.UNAUTHORISED, "this daemon takes shutdown requests only over ipc:// or from "
+                                "CURVE-authorised clients (stop it with SIGTERM or Ctrl-C)")
         log.info("shutdown requested by client %s", client.hex()[:10])
         self._send(client, encode({"op": "bye"}))
         self.stop()
