@@ -80,6 +80,13 @@ class Report:
         lines += [f"  failed {outcome.pair.image.name}: {outcome.reason}" for outcome in self.failed]
         return "\n".join(lines)
 
+    def to_json(self) -> dict:
+        """The summary for scripts: counts, each failed file with why, what each filler did."""
+        return {"done": self.count("done"), "skipped": self.count("skipped"), "failed": len(self.failed),
+                "cancelled": self.count("cancelled"), "not_started": [str(p.image) for p in self.not_started],
+                "interrupted": self.interrupted, "filled_by": dict(self.by_daemon), "dropped": dict(self.dropped),
+                "failures": [{"image": str(o.pair.image), "reason": o.reason} for o in self.failed]}
+
 
 def _shown(name: str) -> str:
     return name if name == IN_PROCESS else f"daemon {name}"

@@ -6,6 +6,7 @@ Fills use the preview preset at a 64 px working size on 64 px images, so each ta
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -91,8 +92,10 @@ def test_with_no_daemon_the_batch_fills_in_this_process_and_a_rerun_resumes(tmp_
     write_image(masks / "photo2.png", mask)  # put right: the same command does what is left
     assert main(batch_args(images, masks, out, [])) == errors.EXIT_OK
     assert "done 1, skipped 2 (already there), failed 0" in capsys.readouterr().out
-    assert main([*batch_args(images, masks, out, []), "--force"]) == errors.EXIT_OK  # and everything again
-    assert "done 3, skipped 0 (already there), failed 0" in capsys.readouterr().out
+    assert main([*batch_args(images, masks, out, []), "--force", "--json"]) == errors.EXIT_OK  # everything again
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["done"], summary["skipped"], summary["failed"]) == (3, 0, 0)
+    assert summary["filled_by"] == {"this process": 3} and not summary["failures"]
 
 
 def test_a_daemon_that_is_not_there_is_reported_within_seconds_not_per_file(tmp_path, capsys):

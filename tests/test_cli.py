@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import re
 import signal
@@ -179,6 +180,21 @@ def test_every_help_shows_each_flags_default_and_choices():
                 assert str(choice) in text, (name, action, choice)
     fill_help = " ".join(commands["fill"].format_help().split())
     assert "(default preset: 512)" in fill_help  # an option flag says the preset's value it overrides
+
+
+def test_fill_and_options_speak_json_for_scripts(tmp_path, engine, capsys):
+    image_path, mask_path = files(tmp_path, photo(), hole_mask())
+    assert run("fill", image_path, "-m", mask_path, "-o", tmp_path / "out.png", "--json", "--scales", "2") == 0
+    facts = json.loads(capsys.readouterr().out)
+    assert facts["output"] == str(tmp_path / "out.png") and facts["filled_pixels"] == (hole_mask() > 0).sum()
+    assert facts["where"] == "this process" and facts["options"]["scales"] == 2 and facts["seconds"] >= 0
+    assert run("options", "--json") == 0
+    described = json.loads(capsys.readouterr().out)
+    assert [row["name"] for row in described["options"]] == [row["name"] for row in FillOptions.describe()]
+    for name, (_, options) in PRESETS.items():
+        assert described["presets"][name]["values"] == options.to_dict()
+    default = {row["name"]: row["default"] for row in described["options"]}
+    assert default == get_preset("default").to_dict()  # the values a fill starts from, not the dataclass's
 
 
 def test_every_option_has_a_generated_flag(capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -33,6 +34,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     batch.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
                        help="seconds of silence after which a daemon is dropped")
     batch.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    batch.add_argument("--json", action="store_true", help="the summary as one JSON object on stdout")
     add_security_flags(batch, "")
     batch.set_defaults(run=command_batch)
 
@@ -52,11 +54,11 @@ def command_batch(args: argparse.Namespace) -> int:
                            timeout=args.timeout, quiet=args.quiet, force=args.force, curve=args.curve or None,
                            insecure_loopback=args.insecure_loopback)
     except BatchInterrupted as stopped:
-        print(stopped.report.summary())
+        print(json.dumps(stopped.report.to_json()) if args.json else stopped.report.summary())
         terminated = isinstance(stopped.__cause__, Terminated)
         print(f"{PROG}: batch interrupted {'by SIGTERM' if terminated else '(Ctrl-C)'}: the "
               f"{stopped.report.count('done')} outputs written are kept in {args.out}; run the same command again "
               "to resume", file=sys.stderr)
         return EXIT_TERMINATED if terminated else EXIT_CANCELLED
-    print(report.summary())
+    print(json.dumps(report.to_json()) if args.json else report.summary())
     return EXIT_FAILURE if report.failed else EXIT_OK

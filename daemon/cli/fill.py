@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import math
 import sys
 import textwrap
@@ -46,6 +47,9 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     fill.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     fill.add_argument("-v", "--verbose", action="store_true",
                       help="print the options used, the time taken and the texture match of the fill")
+    fill.add_argument("--json", action="store_true",
+                      help="print one JSON object on stdout when done: the output, the time, the texture match, the "
+                           "options")
     fill.add_argument("--daemon", metavar="ENDPOINT", nargs="?", const="",
                       help=f"fill on a running daemon (started with `{PROG} daemon`) instead of in this process: at "
                            f"ENDPOINT, or at the default {default_endpoint()}")
@@ -86,8 +90,13 @@ def command_fill(args: argparse.Namespace) -> int:
     write_image(args.output, result, like=args.image)
     if not args.quiet and not sys.stderr.isatty():  # a log has no progress bar to show that it ended
         print(f"{PROG}: wrote {args.output}", file=sys.stderr)
-    if args.verbose:
-        print_fill_report(result, mask, seconds, where=args.daemon or "this process")
+    if args.verbose or args.json:
+        facts = fill_facts(result, mask, seconds, where=args.daemon or "this process")
+        if args.verbose:
+            print_fill_report(facts)
+        if args.json:
+            print(json.dumps({"output": str(args.output), **facts, "preset": args.preset,
+                              "options": options.to_dict()}))
     return EXIT_OK
 
 
@@ -134,17 +143,26 @@ def print_daemon_compute(hello: dict[str, Any], options: FillOptions) -> None:
           file=sys.stderr)
 
 
-def print_fill_report(result: np.ndarray, mask: np.ndarray, seconds: float, where: str) -> None:
+def fill_facts(result: np.ndarray, mask: np.ndarray, seconds: float, where: str) -> dict[str, Any]:
+    """What --verbose and --json tell about a fill: its size, time, where it ran and its texture match."""
     from daemon.evaluation.metrics import texture_match  # late: scipy
 
     hole = mask > 0
     colour = result if result.ndim == 2 else result[..., :3] if result.shape[2] >= 3 else result[..., 0]  # no alpha
     match = texture_match(colour, hole)
-    verdict = ("no textured known pixels around the hole to compare with" if math.isnan(match) else
+    return {"filled_pixels": int(hole.sum()), "seconds": round(seconds, 3), "where": where,
+            "texture_match": None if math.isnan(match) else round(float(match), 3)}
+
+
+def print_fill_report(facts: dict[str, Any]) -> None:
+    match = facts["texture_match"]
+    verdict = ("no textured known pixels around the hole to compare with" if match is None else
                "as textured as its surroundings" if 0.7 <= match <= 1.3 else
                "smoother than its surroundings" if match < 0.7 else "busier than its surroundings")
-    print(f"{PROG}: filled {int(hole.sum())} px in {seconds:.2f} s ({where})", file=sys.stderr)
-    print(f"{PROG}: texture match {match:.2f} (gradient energy in the hole over the ring of known pixels around "
+    print(f"{PROG}: filled {facts['filled_pixels']} px in {facts['seconds']:.2f} s ({facts['where']})",
+          file=sys.stderr)
+    shown = "n/a" if match is None else f"{match:.2f}"
+    print(f"{PROG}: texture match {shown} (gradient energy in the hole over the ring of known pixels around "
           f"it; about 1 matches): {verdict}", file=sys.stderr)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import textwrap
 
 from engine.options import PRESETS, get_preset
@@ -13,14 +14,28 @@ from .flags import DEFAULT_PRESET, format_value, limits_text, option_rows
 
 def add_command(commands: argparse._SubParsersAction) -> None:
     options = commands.add_parser("options", help="list every fill option and preset")
+    options.add_argument("--json", action="store_true",
+                         help="one JSON object: each option's type, limits and description, each preset's values")
     options.set_defaults(run=command_options)
 
 
 def command_options(args: argparse.Namespace) -> int:
+    if args.json:
+        print(json.dumps(options_json()))
+        return EXIT_OK
     print(options_table())
     print()
     print(presets_table())
     return EXIT_OK
+
+
+def options_json() -> dict:
+    """Each option (type, limits, description, and its value in the default preset), each preset's values."""
+    defaults = get_preset(DEFAULT_PRESET).to_dict()
+    rows = [{**row, "default": defaults[name]} for name, row in option_rows().items()]
+    return {"options": [{key: list(v) if isinstance(v, tuple) else v for key, v in row.items()} for row in rows],
+            "presets": {name: {"description": description, "values": options.to_dict()}
+                        for name, (description, options) in PRESETS.items()}}
 
 
 def options_table(width: int = 100) -> str:
