@@ -49,7 +49,6 @@ from .protocol import (
     decode,
     encode,
     error_reply,
-    field_of,
     job_id_of,
     parse_fill,
 )
@@ -320,8 +319,8 @@ class Daemon:
     def _hello(self, client: bytes, message: Message) -> None:
         self._send(client, encode({"op": "hello", "protocol": PROTOCOL_VERSION, "version": package_version(),
                                    "device": str(self.device), "precision": self.precision,
-                                   "max_pixels": self.max_pixels,
-                                   "max_queue": self.max_queue, "presets": list(PRESETS)}))
+                                   "max_pixels": self.max_pixels, "max_queue": self.max_queue,
+                                   "max_message_bytes": self.max_message_bytes, "presets": list(PRESETS)}))
 
     def _ping(self, client: bytes, message: Message) -> None:
         self._send(client, encode({"op": "pong"}))
@@ -374,7 +373,7 @@ class Daemon:
             raise ProtocolError(ErrorCode.BAD_INPUT, f"bad options: {error}", request.job_id) from None
 
     def _cancel(self, client: bytes, message: Message) -> None:
-        job_id = field_of(message.header, "id", str)
+        job_id = job_id_of(message.header)
         if self._uploads.forget(client, job_id):
             log.info("job %s of client %s: cancelled while its data came", job_id, client.hex()[:10])
             self._send(client, encode({"op": "cancelled", "id": job_id}))
