@@ -310,7 +310,6 @@ def run_batch(images: Path, masks: Path, out: Path, endpoints: list[str], option
         report.interrupted, report.not_started = True, work.left()
         raise BatchInterrupted(report) from interruption
     for pair in work.left():
-        record(Outcome(pair, "failed", "nothing left to fill it: " + "; ".join(
-            f"{_shown(name)} dropped" for name in report.dropped)))
+        record(Outcome(pair, "failed", "no daemon left to fill it" if endpoints else "this process could not fill it"))
     bar.close()
     return report

@@ -106,7 +106,7 @@ def test_a_daemon_that_is_not_there_is_reported_within_seconds_not_per_file(tmp_
     assert main(args) == errors.EXIT_FAILURE
     assert time.monotonic() - started < 15
     summary = capsys.readouterr().out
-    assert "dropped: no answer" in summary and summary.count("nothing left to fill it") == 3, summary
+    assert "dropped: no answer" in summary and summary.count("no daemon left to fill it") == 3, summary
 
 
 def test_masks_pair_by_stem_or_stem_mask(tmp_path):

@@ -289,7 +289,7 @@ BAD_INPUTS = {
                            "--set needs NAME=VALUE"),
     "unknown preset": (lambda t, i, m: ["fill", i, "-m", m, "-o", t / "out.png", "--preset", "best"], 2,
                        "invalid choice"),
-    "no output flag": (lambda t, i, m: ["fill", i, "-m", m], 2, "-o/--output"),
+    "no output flag": (lambda t, i, m: ["fill", i, "-m", m], 2, "-o/--out"),
     "no mask and no alpha": (lambda t, i, m: ["fill", i, "-o", t / "out.png"], 2, "no alpha channel"),
 }
 

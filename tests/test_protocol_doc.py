@@ -27,12 +27,23 @@ def conversation() -> list[tuple[str, dict, bytes | int | None]]:
         direction, rest = line[0], line[1:].strip()
         header_text, _, frame = rest.partition(" + ")
         data: bytes | int | None = None
-        if frame.startswith("hex:"):
-            data = bytes.fromhex(frame[4:].replace(" ", ""))
+        if frame.startswith("bytes:"):
+            data = expand(frame[len("bytes:"):])
         elif frame.endswith(" bytes"):
             data = int(frame.split()[0])
         steps.append((direction, json.loads(header_text), data))
     return steps
+
+
+def expand(text: str) -> bytes:
+    """The doc's byte notation: `XX*N` is the byte XX (hex) N times, `(...)*N` a group N times."""
+    while "(" in text:
+        text = re.sub(r"\(([^()]*)\)\*(\d+)", lambda m: " ".join([m.group(1)] * int(m.group(2))), text)
+    out = bytearray()
+    for token in text.split():
+        byte, _, count = token.partition("*")
+        out += bytes.fromhex(byte) * int(count or 1)
+    return bytes(out)
 
 
 def matches(expected: dict, got: dict) -> bool:
