@@ -26,6 +26,8 @@ from gimp_plugin import plugin_install, profiles, vendoring
 
 ROOT = Path(__file__).resolve().parent
 SANDBOXED = ("flatpak", "snap")  # GIMPs that cannot start a program of the host: no daemon autostart
+KIND_NAMES = {"native": "GIMP installed on this system", "flatpak": "Flatpak GIMP", "snap": "Snap GIMP",
+              "windows": "GIMP for Windows", "macos": "GIMP for macOS", "given": "given with --gimp-profile"}
 EXAMPLE = ROOT / "examples" / "rocket.png"
 EXAMPLE_MASK = ROOT / "examples" / "rocket-mask.png"
 EXAMPLE_OUT = ROOT / "examples" / "rocket-filled.png"
@@ -41,7 +43,7 @@ def venv_command(venv_dir: Path) -> Path:
 
 
 def run(command: list[str], dry_run: bool) -> None:
-    print("+ " + " ".join(str(part) for part in command), flush=True)
+    print(("would run: " if dry_run else "+ ") + " ".join(str(part) for part in command), flush=True)
     if not dry_run:
         subprocess.run(command, check=True, cwd=ROOT)
 
@@ -50,7 +52,7 @@ def create_venv(venv_dir: Path, dry_run: bool) -> None:
     if venv_python(venv_dir).exists():
         print(f"virtual environment already at {venv_dir}")
         return
-    print(f"creating a virtual environment at {venv_dir}")
+    print(f"{'would create' if dry_run else 'creating'} a virtual environment at {venv_dir}")
     if not dry_run:
         venv.EnvBuilder(with_pip=True).create(venv_dir)
 
@@ -77,6 +79,9 @@ def gimp_installs(args: argparse.Namespace) -> list[profiles.GimpInstall]:
     """The profiles named with --gimp-profile, or every GIMP 3 profile found; --gimp-python overrides the guess."""
     system, machine = platform.system(), platform.machine()
     if args.gimp_profile:
+        for path in args.gimp_profile:
+            if not path.is_dir() and not args.create:
+                raise ValueError(f"{path}: no such GIMP profile folder (a typo?); give --create to make it there")
         installs = [profiles.GimpInstall(path.resolve(), "given",
                                          profiles.python_for("given", path, os.environ, system, machine))
                     for path in args.gimp_profile]
@@ -109,7 +114,7 @@ def daemon_command(args: argparse.Namespace, kind: str) -> list[str]:
 
 def client_keys(python: Path, dry_run: bool) -> Path | None:
     """The keys dir of the daemon (made now if missing), whose client pair the plug-in gets."""
-    print("+ making or reading the CURVE keys")
+    print(f"{'would make or read' if dry_run else '+ making or reading'} the CURVE keys")
     if dry_run:
         return None
     made = subprocess.run([str(python), "-c", "from daemon.service.keys import ensure_keys; print(ensure_keys())"],
@@ -127,11 +132,19 @@ def install_plugin(args: argparse.Namespace, python: Path) -> None:
     keys = client_keys(python, args.dry_run) if any(curve.values()) else None
     pip_python = python if python.exists() else Path(sys.executable)
     for install in installs:
+        print(f"GIMP 3 profile {install.profile} ({KIND_NAMES.get(install.kind, install.kind)})")
         settings = plugin_install.PluginSettings(endpoint_for(args, install.kind), curve[install.kind],
                                                  daemon_command(args, install.kind))
+        if install.kind in SANDBOXED:
+            print(f"  a {KIND_NAMES[install.kind]} cannot start the daemon from its sandbox: start it yourself with "
+                  f"`{venv_command(args.venv)} daemon --bind {settings.endpoint}`, or run install.py again with "
+                  "--systemd to have it start with your session")
         target = plugin_install.install_code(install.profile, settings, ROOT / "daemon" / "service", keys, args.dry_run)
         for line in vendor_for(install, target, pip_python, args):
             print(f"  {line}")
+    if not args.dry_run:
+        print("Next: restart GIMP (it reads plug-ins at start), open a photo, select what to remove, and choose "
+              "Filters > Neural Fill.")
 
 
 def vendor_for(install: profiles.GimpInstall, target: Path, pip_python: Path, args: argparse.Namespace) -> list[str]:
@@ -204,6 +217,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     gimp = parser.add_argument_group("GIMP plug-in")
     gimp.add_argument("--gimp-profile", type=Path, action="append", metavar="DIR",
                       help="install into this GIMP 3 profile (repeatable) instead of every profile found")
+    gimp.add_argument("--create", action="store_true",
+                      help="make a --gimp-profile folder that does not exist (otherwise a missing one is refused)")
     gimp.add_argument("--no-gimp", action="store_true", help="do not install the GIMP plug-in")
     gimp.add_argument("--gimp-python", metavar="X.Y",
                       help="the Python version GIMP runs plug-ins with, when the guess is wrong (e.g. 3.12)")

@@ -78,10 +78,11 @@ def gimp(request, endpoint):
     host_profile = root / profile.lstrip("/")
     shutil.rmtree(host_profile, ignore_errors=True)
     installed = subprocess.run([sys.executable, str(REPO / "install.py"), "--skip-env", "--gimp-profile",
-                                str(host_profile), "--gimp-python", release.python_version, "--wheels-from",
+                                str(host_profile), "--create", "--gimp-python", release.python_version, "--wheels-from",
                                 str(wheels), "--endpoint", endpoint, "--no-autostart"],
                                capture_output=True, text=True, timeout=300)
     assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert "Next: restart GIMP" in installed.stdout and "Filters > Neural Fill" in installed.stdout
     yield Gimp(root, request.param, profile)
     shutil.rmtree(host_profile, ignore_errors=True)
     shutil.rmtree(root / "tmp" / f"cases-{os.getpid()}", ignore_errors=True)

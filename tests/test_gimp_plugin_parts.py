@@ -136,9 +136,14 @@ def test_install_py_dry_run_changes_nothing_and_real_run_and_uninstall_round_tri
               "--gimp-python", f"{sys.version_info[0]}.{sys.version_info[1]}", "--no-autostart"]
     wheels = tmp_path / "no-wheels"  # an empty wheel folder: vendoring must fail cleanly, offline
     wheels.mkdir()
+    typo = subprocess.run([*common, "--dry-run"], capture_output=True, text=True, timeout=120)
+    assert typo.returncode == 1 and "no such GIMP profile folder" in typo.stderr and "--create" in typo.stderr
+    common.append("--create")  # a profile folder that does not exist is made only when asked
     dry = subprocess.run([*common, "--dry-run"], capture_output=True, text=True, timeout=120)
     assert dry.returncode == 0, dry.stderr
     assert "would install" in dry.stdout and "would vendor" in dry.stdout
+    assert f"GIMP 3 profile {profile.resolve()} (given with --gimp-profile)" in dry.stdout
+    assert not [line for line in dry.stdout.splitlines() if line.startswith("+ ")]  # nothing said as done
     assert not profile.exists()
 
     failed = subprocess.run([*common, "--wheels-from", str(wheels)], capture_output=True, text=True, timeout=300)
@@ -230,7 +235,7 @@ def test_install_py_curve_gives_the_plugin_keys_it_can_reach_a_curve_daemon_with
     config, profile = tmp_path / "config", tmp_path / "profile"
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     done = subprocess.run([sys.executable, str(REPO / "install.py"), "--skip-env", "--gimp-profile", str(profile),
-                           "--gimp-python", f"{sys.version_info[0]}.{sys.version_info[1]}", "--curve",
+                           "--create", "--gimp-python", f"{sys.version_info[0]}.{sys.version_info[1]}", "--curve",
                            "--endpoint", endpoint, "--no-autostart", "--wheels-from", str(tmp_path)],
                           capture_output=True, text=True, timeout=300,
                           env={**os.environ, "NEURAL_FILL_CONFIG_DIR": str(config)})
