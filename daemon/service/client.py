@@ -15,7 +15,7 @@ from engine.progress import CancelCheck, Progress, ProgressCallback
 
 from .endpoints import default_endpoint, uses_curve
 from .keys import curve_keys, default_keys_dir
-from .link import DaemonError, DaemonUnavailable, JobCancelled, Link
+from .link import Closing, DaemonError, DaemonUnavailable, JobCancelled, Link
 from .pixels import from_bytes, mask_to_frame, to_frame
 from .protocol import fill_request
 
@@ -24,7 +24,7 @@ PROGRESS_FIELDS = ("stage", "fraction", "region", "regions", "scale", "scales", 
 __all__ = ["Client", "DaemonError", "DaemonUnavailable"]
 
 
-class Client:
+class Client(Closing):
     """One DEALER connection to a daemon, speaking numpy arrays. Not thread-safe: give each thread its own Client.
 
     endpoint None is the default (daemon/service/endpoints.py). CURVE is spoken on every tcp:// endpoint unless
@@ -44,12 +44,6 @@ class Client:
 
     def close(self) -> None:
         self._link.close()
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # --------------------------------------------------------------------------------------- simple requests
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import zmq
 
@@ -47,7 +47,23 @@ class CurveKeys:
         self.client_secret = client_secret
 
 
-class Link:
+class Closing:
+    """`with` closes it: for the link and the clients built on it."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: C) -> C:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+C = TypeVar("C", bound=Closing)
+
+
+class Link(Closing):
     """A DEALER socket to one daemon. Not thread-safe: one Link per thread."""
 
     def __init__(self, endpoint: str, timeout: float = 10.0, curve: CurveKeys | None = None,
@@ -66,12 +82,6 @@ class Link:
 
     def close(self) -> None:
         self._socket.close()
-
-    def __enter__(self) -> Link:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def call(self, header: dict[str, Any], reply_op: str, timeout: float | None = None) -> Message:
         """Send a request without data frames and wait for its reply."""
