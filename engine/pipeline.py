@@ -28,12 +28,15 @@ MIN_IMAGE_SIDE = 16
 
 
 def fill(image: np.ndarray, mask: np.ndarray, options: FillOptions | None = None,
-         progress: ProgressCallback | None = None, cancel: CancelCheck | None = None) -> np.ndarray:
+         progress: ProgressCallback | None = None, cancel: CancelCheck | None = None,
+         source: np.ndarray | None = None) -> np.ndarray:
     """Fill the masked part of `image` and return a new array of the same shape and dtype.
 
     image: HxW, HxWx1, HxWx2 (grey+alpha), HxWx3 or HxWx4 (alpha last); uint8, uint16 or float32 (0..1).
     mask: HxW (or HxWx1), same height and width; 0 = keep, 1 (255 / 65535 for integer masks) = fill,
     between = blend (a feathered selection). True/False masks work too.
+    source: None (copy from anywhere), or HxW where the fill may copy from (True, or over half of full scale);
+    elsewhere it never copies from, as from fully transparent pixels. Those pixels themselves are kept.
     Raises MaskError / ImageError / OptionsError for bad input, Cancelled when `cancel()` answers True,
     WeightsError when the VGG-19 weights have not been fetched.
     """
@@ -43,6 +46,7 @@ def fill(image: np.ndarray, mask: np.ndarray, options: FillOptions | None = None
     amount = normalise_mask(mask, image.shape[:2])
     if no_known_pixels(image, amount):
         raise MaskError("the mask covers the whole image: there are no known pixels left to copy from")
+    excluded = None if source is None else excluded_from(source, amount)
 
     device = resolve_device(options.device)
     if device.type == "cpu":
@@ -68,6 +72,8 @@ def fill(image: np.ndarray, mask: np.ndarray, options: FillOptions | None = None
             crop_amount = amount[box.slices]
             # Fully transparent pixels carry no colour worth copying: synthesise them too, but only write the hole.
             synthesise = crop_amount > 0 if alpha is None else (crop_amount > 0) | (alpha == 0)
+            if excluded is not None:  # never copied from, the same way
+                synthesise = synthesise | excluded[box.slices]
             filled = fill_crop(synthesis, colour, synthesise, options, device, region)
             result[box.slices] = blend(original, scale_max, filled, alpha, crop_amount)
     reporter.report("done", 1.0)
@@ -113,27 +119,35 @@ def check_image(image: np.ndarray) -> float:
     return SAMPLE_TYPES[image.dtype]
 
 
-def normalise_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+def normalise_mask(mask: np.ndarray, shape: tuple[int, int], what: str = "mask", empty_ok: bool = False) -> np.ndarray:
     """Any supported mask -> float32 HxW in 0..1; MaskError for a wrong size, an empty mask or bad values."""
     mask = np.asarray(mask)
     if mask.ndim == 3 and mask.shape[2] == 1:
         mask = mask[..., 0]
     if mask.shape != tuple(shape):
         got = "x".join(str(s) for s in mask.shape[1::-1]) if mask.ndim >= 2 else str(mask.shape)
-        raise MaskError(f"the mask is {got} but the image is {shape[1]}x{shape[0]}: they must be the same size")
+        raise MaskError(f"the {what} is {got} but the image is {shape[1]}x{shape[0]}: they must be the same size")
     if mask.dtype == bool:
         amount = mask.astype(np.float32)
     elif mask.dtype in (np.uint8, np.uint16):
         amount = mask.astype(np.float32) / np.iinfo(mask.dtype).max
     elif np.issubdtype(mask.dtype, np.floating):
         if not np.isfinite(mask).all():
-            raise MaskError("the mask has NaN or infinite values")
+            raise MaskError(f"the {what} has NaN or infinite values")
         amount = np.clip(mask.astype(np.float32), 0.0, 1.0)
     else:
-        raise MaskError(f"unsupported mask type {mask.dtype}: use bool, uint8, uint16 or float (0..1)")
-    if not (amount > 0).any():
+        raise MaskError(f"unsupported {what} type {mask.dtype}: use bool, uint8, uint16 or float (0..1)")
+    if not empty_ok and not (amount > 0).any():
         raise MaskError("the mask selects nothing: there is no hole to fill")
     return amount
+
+
+def excluded_from(source: np.ndarray, amount: np.ndarray) -> np.ndarray:
+    """The known pixels the fill must not copy from: bool HxW from a source mask (what it may copy from)."""
+    may = normalise_mask(source, amount.shape, what="source mask", empty_ok=True) > 0.5
+    if not (may & (amount == 0)).any():
+        raise MaskError("the source mask leaves no known pixels to copy from: mark where the fill may copy from")
+    return ~may & (amount == 0)
 
 
 def split_channels(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

@@ -38,8 +38,8 @@ class FakeEngine:
         self.calls: list[dict] = []
         self.failure: BaseException | None = None
 
-    def __call__(self, image, mask, options, progress, cancel):
-        self.calls.append({"image": image.copy(), "mask": mask.copy(), "options": options})
+    def __call__(self, image, mask, options, progress, cancel, source=None):
+        self.calls.append({"image": image.copy(), "mask": mask.copy(), "options": options, "source": source})
         progress(Progress(stage="synthesis", fraction=0.5, scale=1, scales=2, iteration=3, iterations=10))
         if self.failure is not None:
             raise self.failure
@@ -195,6 +195,25 @@ def test_fill_and_options_speak_json_for_scripts(tmp_path, engine, capsys):
         assert described["presets"][name]["values"] == options.to_dict()
     default = {row["name"]: row["default"] for row in described["options"]}
     assert default == get_preset("default").to_dict()  # the values a fill starts from, not the dataclass's
+
+
+def test_a_source_or_exclude_mask_says_where_the_fill_may_copy_from(tmp_path, engine, capsys):
+    image_path, mask_path = files(tmp_path, photo(), hole_mask())
+    area = np.zeros((6, 8), np.uint8)
+    area[:, :4] = 255  # the left half marked
+    write_image(tmp_path / "area.png", area)
+    common = ("fill", image_path, "-m", mask_path, "-q")
+    assert run(*common, "-o", tmp_path / "a.png", "--source-mask", tmp_path / "area.png") == 0
+    assert run(*common, "-o", tmp_path / "b.png", "--exclude-mask", tmp_path / "area.png") == 0
+    assert engine.calls[0]["source"].tolist() == (area > 0).tolist()  # may copy from the left half only
+    assert engine.calls[1]["source"].tolist() == (area == 0).tolist()  # never from it
+    assert run("fill", image_path, "-m", mask_path, "-o", tmp_path / "c.png", "--source-mask", tmp_path / "area.png",
+               "--exclude-mask", tmp_path / "area.png") == 2  # one or the other
+    assert "not allowed with argument" in one_error_line(capsys.readouterr().err)
+    assert run("fill", image_path, "-m", mask_path, "-o", tmp_path / "d.png", "--exclude-mask", tmp_path / "area.png",
+               "--daemon", "ipc:///nowhere") == 2
+    assert "leave out --daemon" in one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "c.png").exists() and not (tmp_path / "d.png").exists()
 
 
 def test_every_option_has_a_generated_flag(capsys):

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from daemon.evaluation.metrics import hole_psnr, texture_match
-from engine import fill, get_preset
+from engine import MaskError, fill, get_preset
 from engine.content import push_pull_fill
 from engine.grain import noise_level
 from tests.support.images import centre_mask, noisy_photo, stripes
@@ -180,3 +180,27 @@ def test_a_scratch_across_fine_stripes_on_a_big_photo_comes_back_exact_in_previe
     mask[100:668, 380:390] = 255
     result = fill(image, mask, get_preset("preview"))
     assert np.array_equal(result, image)
+
+
+def test_an_object_kept_out_of_the_source_never_appears_in_the_fill():
+    # A magenta object right beside the hole: copied in when the fill may copy from anywhere, never when excluded.
+    image = noisy_photo(128, 128, seed=4)
+    image[40:88, 20:44] = (255, 0, 255)
+    mask = np.zeros((128, 128), np.uint8)
+    mask[40:88, 44:84] = 255
+    hole = mask > 0
+    source = np.ones((128, 128), bool)
+    source[40:88, 20:44] = False
+
+    def magenta(pixels: np.ndarray) -> int:
+        return int(((pixels[..., 0] > 180) & (pixels[..., 1] < 90) & (pixels[..., 2] > 180)).sum())
+
+    options = get_preset("preview", seed=1)
+    assert magenta(fill(image, mask, options)[hole]) > 100
+    kept_out = fill(image, mask, options, source=source)
+    assert magenta(kept_out[hole]) == 0
+    assert np.array_equal(kept_out[~hole], image[~hole])  # the excluded object itself stays as it was
+    with pytest.raises(MaskError, match="no known pixels to copy from"):
+        fill(image, mask, options, source=np.zeros((128, 128), bool))
+    with pytest.raises(MaskError, match="the source mask is 64x128"):
+        fill(image, mask, options, source=np.ones((128, 64), bool))

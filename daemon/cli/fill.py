@@ -11,6 +11,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,11 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     )
     fill.add_argument("image", metavar="IMAGE", help="PNG, JPEG or TIFF, 8 or 16 bits")
     fill.add_argument("-m", "--mask", metavar="MASK", help="mask image of the same size (default: IMAGE's alpha)")
+    sampling = fill.add_mutually_exclusive_group()
+    sampling.add_argument("--source-mask", metavar="FILE",
+                          help="where the fill may copy from: white = may, black = never (default: everywhere)")
+    sampling.add_argument("--exclude-mask", metavar="FILE",
+                          help="where the fill must never copy from: white = never (another person, a sign)")
     fill.add_argument("-o", "--out", "--output", dest="output", metavar="OUT", required=True,
                       help="result: .png, .jpg/.jpeg or .tif/.tiff")
     add_preset_flags(fill, "set any option by name (repeatable; lists as 1,2,3 or 1/2/3); applied after the flags "
@@ -67,9 +73,11 @@ def command_fill(args: argparse.Namespace) -> int:
     image = read_image(args.image)
     mask = read_mask(args.mask, image)
     check_mask_usable(mask, args.mask or args.image)
+    source = read_source(args, image)
     if args.daemon is None:
         check_weights()  # a daemon has its own
-    runner = run_fill if args.daemon is None else daemon_runner(
+    runner = run_fill if source is None else partial(run_fill, source=source)
+    runner = runner if args.daemon is None else daemon_runner(
         args.daemon, args.curve or None, args.insecure_loopback,
         on_hello=(lambda hello: print_daemon_compute(hello, options)) if args.verbose else None)
     if args.verbose:
@@ -187,12 +195,23 @@ def check_weights() -> None:
                        EXIT_FAILURE)
 
 
+def read_source(args: argparse.Namespace, image: np.ndarray) -> np.ndarray | None:
+    """Where the fill may copy from (bool HxW), from --source-mask or --exclude-mask; None: everywhere."""
+    path = args.source_mask or args.exclude_mask
+    if path is None:
+        return None
+    if args.daemon is not None:
+        raise CliError("--source-mask and --exclude-mask fill in this process for now: leave out --daemon")
+    marked = read_mask(path, image) > 0.5
+    return marked if args.source_mask else ~marked
+
+
 def run_fill(image: np.ndarray, mask: np.ndarray, options: FillOptions, progress: ProgressCallback,
-             cancel: CancelCheck) -> np.ndarray:
+             cancel: CancelCheck, source: np.ndarray | None = None) -> np.ndarray:
     """The engine's fill (tests put a fake here: they are about files and flags, not the method)."""
     from engine import fill  # late: loads torch and the network code
 
-    return fill(image, mask, options, progress=progress, cancel=cancel)
+    return fill(image, mask, options, progress=progress, cancel=cancel, source=source)
 
 
 Runner = Callable[[np.ndarray, np.ndarray, FillOptions, ProgressCallback, CancelCheck], np.ndarray]
