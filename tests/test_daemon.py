@@ -40,7 +40,7 @@ from daemon.service.protocol import (
 )
 from daemon.service.server import Daemon, DaemonConfigError, check_endpoint
 from engine import fill
-from engine.errors import Cancelled, WeightsError
+from engine.errors import Cancelled, MaskError, WeightsError
 from engine.weights import DATA_DIR_ENV, WEIGHTS_FILENAME, vgg19_path
 from tests.support.daemon_helpers import (
     ERROR_CODES,
@@ -157,6 +157,18 @@ def test_hello_names_the_device_and_the_precision_its_fills_run_in(client):
     for precision in ("float32", "bfloat16"):  # a client may ask for either; the result is the in-process one
         options = FAST.replace(precision=precision)
         assert np.array_equal(client.fill(image, mask, options=options), fill(image, mask, options))
+
+
+def test_a_source_mask_travels_to_the_daemon_and_fills_as_in_process(client):
+    assert "source" in client.hello()["features"]
+    image, mask = photo_and_hole(seed=2)
+    source = np.ones(mask.shape, bool)
+    source[:, :24] = False  # never copy from the left part
+    result = client.fill(image, mask, options=FAST, source=source)
+    assert np.array_equal(result, fill(image, mask, FAST, source=source))
+    assert not np.array_equal(result, fill(image, mask, FAST))  # it made a difference
+    with pytest.raises(MaskError, match="the source mask is 32x64"):
+        client.fill(image, mask, options=FAST, source=source[:, :32])
 
 
 @pytest.mark.parametrize("layout", ["u8 rgb", "u16 grey", "f32 rgba"])

@@ -76,10 +76,11 @@ def command_fill(args: argparse.Namespace) -> int:
     source = read_source(args, image)
     if args.daemon is None:
         check_weights()  # a daemon has its own
-    runner = run_fill if source is None else partial(run_fill, source=source)
-    runner = runner if args.daemon is None else daemon_runner(
+    runner = run_fill if args.daemon is None else daemon_runner(
         args.daemon, args.curve or None, args.insecure_loopback,
         on_hello=(lambda hello: print_daemon_compute(hello, options)) if args.verbose else None)
+    if source is not None:
+        runner = partial(runner, source=source)
     if args.verbose:
         print_options(args.preset, options)
         if args.daemon is None:
@@ -200,8 +201,6 @@ def read_source(args: argparse.Namespace, image: np.ndarray) -> np.ndarray | Non
     path = args.source_mask or args.exclude_mask
     if path is None:
         return None
-    if args.daemon is not None:
-        raise CliError("--source-mask and --exclude-mask fill in this process for now: leave out --daemon")
     marked = read_mask(path, image) > 0.5
     return marked if args.source_mask else ~marked
 
@@ -227,12 +226,12 @@ def daemon_runner(endpoint: str | None, curve: bool | None = None, insecure_loop
     endpoint = endpoint or default_endpoint()
 
     def run(image: np.ndarray, mask: np.ndarray, options: FillOptions, progress: ProgressCallback,
-            cancel: CancelCheck) -> np.ndarray:
+            cancel: CancelCheck, source: np.ndarray | None = None) -> np.ndarray:
         try:
             with Client(endpoint, curve=curve, insecure_loopback=insecure_loopback) as client:
                 if on_hello is not None:
                     on_hello(client.hello())
-                return client.fill(image, mask, options=options, progress=progress, cancel=cancel)
+                return client.fill(image, mask, options=options, progress=progress, cancel=cancel, source=source)
         except DaemonError as error:
             exit_code = EXIT_BAD_INPUT if error.code in BAD_INPUT_CODES else EXIT_FAILURE
             raise CliError(f"the daemon at {endpoint}: {error}", exit_code) from None

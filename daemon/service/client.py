@@ -17,7 +17,7 @@ from .endpoints import default_endpoint, uses_curve
 from .keys import curve_keys, default_keys_dir
 from .link import Closing, DaemonError, DaemonUnavailable, JobCancelled, Link
 from .pixels import from_bytes, mask_to_frame, to_frame
-from .protocol import fill_request
+from .protocol import ErrorCode, fill_request
 
 PROGRESS_FIELDS = ("stage", "fraction", "region", "regions", "scale", "scales", "iteration", "iterations")
 
@@ -67,21 +67,28 @@ class Client(Closing):
 
     def fill(self, image: np.ndarray, mask: np.ndarray, preset: str = "default",
              options: FillOptions | dict[str, Any] | None = None, progress: ProgressCallback | None = None,
-             cancel: CancelCheck | None = None) -> np.ndarray:
+             cancel: CancelCheck | None = None, source: np.ndarray | None = None) -> np.ndarray:
         """Fill on the daemon: the same contract as engine.fill, with DaemonError for what the daemon refuses.
 
-        options: a FillOptions (sent whole, the device left to the daemon) or a map of overrides of `preset`."""
+        options: a FillOptions (sent whole, the device left to the daemon) or a map of overrides of `preset`.
+        source: where the fill may copy from, as engine.fill takes it (a daemon that names the feature "source")."""
         image = np.asarray(image)
         pixels, holes = to_frame(image), mask_to_frame(mask)
-        if (holes.width, holes.height) != (pixels.width, pixels.height):
-            raise MaskError(f"the mask is {holes.width}x{holes.height} but the image is {pixels.width}x"
-                            f"{pixels.height}: they must be the same size")
+        areas = [holes] if source is None else [holes, mask_to_frame(source)]
+        for name, area in zip(("mask", "source mask"), areas, strict=False):
+            if (area.width, area.height) != (pixels.width, pixels.height):
+                raise MaskError(f"the {name} is {area.width}x{area.height} but the image is {pixels.width}x"
+                                f"{pixels.height}: they must be the same size")
+        if source is not None and "source" not in self.hello().get("features", ()):
+            raise DaemonError(ErrorCode.BAD_INPUT, "this daemon is too old for a source mask: update it")
         if isinstance(options, FillOptions):
             options = {k: v for k, v in options.to_dict().items() if k != "device"}
         job_id = uuid.uuid4().hex[:16]
         self._link.upload(job_id, fill_request(job_id, pixels.width, pixels.height, pixels.channels,
                                                pixels.sample, pixels.data, holes.data, mask_sample=holes.sample,
-                                               preset=preset, options=options))
+                                               preset=preset, options=options,
+                                               source=areas[1].data if source is not None else None,
+                                               source_sample=areas[-1].sample))
 
         def on_progress(header: dict[str, Any]) -> None:
             progress(Progress(**{k: header[k] for k in PROGRESS_FIELDS if k in header}))

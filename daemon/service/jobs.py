@@ -22,6 +22,7 @@ class Job:
     image: np.ndarray
     mask: np.ndarray
     options: FillOptions
+    source: np.ndarray | None = None  # where the fill may copy from (None: everywhere)
     cancel: threading.Event = field(default_factory=threading.Event)
     daemon_stopping: bool = False  # cancelled because the daemon stops, not at the client's request
     accepted_at: float = field(default_factory=time.monotonic)

@@ -74,3 +74,10 @@ def request_image(request: FillRequest) -> np.ndarray:
 
 def request_mask(request: FillRequest) -> np.ndarray:
     return from_bytes(request.mask, request.height, request.width, 1, request.mask_sample, writable=False)
+
+
+def request_source(request: FillRequest) -> np.ndarray | None:
+    """Where the fill may copy from (the engine's `source`), or None when the request has no source mask."""
+    if request.source_sample is None:
+        return None
+    return from_bytes(request.source, request.height, request.width, 1, request.source_sample, writable=False)

@@ -17,6 +17,8 @@ from typing import Any
 import msgpack
 
 PROTOCOL_VERSION = 2  # 2: pixels and mask in `data` chunks after the `fill` header
+# What this daemon takes beyond version 2's first form, named in `hello`: a client sends them only when named.
+FEATURES = ("source",)  # source: a `fill` may carry a source mask (where the fill may copy from) after its mask
 
 # Requests a client may send, and the extra frames each carries.
 REQUEST_FRAMES = {"hello": 0, "ping": 0, "fill": 0, "data": 1, "cancel": 0, "status": 0, "shutdown": 0}
@@ -126,17 +128,24 @@ class FillRequest:
     mask_sample: str
     preset: str
     options: dict[str, Any]
+    source_sample: str | None = None  # a source mask follows the mask (feature "source"), or none
     pixels: bytes | memoryview = b""
     mask: bytes | memoryview = b""
+    source: bytes | memoryview = b""
 
     @property
     def pixel_bytes(self) -> int:
         return self.width * self.height * self.channels * SAMPLE_BYTES[self.sample]
 
     @property
+    def mask_bytes(self) -> int:
+        return self.width * self.height * SAMPLE_BYTES[self.mask_sample]
+
+    @property
     def data_bytes(self) -> int:
-        """The bytes the `data` chunks carry: the pixels, then the mask."""
-        return self.pixel_bytes + self.width * self.height * SAMPLE_BYTES[self.mask_sample]
+        """The bytes the `data` chunks carry: the pixels, the mask, then the source mask when there is one."""
+        source = self.width * self.height * SAMPLE_BYTES[self.source_sample] if self.source_sample else 0
+        return self.pixel_bytes + self.mask_bytes + source
 
 
 def parse_fill(message: Message, max_pixels: int) -> FillRequest:
@@ -147,6 +156,7 @@ def parse_fill(message: Message, max_pixels: int) -> FillRequest:
     channels = field_of(header, "channels", int, job_id)
     sample = field_of(header, "sample", str, job_id)
     mask_sample = header.get("mask_sample", "u8")
+    source_sample = header.get("source_sample")
     preset = header.get("preset", "default")
     options = header.get("options", {})
     if width < 1 or height < 1:
@@ -156,7 +166,8 @@ def parse_fill(message: Message, max_pixels: int) -> FillRequest:
                             f"takes at most {max_pixels}", job_id)
     if channels not in (1, 2, 3, 4):
         raise ProtocolError(ErrorCode.BAD_FIELD, f"channels must be 1 to 4, not {channels}", job_id)
-    for name, value in (("sample", sample), ("mask_sample", mask_sample)):
+    samples = [("sample", sample), ("mask_sample", mask_sample)]
+    for name, value in samples + ([("source_sample", source_sample)] if source_sample is not None else []):
         if not isinstance(value, str) or value not in SAMPLE_BYTES:  # a list or map here is unhashable
             raise ProtocolError(ErrorCode.BAD_FIELD, f"{name} must be one of {', '.join(SAMPLE_BYTES)}, "
                                 f"not {value!r}", job_id)
@@ -164,7 +175,7 @@ def parse_fill(message: Message, max_pixels: int) -> FillRequest:
         raise ProtocolError(ErrorCode.BAD_FIELD, "field 'preset' must be text", job_id)
     if not isinstance(options, dict) or not all(isinstance(k, str) for k in options):
         raise ProtocolError(ErrorCode.BAD_FIELD, "field 'options' must be a map of option names", job_id)
-    return FillRequest(job_id, width, height, channels, sample, mask_sample, preset, options)
+    return FillRequest(job_id, width, height, channels, sample, mask_sample, preset, options, source_sample)
 
 
 def job_id_of(header: dict[str, Any]) -> str:
@@ -176,14 +187,20 @@ def job_id_of(header: dict[str, Any]) -> str:
 
 def fill_request(job_id: str, width: int, height: int, channels: int, sample: str, pixels: bytes | memoryview,
                  mask: bytes | memoryview, mask_sample: str = "u8", preset: str = "default",
-                 options: dict[str, Any] | None = None) -> list[list[Any]]:
-    """The messages of a `fill` (what a client sends, in order): the header, then the pixels and the mask, one
-    after the other, in `data` chunks of at most CHUNK_BYTES (views of the caller's buffers, not copies)."""
+                 options: dict[str, Any] | None = None, source: bytes | memoryview | None = None,
+                 source_sample: str = "u8") -> list[list[Any]]:
+    """The messages of a `fill` (what a client sends, in order): the header, then the pixels, the mask and the
+    source mask when given (feature "source"), one after the other, in `data` chunks of at most CHUNK_BYTES (views
+    of the caller's buffers, not copies)."""
     header = {"op": "fill", "id": job_id, "width": width, "height": height, "channels": channels,
               "sample": sample, "mask_sample": mask_sample, "preset": preset, "options": options or {}}
+    blocks = [pixels, mask]
+    if source is not None:
+        header["source_sample"] = source_sample
+        blocks.append(source)
     data_header = encode({"op": "data", "id": job_id})[0]
     chunks = [[data_header, view[start:start + CHUNK_BYTES]]
-              for view in (memoryview(pixels).cast("B"), memoryview(mask).cast("B"))
+              for view in (memoryview(block).cast("B") for block in blocks)
               for start in range(0, len(view), CHUNK_BYTES)]
     return [encode(header), *chunks]
 

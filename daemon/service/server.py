@@ -37,9 +37,10 @@ from .endpoints import (
 )
 from .jobs import Job, JobQueue
 from .keys import SERVER, KeyPair, ensure_keys, load_pair
-from .pixels import request_image, request_mask
+from .pixels import request_image, request_mask, request_source
 from .protocol import (
     CHUNK_BYTES,
+    FEATURES,
     MAX_HEADER_BYTES,
     PROTOCOL_VERSION,
     ErrorCode,
@@ -320,7 +321,8 @@ class Daemon:
         self._send(client, encode({"op": "hello", "protocol": PROTOCOL_VERSION, "version": package_version(),
                                    "device": str(self.device), "precision": self.precision,
                                    "max_pixels": self.max_pixels, "max_queue": self.max_queue,
-                                   "max_message_bytes": self.max_message_bytes, "presets": list(PRESETS)}))
+                                   "max_message_bytes": self.max_message_bytes, "presets": list(PRESETS),
+                                   "features": list(FEATURES)}))
 
     def _ping(self, client: bytes, message: Message) -> None:
         self._send(client, encode({"op": "pong"}))
@@ -357,7 +359,8 @@ class Daemon:
         if upload is None:
             return
         request = upload.request
-        job = Job(client, request.job_id, request_image(request), request_mask(request), upload.options)
+        job = Job(client, request.job_id, request_image(request), request_mask(request), upload.options,
+                  request_source(request))
         position = self._queue.put(job)
         self._jobs[job.key] = job
         log.info("%s: accepted (%dx%dx%d %s, preset %s), %d ahead", job.describe(), request.width, request.height,

@@ -72,7 +72,8 @@ class Uploads:
         self.forget(client, job_id)
         data = memoryview(upload.buffer)
         split = upload.request.pixel_bytes
-        upload.request = replace(upload.request, pixels=data[:split], mask=data[split:])
+        end = split + upload.request.mask_bytes
+        upload.request = replace(upload.request, pixels=data[:split], mask=data[split:end], source=data[end:])
         return upload
 
     def forget(self, client: bytes, job_id: str) -> bool:

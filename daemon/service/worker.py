@@ -80,7 +80,8 @@ class Worker(threading.Thread):
         try:
             if job.cancel.is_set():  # cancelled between the queue and here
                 raise Cancelled("fill cancelled")
-            result = self._fill(job.image, job.mask, job.options, progress=progress, cancel=job.cancel.is_set)
+            result = self._fill(job.image, job.mask, job.options, progress=progress, cancel=job.cancel.is_set,
+                                source=job.source)
             frame = to_frame(result)
         except Cancelled:
             log.info("%s: cancelled after %.1f s", job.describe(), time.monotonic() - started)
