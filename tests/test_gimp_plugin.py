@@ -194,6 +194,21 @@ def test_a_rectangle_fills_a_new_layer_above_holding_only_the_fill(gimp):
     assert_continues_its_surroundings(outcome.composite[50:100, 70:130], photo[ring((50, 70, 100, 130), 24)])
 
 
+def test_sampling_never_from_a_channel_keeps_a_marked_object_out_of_the_fill(gimp):
+    # A uniquely coloured object right beside the selection, saved as a channel and chosen as what to avoid.
+    photo = grainy_photo(160, 200)
+    photo[50:100, 40:70] = (255, 0, 255)
+    outcome = run_case(gimp, "sample-from", photo, {
+        "channels": [{"name": "object", "rect": [40, 50, 30, 50]}],
+        "selection": [{"shape": "rect", "x": 70, "y": 50, "w": 60, "h": 50}],
+        "arguments": {"preset": "preview", "sample-from": "not-channel", "sample-channel": "channel:object"}})
+    assert outcome.result["success"], outcome.result["error"]
+    filled = outcome.composite[50:100, 70:130, :3].astype(int)
+    magenta = (filled[..., 0] > 180) & (filled[..., 1] < 90) & (filled[..., 2] > 180)
+    assert not magenta.any(), f"{magenta.sum()} pixels of the avoided object in the fill"
+    assert np.array_equal(outcome.photo, photo)  # the object itself, and the rest of the layer, untouched
+
+
 def test_in_place_continues_stripes_across_the_hole_and_changes_nothing_outside(gimp):
     photo = stripes(128, 192)
     outcome = run_case(gimp, "stripes", photo, {"selection": [{"shape": "rect", "x": 72, "y": 40, "w": 48, "h": 48}],

@@ -25,7 +25,7 @@ from tests.support.daemon_helpers import free_port, start_daemon  # noqa: E402
 import daemon_connection  # noqa: E402
 import fill_region  # noqa: E402
 import plugin_settings  # noqa: E402
-from fill_region import Rect, context_rect, hole_mask, pixel_format, sub_rows  # noqa: E402
+from fill_region import Rect, context_rect, hole_mask, pixel_format, source_mask, sub_rows  # noqa: E402
 
 # ------------------------------------------------------------------------------------------ fill_region
 
@@ -59,6 +59,12 @@ def test_an_unknown_precision_is_refused_by_name():
 
 def test_every_touched_pixel_of_the_selection_is_hole():
     assert hole_mask(bytes([0, 1, 127, 255, 0])) == bytes([0, 255, 255, 255, 0])
+
+
+def test_the_sample_channel_becomes_the_source_mask_or_its_opposite():
+    channel = bytes([0, 100, 128, 255])
+    assert source_mask(channel, inside=True) == bytes([0, 0, 255, 255])  # copy only from where it is set
+    assert source_mask(channel, inside=False) == bytes([255, 255, 0, 0])  # never from there
 
 
 def test_sub_rows_cuts_a_rectangle_out_of_a_buffer():

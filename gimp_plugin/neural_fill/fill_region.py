@@ -88,6 +88,13 @@ def hole_mask(selection_u8: bytes) -> bytes:
     return selection_u8.translate(_HOLE_TABLE)
 
 
+def source_mask(channel_u8: bytes, inside: bool) -> bytes:
+    """A channel read as 'Y u8' -> the source mask sent to the daemon: 255 where the fill may copy from. inside:
+    from where the channel is set (over half), else from everywhere it is not."""
+    table = bytes(255 if (value > 127) == inside else 0 for value in range(256))
+    return channel_u8.translate(table)
+
+
 def sub_rows(data: bytes | memoryview, outer: Rect, inner: Rect, bytes_per_pixel: int) -> bytes:
     """The bytes of `inner` cut out of a row-major buffer covering `outer` (same coordinate frame)."""
     if not (outer.x <= inner.x and outer.y <= inner.y and inner.right <= outer.right and inner.bottom <= outer.bottom):

@@ -28,7 +28,7 @@ gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
 
-from fill_region import Rect, context_rect, hole_mask, pixel_format, sub_rows  # noqa: E402
+from fill_region import Rect, context_rect, hole_mask, pixel_format, source_mask, sub_rows  # noqa: E402
 from plugin_settings import SettingsError, load_settings  # noqa: E402
 
 PROCEDURE = "plug-in-neural-fill"
@@ -42,6 +42,12 @@ PRESETS = {
 OUTPUTS = {
     "new-layer": ("New layer", "A new layer 'Neural Fill' above the active one, holding only the fill"),
     "in-place": ("Into the layer", "Write the fill into the active layer itself"),
+}
+SAMPLE_FROM = {
+    "around": ("All around the selection", "Copy from any pixel around the selection"),
+    "channel": ("Only the sample channel", "Copy only from where the sample channel (a saved selection) is set"),
+    "not-channel": ("Never the sample channel", "Never copy from where the sample channel is set (another person, "
+                    "a sign)"),
 }
 MAX_SEED = 2**31 - 1
 
@@ -76,6 +82,11 @@ class NeuralFill(Gimp.PlugIn):
         procedure.add_choice_argument("preset", "_Preset", "Speed against quality", choice(PRESETS), "default", flags)
         procedure.add_choice_argument("output", "Output _to", "Where the fill goes", choice(OUTPUTS), "new-layer",
                                       flags)
+        procedure.add_choice_argument("sample-from", "_Sample from", "Where the fill may copy from",
+                                      choice(SAMPLE_FROM), "around", flags)
+        procedure.add_channel_argument("sample-channel", "Sample _channel",
+                                       "A saved selection (Select > Save to Channel) that Sample from uses", True,
+                                       flags)
         procedure.add_int_argument("context-margin", "Context _margin",
                                    "Pixels around the selection the fill learns from (0: automatic, half the "
                                    "selection's size and at least 64)", 0, 16384, 0, flags)
@@ -154,10 +165,25 @@ def fill_selection(image, drawables, config) -> None:
         raise PluginError("The selection covers everything around it: Neural Fill learns from the pixels outside "
                           "the selection, so leave some of the layer unselected (or raise the context margin)")
 
-    filled = fill_on_daemon(config, region, form, pixels, mask)
+    source = sample_area(image, config, region.moved(offset_x, offset_y))
+    filled = fill_on_daemon(config, region, form, pixels, mask, source)
     inside = Rect(selection.x - region.x, selection.y - region.y, selection.width, selection.height)
     patch = sub_rows(filled, Rect(0, 0, region.width, region.height), inside, form.bytes_per_pixel)
     write_fill(image, layer, output, selection, form.babl, patch, offset_x, offset_y)
+
+
+def sample_area(image, config, region: Rect) -> bytes | None:
+    """Where the fill may copy from, read from the sample channel over `region` (image coordinates); None: all
+    around the selection."""
+    how = config.get_property("sample-from")
+    if how == "around":
+        return None
+    channel = config.get_property("sample-channel")
+    if channel is None:
+        raise PluginError("Sample from needs a sample channel: save a selection of the area (Select > Save to "
+                          "Channel) and choose it as the sample channel")
+    marked = channel.get_buffer().get(gegl_rect(region), 1.0, "Y u8", Gegl.AbyssPolicy.NONE)
+    return source_mask(marked, inside=how == "channel")
 
 
 def the_layer(image, drawables):
@@ -180,7 +206,7 @@ def gegl_rect(rect: Rect) -> Gegl.Rectangle:
 
 # ---------------------------------------------------------------------------------------------------- daemon
 
-def fill_on_daemon(config, region: Rect, form, pixels: bytes, mask: bytes) -> bytes:
+def fill_on_daemon(config, region: Rect, form, pixels: bytes, mask: bytes, source: bytes | None) -> bytes:
     try:
         from daemon_connection import connect, link, protocol
     except ImportError as error:  # pyzmq or msgpack missing or not built for this Python
@@ -201,9 +227,13 @@ def fill_on_daemon(config, region: Rect, form, pixels: bytes, mask: bytes) -> by
     try:
         job_id = uuid.uuid4().hex[:16]
         Gimp.progress_set_text("Neural Fill: waiting for the daemon")
+        if source is not None and "source" not in connection.call({"op": "hello"}, "hello").header.get("features",
+                                                                                                    ()):
+            raise PluginError("The Neural Fill daemon is too old for Sample from: stop it, and the plug-in starts "
+                              "the new one")
         connection.upload(job_id, protocol.fill_request(
             job_id, region.width, region.height, form.channels, form.sample, pixels, mask,
-            preset=config.get_property("preset"), options={"seed": config.get_property("seed")}))
+            preset=config.get_property("preset"), options={"seed": config.get_property("seed")}, source=source))
         result = connection.follow(job_id, on_progress=show_progress)
     except link.DaemonUnavailable as error:
         raise PluginError(f"The Neural Fill daemon stopped answering: {error}") from None

@@ -55,6 +55,14 @@ if base != "indexed":
                                source.read())
     photo.get_buffer().flush()
 
+channels = {}  # saved selections, named; an argument "channel:NAME" is that channel
+for saved in case.get("channels", []):
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, *saved["rect"])
+    channels[saved["name"]] = Gimp.Selection.save(image)
+    channels[saved["name"]].set_name(saved["name"])
+if channels:
+    Gimp.Selection.none(image)
+
 for shape in case.get("selection", []):
     operation = Gimp.ChannelOps.ADD
     if shape["shape"] == "rect":
@@ -82,7 +90,8 @@ config.set_property("run-mode", Gimp.RunMode.INTERACTIVE if case.get("interactiv
 config.set_property("image", image)
 config.set_core_object_array("drawables", drawables)
 for name, value in case.get("arguments", {}).items():
-    config.set_property(name, value)
+    is_channel = isinstance(value, str) and value.startswith("channel:")
+    config.set_property(name, channels[value[len("channel:"):]] if is_channel else value)
 values = procedure.run(config)
 status = values.index(0)
 result = {"success": status == Gimp.PDBStatusType.SUCCESS, "cancelled": status == Gimp.PDBStatusType.CANCEL,
