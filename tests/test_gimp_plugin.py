@@ -100,6 +100,7 @@ class Outcome:
     composite: np.ndarray | None  # the image's visible pixels after the run (image size)
     selection: np.ndarray | None  # 0..1, image coordinates
     fill_layer: np.ndarray | None
+    heal_layer: np.ndarray | None = None  # the empty layer a case heals on, after the run
 
     @property
     def layer_names(self) -> list[str]:
@@ -141,7 +142,8 @@ def run_case(gimp: Gimp, name: str, image: np.ndarray, case: dict, timeout: floa
         composite[merged["y"]:merged["y"] + merged["height"], merged["x"]:merged["x"] + merged["width"]] = read(
             "composite", (merged["height"], merged["width"], with_alpha), dtype)
     return Outcome(result, image, read("before", image.shape, dtype), read("photo", image.shape, dtype), composite,
-                   read("selection", (case["height"], case["width"]), np.float32), fill_layer)
+                   read("selection", (case["height"], case["width"]), np.float32), fill_layer,
+                   read("heal_layer", (case["height"], case["width"], with_alpha), dtype))
 
 
 def grainy_photo(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -207,6 +209,20 @@ def test_sampling_never_from_a_channel_keeps_a_marked_object_out_of_the_fill(gim
     magenta = (filled[..., 0] > 180) & (filled[..., 1] < 90) & (filled[..., 2] > 180)
     assert not magenta.any(), f"{magenta.sum()} pixels of the avoided object in the fill"
     assert np.array_equal(outcome.photo, photo)  # the object itself, and the rest of the layer, untouched
+
+
+def test_healing_on_an_empty_layer_reads_the_visible_image_and_writes_only_the_fill_there(gimp):
+    photo = grainy_photo(160, 200)
+    outcome = run_case(gimp, "heal", photo, {"heal_layer": True,
+                                             "selection": [{"shape": "rect", "x": 70, "y": 50, "w": 60, "h": 50}],
+                                             "arguments": {"preset": "preview", "output": "in-place"}})
+    assert outcome.result["success"], outcome.result["error"]
+    assert outcome.layer_names == ["heal", "photo"]
+    assert np.array_equal(outcome.photo, photo)  # the photo is never touched
+    inside = outcome.selection > 0
+    assert (outcome.heal_layer[..., 3][~inside] == 0).all()  # nothing but the fill on the healing layer
+    assert (outcome.heal_layer[..., 3][inside] == 255).all()
+    assert_continues_its_surroundings(outcome.heal_layer[50:100, 70:130], photo[ring((50, 70, 100, 130), 24)])
 
 
 def test_in_place_continues_stripes_across_the_hole_and_changes_nothing_outside(gimp):

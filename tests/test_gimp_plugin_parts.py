@@ -25,7 +25,15 @@ from tests.support.daemon_helpers import free_port, start_daemon  # noqa: E402
 import daemon_connection  # noqa: E402
 import fill_region  # noqa: E402
 import plugin_settings  # noqa: E402
-from fill_region import Rect, context_rect, hole_mask, pixel_format, source_mask, sub_rows  # noqa: E402
+from fill_region import (  # noqa: E402
+    Rect,
+    context_rect,
+    hole_mask,
+    pixel_format,
+    source_mask,
+    sub_rows,
+    transparent,
+)
 
 # ------------------------------------------------------------------------------------------ fill_region
 
@@ -59,6 +67,19 @@ def test_an_unknown_precision_is_refused_by_name():
 
 def test_every_touched_pixel_of_the_selection_is_hole():
     assert hole_mask(bytes([0, 1, 127, 255, 0])) == bytes([0, 255, 255, 255, 0])
+
+
+def test_an_empty_layer_reads_as_transparent_in_every_format():
+    for precision, grey in (("u8-non-linear", False), ("u16-linear", True), ("float-linear", False)):
+        form = pixel_format(precision, grey)
+        empty = bytes(form.bytes_per_pixel * 3)
+        assert transparent(empty, form)
+        one_opaque = bytearray(empty)
+        one_opaque[-1] = 1  # the last pixel's alpha, its highest byte
+        assert not transparent(bytes(one_opaque), form), precision
+        colour_only = bytearray(empty)
+        colour_only[0] = 200  # colour without alpha is still transparent
+        assert transparent(bytes(colour_only), form)
 
 
 def test_the_sample_channel_becomes_the_source_mask_or_its_opposite():

@@ -88,6 +88,14 @@ def hole_mask(selection_u8: bytes) -> bytes:
     return selection_u8.translate(_HOLE_TABLE)
 
 
+def transparent(data: bytes | memoryview, form: PixelFormat) -> bool:
+    """Whether every pixel of a buffer in `form` (alpha last) is fully transparent: an empty layer to heal on."""
+    view = memoryview(data).cast("B")
+    size = form.bytes_per_pixel // form.channels
+    alpha = form.bytes_per_pixel - size
+    return not any(any(view[alpha + k::form.bytes_per_pixel]) for k in range(size))
+
+
 def source_mask(channel_u8: bytes, inside: bool) -> bytes:
     """A channel read as 'Y u8' -> the source mask sent to the daemon: 255 where the fill may copy from. inside:
     from where the channel is set (over half), else from everywhere it is not."""

@@ -28,7 +28,15 @@ gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
 
-from fill_region import Rect, context_rect, hole_mask, pixel_format, source_mask, sub_rows  # noqa: E402
+from fill_region import (  # noqa: E402
+    Rect,
+    context_rect,
+    hole_mask,
+    pixel_format,
+    source_mask,
+    sub_rows,
+    transparent,
+)
 from plugin_settings import SettingsError, load_settings  # noqa: E402
 
 PROCEDURE = "plug-in-neural-fill"
@@ -87,6 +95,10 @@ class NeuralFill(Gimp.PlugIn):
         procedure.add_channel_argument("sample-channel", "Sample _channel",
                                        "A saved selection (Select > Save to Channel) that Sample from uses", True,
                                        flags)
+        procedure.add_boolean_argument("sample-merged", "Sample _merged",
+                                       "Read the visible image around the selection, not the active layer alone "
+                                       "(always, when the layer is empty under the selection: healing on a layer "
+                                       "of its own)", False, flags)
         procedure.add_int_argument("context-margin", "Context _margin",
                                    "Pixels around the selection the fill learns from (0: automatic, half the "
                                    "selection's size and at least 64)", 0, 16384, 0, flags)
@@ -165,11 +177,25 @@ def fill_selection(image, drawables, config) -> None:
         raise PluginError("The selection covers everything around it: Neural Fill learns from the pixels outside "
                           "the selection, so leave some of the layer unselected (or raise the context margin)")
 
+    inside = Rect(selection.x - region.x, selection.y - region.y, selection.width, selection.height)
+    whole = Rect(0, 0, region.width, region.height)
+    if config.get_property("sample-merged") or transparent(sub_rows(pixels, whole, inside, form.bytes_per_pixel),
+                                                           form):
+        pixels = visible_pixels(image, region.moved(offset_x, offset_y), form.babl)
     source = sample_area(image, config, region.moved(offset_x, offset_y))
     filled = fill_on_daemon(config, region, form, pixels, mask, source)
-    inside = Rect(selection.x - region.x, selection.y - region.y, selection.width, selection.height)
-    patch = sub_rows(filled, Rect(0, 0, region.width, region.height), inside, form.bytes_per_pixel)
+    patch = sub_rows(filled, whole, inside, form.bytes_per_pixel)
     write_fill(image, layer, output, selection, form.babl, patch, offset_x, offset_y)
+
+
+def visible_pixels(image, region: Rect, babl: str) -> bytes:
+    """What the image shows over `region` (image coordinates), all visible layers merged, in `babl`."""
+    copy = image.duplicate()
+    try:
+        merged = copy.merge_visible_layers(Gimp.MergeType.CLIP_TO_IMAGE)
+        return merged.get_buffer().get(gegl_rect(region), 1.0, babl, Gegl.AbyssPolicy.CLAMP)
+    finally:
+        copy.delete()
 
 
 def sample_area(image, config, region: Rect) -> bytes | None:

@@ -75,6 +75,12 @@ if case.get("selection"):
     dump(image.get_selection(), "selection", "Y float")
 
 drawables = [photo]
+if case.get("heal_layer"):  # an empty layer above the photo, the active one: healing kept apart from the photo
+    heal = Gimp.Layer.new(image, "heal", case["width"], case["height"], LAYER_TYPES[(base, True)], 100.0,
+                          Gimp.LayerMode.NORMAL)
+    image.insert_layer(heal, None, 0)
+    heal.fill(Gimp.FillType.TRANSPARENT)
+    drawables = [heal]
 if case.get("second_layer"):
     other = Gimp.Layer.new(image, "other", 16, 16, LAYER_TYPES[(base, True)], 100.0, Gimp.LayerMode.NORMAL)
     image.insert_layer(other, None, 0)
@@ -103,6 +109,8 @@ if base != "indexed":
     for layer in image.get_layers():
         if layer.get_name() == "Neural Fill":
             dump(layer, "fill_layer", case["format_alpha"])
+        if layer.get_name() == "heal":
+            dump(layer, "heal_layer", case["format_alpha"])
     copy = image.duplicate()
     merged = copy.merge_visible_layers(Gimp.MergeType.CLIP_TO_IMAGE)
     _, merged_x, merged_y = merged.get_offsets()
