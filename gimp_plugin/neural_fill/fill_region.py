@@ -98,7 +98,7 @@ def transparent(data: bytes | memoryview, form: PixelFormat) -> bool:
 
 def source_mask(channel_u8: bytes, inside: bool) -> bytes:
     """A channel read as 'Y u8' -> the source mask sent to the daemon: 255 where the fill may copy from. inside:
-    from where the channel is set (over half), else from everywhere it is not."""
+    copy only where the channel is set (over half); else anywhere it is not."""
     table = bytes(255 if (value > 127) == inside else 0 for value in range(256))
     return channel_u8.translate(table)
 
