@@ -25,15 +25,7 @@ from tests.support.daemon_helpers import free_port, start_daemon  # noqa: E402
 import daemon_connection  # noqa: E402
 import fill_region  # noqa: E402
 import plugin_settings  # noqa: E402
-from fill_region import (  # noqa: E402
-    Rect,
-    context_rect,
-    hole_mask,
-    pixel_format,
-    source_mask,
-    sub_rows,
-    transparent,
-)
+from fill_region import Rect, context_rect, hole_mask, pixel_format, source_mask, sub_rows, transparent  # noqa: E402
 
 # ------------------------------------------------------------------------------------------ fill_region
 

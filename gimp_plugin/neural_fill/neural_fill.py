@@ -28,15 +28,7 @@ gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
 
-from fill_region import (  # noqa: E402
-    Rect,
-    context_rect,
-    hole_mask,
-    pixel_format,
-    source_mask,
-    sub_rows,
-    transparent,
-)
+from fill_region import Rect, context_rect, hole_mask, pixel_format, source_mask, sub_rows, transparent  # noqa: E402
 from plugin_settings import SettingsError, load_settings  # noqa: E402
 
 PROCEDURE = "plug-in-neural-fill"
