@@ -2,7 +2,8 @@
 languages).
 
 A message is a ZeroMQ multipart message: frame 0 is a msgpack map (the header), any further frames are raw bytes.
-A `fill` declares its image in its header; its pixels and mask follow in `data` messages of at most CHUNK_BYTES, so
+A `fill` declares its image in its header; its pixels and mask (and a source mask, feature "source") follow in
+`data` messages of at most CHUNK_BYTES, so
 the daemon's per-frame limit is small whatever the image, and it counts every byte of an unfinished upload against
 the budget it reserved from the header. Clients use a DEALER socket, the daemon a ROUTER. Every header carries `v`
 (the protocol version) and `op`. Standard library and msgpack only: the GIMP plug-in imports this module inside

@@ -17,7 +17,7 @@ PATIENCE = 30.0  # seconds an upload may wait for its next chunk
 @dataclass
 class Upload:
     client: bytes
-    request: FillRequest  # once complete, with its pixels and mask as views of `buffer`
+    request: FillRequest  # once complete, with its pixels, mask and source mask as views of `buffer`
     options: Any  # what the job will run with, resolved from the header
     buffer: bytearray
     received: int = 0
@@ -55,7 +55,7 @@ class Uploads:
         self.size += size
 
     def add(self, client: bytes, job_id: str, chunk: memoryview | bytes) -> Upload | None:
-        """Append a chunk; the upload once all has come (its request then holds the pixels and mask), else None.
+        """Append a chunk; the upload once all has come (its request then holds its pixels and masks), else None.
         A chunk for no upload of this client is ignored (its fill was refused or cancelled, and that reply said so)."""
         upload = self._uploads.get((client, job_id))
         if upload is None:
@@ -100,5 +100,5 @@ def mb(size: int) -> str:
 
 
 def largest_upload(max_pixels: int) -> int:
-    """The data of the largest fill the daemon takes: 4 f32 channels and an f32 mask."""
-    return max_pixels * (4 + 1) * 4
+    """The data of the largest fill the daemon takes: 4 f32 channels, an f32 mask and an f32 source mask."""
+    return max_pixels * (4 + 1 + 1) * 4
