@@ -6,10 +6,10 @@ import argparse
 import json
 from typing import Any
 
-from daemon.service.client import Client, DaemonError, DaemonUnavailable
+from daemon.service.client import Client
 from daemon.service.endpoints import default_endpoint
 
-from .errors import EXIT_FAILURE, EXIT_OK, CliError
+from .errors import EXIT_OK, daemon_errors
 from .flags import add_security_flags
 
 ANSWER_TIMEOUT = 5.0  # a daemon answers these at once, even mid-fill
@@ -51,11 +51,6 @@ def command_stop(args: argparse.Namespace) -> int:
 
 
 def ask(args: argparse.Namespace, endpoint: str, question: Any) -> Any:
-    try:
-        with Client(endpoint, timeout=ANSWER_TIMEOUT, curve=args.curve or None,
-                    insecure_loopback=args.insecure_loopback) as client:
-            return question(client)
-    except DaemonUnavailable as error:
-        raise CliError(str(error), EXIT_FAILURE) from None
-    except DaemonError as error:
-        raise CliError(f"the daemon at {endpoint}: {error}", EXIT_FAILURE) from None
+    with daemon_errors(endpoint), Client(endpoint, timeout=ANSWER_TIMEOUT, curve=args.curve or None,
+                                         insecure_loopback=args.insecure_loopback) as client:
+        return question(client)

@@ -7,13 +7,20 @@ by SIGTERM, 141 when the reader of its output went away (`| head`).
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from daemon.files import ImageFileError
+from daemon.service.client import DaemonError, DaemonUnavailable
+from daemon.service.keys import KeysError
+from daemon.service.protocol import ErrorCode
 from engine.errors import Cancelled, FillError, WeightsError
 
 PROG = "neural-fill"
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a command whose reader went away
+# Daemon error codes that mean "your input", as the engine's FillError does in-process.
+BAD_INPUT_CODES = (ErrorCode.BAD_FIELD, ErrorCode.SIZE_MISMATCH, ErrorCode.TOO_LARGE, ErrorCode.BAD_INPUT)
 
 
 class Terminated(BaseException):  # noqa: N818 - an outcome; a BaseException so that no `except Exception` eats it
@@ -51,3 +58,16 @@ def exit_code_for(exc: BaseException) -> int:
     if isinstance(exc, (ImageFileError, FillError)):
         return EXIT_BAD_INPUT
     return EXIT_FAILURE
+
+
+@contextmanager
+def daemon_errors(endpoint: str) -> Iterator[None]:
+    """A daemon's refusals, its silence and missing keys as one-line errors, with the exit codes the in-process
+    command gives for the same causes."""
+    try:
+        yield
+    except DaemonError as error:
+        exit_code = EXIT_BAD_INPUT if error.code in BAD_INPUT_CODES else EXIT_FAILURE
+        raise CliError(f"the daemon at {endpoint}: {error}", exit_code) from None
+    except (DaemonUnavailable, KeysError) as error:
+        raise CliError(str(error), EXIT_FAILURE) from None

@@ -19,15 +19,13 @@ import numpy as np
 
 from daemon.files import check_writable, has_alpha, read_image, write_image
 from daemon.masks import read_mask
-from daemon.service.client import Client, DaemonError, DaemonUnavailable
+from daemon.service.client import Client
 from daemon.service.endpoints import default_endpoint
-from daemon.service.keys import KeysError
-from daemon.service.protocol import ErrorCode
 from engine.errors import FETCH_COMMAND, Cancelled, MaskError
 from engine.options import FillOptions, get_preset
 from engine.progress import CancelCheck, Progress, ProgressCallback
 
-from .errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_OK, PROG, CliError
+from .errors import EXIT_FAILURE, EXIT_OK, PROG, CliError, daemon_errors
 from .flags import add_option_flags, add_preset_flags, add_security_flags, format_value, options_from_args
 from .progress import ProgressBar
 from .signals import ctrl_c_cancels
@@ -215,9 +213,6 @@ def run_fill(image: np.ndarray, mask: np.ndarray, options: FillOptions, progress
 
 Runner = Callable[[np.ndarray, np.ndarray, FillOptions, ProgressCallback, CancelCheck], np.ndarray]
 
-# Daemon error codes that mean "your input", as the engine's FillError does in-process.
-BAD_INPUT_CODES = (ErrorCode.BAD_FIELD, ErrorCode.SIZE_MISMATCH, ErrorCode.TOO_LARGE, ErrorCode.BAD_INPUT)
-
 
 def daemon_runner(endpoint: str | None, curve: bool | None = None, insecure_loopback: bool = False,
                   on_hello: Callable[[dict[str, Any]], None] | None = None) -> Runner:
@@ -227,18 +222,10 @@ def daemon_runner(endpoint: str | None, curve: bool | None = None, insecure_loop
 
     def run(image: np.ndarray, mask: np.ndarray, options: FillOptions, progress: ProgressCallback,
             cancel: CancelCheck, source: np.ndarray | None = None) -> np.ndarray:
-        try:
-            with Client(endpoint, curve=curve, insecure_loopback=insecure_loopback) as client:
-                if on_hello is not None:
-                    on_hello(client.hello())
-                return client.fill(image, mask, options=options, progress=progress, cancel=cancel, source=source)
-        except DaemonError as error:
-            exit_code = EXIT_BAD_INPUT if error.code in BAD_INPUT_CODES else EXIT_FAILURE
-            raise CliError(f"the daemon at {endpoint}: {error}", exit_code) from None
-        except DaemonUnavailable as error:
-            raise CliError(str(error), EXIT_FAILURE) from None
-        except KeysError as error:
-            raise CliError(str(error), EXIT_FAILURE) from None
+        with daemon_errors(endpoint), Client(endpoint, curve=curve, insecure_loopback=insecure_loopback) as client:
+            if on_hello is not None:
+                on_hello(client.hello())
+            return client.fill(image, mask, options=options, progress=progress, cancel=cancel, source=source)
 
     return run
 
