@@ -25,6 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from daemon.service.client import Client, DaemonError, DaemonUnavailable
+from daemon.service.link import Closing
 from daemon.service.protocol import ErrorCode
 from engine.errors import Cancelled, FillError, WeightsError
 from engine.options import FillOptions
@@ -167,7 +168,7 @@ class BatchInterrupted(Exception):  # noqa: N818 - an outcome, carried with its 
 OnOutcome = Callable[[Outcome], None]
 
 
-class InProcess:
+class InProcess(Closing):
     """The engine in this process, with the interface of a daemon's Client that a batch uses."""
 
     def __init__(self, options: FillOptions) -> None:
@@ -184,11 +185,8 @@ class InProcess:
 
         return fill(image, mask, options, cancel=cancel)
 
-    def __enter__(self) -> InProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
+    def close(self) -> None:
+        pass  # the networks stay loaded: they are this process's
 
 
 Filler = Client | InProcess

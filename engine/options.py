@@ -6,6 +6,7 @@ so an option is added here once and nowhere else.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import math
@@ -181,8 +182,8 @@ def _unknown(name: str) -> OptionsError:
 
 
 def parse(name: str, text: str) -> Any:
-    """One option's value from text, for the command line, eval method strings and the plug-in alike: true/yes/on/1
-    and false/no/off/0 for switches, lists separated by ',' or '/'. Ranges and choices are FillOptions' to check."""
+    """One option's value from text, for the command line and eval method strings alike: true/yes/on/1 and
+    false/no/off/0 for switches, lists separated by ',' or '/'. Ranges and choices are FillOptions' to check."""
     option = OPTION_TYPES[check_name(name)]
     parts = re.split(r"[,/]", text) if option.many else [text]
     values = tuple(_parse_one(name, option.kind, part.strip()) for part in parts)
@@ -190,13 +191,12 @@ def parse(name: str, text: str) -> Any:
 
 
 def _parse_one(name: str, kind: type, text: str) -> Any:
-    if kind is bool and text.lower() in TRUE_WORDS + FALSE_WORDS:
-        return text.lower() in TRUE_WORDS
-    try:
-        if kind is not bool:
+    if kind is bool:
+        if text.lower() in TRUE_WORDS + FALSE_WORDS:
+            return text.lower() in TRUE_WORDS
+    else:
+        with contextlib.suppress(ValueError):
             return kind(text)
-    except ValueError:
-        pass
     raise OptionsError(f"option '{name}' must be {_EXPECTED[kind]}, not {text!r}")
 
 

@@ -145,9 +145,10 @@ def normalise_mask(mask: np.ndarray, shape: tuple[int, int], what: str = "mask",
 def excluded_from(source: np.ndarray, amount: np.ndarray) -> np.ndarray:
     """The known pixels the fill must not copy from: bool HxW from a source mask (what it may copy from)."""
     may = normalise_mask(source, amount.shape, what="source mask", empty_ok=True) > 0.5
-    if not (may & (amount == 0)).any():
+    known = amount == 0
+    if not (may & known).any():
         raise MaskError("the source mask leaves no known pixels to copy from: mark where the fill may copy from")
-    return ~may & (amount == 0)
+    return known & ~may
 
 
 def split_channels(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

@@ -74,9 +74,9 @@ class Client(Closing):
         source: where the fill may copy from, as engine.fill takes it (a daemon that names the feature "source")."""
         image = np.asarray(image)
         pixels, holes = to_frame(image), mask_to_frame(mask)
-        areas = [holes] if source is None else [holes, mask_to_frame(source)]
-        for name, area in zip(("mask", "source mask"), areas, strict=False):
-            if (area.width, area.height) != (pixels.width, pixels.height):
+        allowed = None if source is None else mask_to_frame(source)
+        for name, area in (("mask", holes), ("source mask", allowed)):
+            if area is not None and (area.width, area.height) != (pixels.width, pixels.height):
                 raise MaskError(f"the {name} is {area.width}x{area.height} but the image is {pixels.width}x"
                                 f"{pixels.height}: they must be the same size")
         if source is not None and "source" not in self.hello().get("features", ()):
@@ -87,8 +87,8 @@ class Client(Closing):
         self._link.upload(job_id, fill_request(job_id, pixels.width, pixels.height, pixels.channels,
                                                pixels.sample, pixels.data, holes.data, mask_sample=holes.sample,
                                                preset=preset, options=options,
-                                               source=areas[1].data if source is not None else None,
-                                               source_sample=areas[-1].sample))
+                                               source=None if allowed is None else allowed.data,
+                                               source_sample="u8" if allowed is None else allowed.sample))
 
         def on_progress(header: dict[str, Any]) -> None:
             progress(Progress(**{k: header[k] for k in PROGRESS_FIELDS if k in header}))

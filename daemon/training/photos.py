@@ -51,7 +51,6 @@ def load_photo(path: Path) -> torch.Tensor:
     """(3,H,W) uint8, RGB, long side at most MAX_SIDE: read as `neural-fill eval` reads it."""
     from PIL import Image
 
-
     picture = Image.fromarray(read_photo(path))
     scale = MAX_SIDE / max(picture.size)
     if scale < 1:
