@@ -241,9 +241,10 @@ def serve_from(name: str, open_filler: Callable[[], Filler], work: WorkList, fil
 def run_batch(images: Path, masks: Path, out: Path, endpoints: list[str], options: FillOptions,
               output_format: str | None = None, timeout: float = DEFAULT_TIMEOUT, quiet: bool = False,
               on_outcome: OnOutcome | None = None, curve: bool | None = None,
-              insecure_loopback: bool = False, force: bool = False) -> Report:
+              insecure_loopback: bool = False, force: bool = False, quality: int | None = None) -> Report:
     """Fill every image of `images` on the daemons at `endpoints`, or in this process when there are none; see the
-    module docstring for the rules. `on_outcome` is called (from a filler's thread) after each file."""
+    module docstring for the rules. `on_outcome` is called (from a filler's thread) after each file. `quality`: as
+    write_image's."""
     out.mkdir(parents=True, exist_ok=True)
     names = list(dict.fromkeys(endpoints)) or [IN_PROCESS]
     report = Report(by_daemon={name: 0 for name in names})
@@ -270,7 +271,7 @@ def run_batch(images: Path, masks: Path, out: Path, endpoints: list[str], option
         mask = read_mask(pair.mask, image)
         # Whole FillOptions go over the wire, so the preset named here is not used.
         result = filler.fill(image, mask, options=options, cancel=work.stopped.is_set)
-        write_image(pair.output, result, like=pair.image)
+        write_image(pair.output, result, like=pair.image, quality=quality)
 
     def opener(name: str) -> Callable[[], Filler]:
         if name == IN_PROCESS:

@@ -28,6 +28,7 @@ import png
 import tifffile
 from PIL import Image
 
+from daemon.jpeg_blocks import CannotKeepBlocks, source_tables, write_keeping_blocks
 from engine.atomic import atomic_path
 
 PathLike = str | os.PathLike
@@ -38,7 +39,7 @@ TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic an
 
 OUTPUT_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff"}
 IMAGE_SUFFIXES = tuple(OUTPUT_FORMATS)  # what read_image reads and write_image writes: a folder's photos are these
-JPEG_QUALITY = 95  # the fill is a retouch: keep the rest of the photo close to the original
+JPEG_QUALITY = 95  # for a source that is no JPEG: the fill is a retouch, keep the rest close to the original
 EXIF_ORIENTATION = 0x0112
 
 
@@ -257,18 +258,23 @@ def check_writable(path: PathLike) -> None:
         raise ImageFileError(path, f"cannot write in the folder {folder}")
 
 
-def write_image(path: PathLike, array: np.ndarray, like: PathLike | None = None) -> None:
+def write_image(path: PathLike, array: np.ndarray, like: PathLike | None = None, quality: int | None = None) -> None:
     """Write `array` (as `read_image` returns it) in the format of the extension, atomically: the file either
     keeps its old content or has the whole new one. `like` is the source file whose ICC profile and EXIF
     (orientation included) the output keeps. 16-bit is kept in PNG and TIFF; JPEG gets 8 bits and no alpha, with
-    a PrecisionWarning when that loses something."""
+    a PrecisionWarning when that loses something. JPEG from a JPEG source keeps its untouched blocks
+    (daemon/jpeg_blocks.py) unless `quality` asks for a new encoding; when it cannot, a PrecisionWarning says so."""
     path = Path(path)
     kind = output_format(path)
     pixels = _check_pixels(path, array)
     metadata = _metadata_of(like)
-    encode = {"png": _write_png, "jpeg": _write_jpeg, "tiff": _write_tiff}[kind]
-    with atomic_path(path) as temporary, temporary.open("wb") as f:
-        encode(f, pixels, metadata)
+    with atomic_path(path) as temporary:
+        if kind == "jpeg":
+            _write_jpeg(temporary, pixels, metadata, None if like is None else Path(like), quality)
+            return
+        encode = {"png": _write_png, "tiff": _write_tiff}[kind]
+        with temporary.open("wb") as f:
+            encode(f, pixels, metadata)
 
 
 def _check_pixels(path: Path, array: np.ndarray) -> np.ndarray:
@@ -321,18 +327,33 @@ def _exif_bytes(exif: Image.Exif) -> bytes:
     return raw[6:] if raw.startswith(b"Exif\x00\x00") else raw  # PNG's eXIf holds the TIFF structure only
 
 
-def _write_jpeg(f: BinaryIO, pixels: np.ndarray, metadata: dict) -> None:
+def _write_jpeg(path: Path, pixels: np.ndarray, metadata: dict, source: Path | None, quality: int | None) -> None:
     if has_alpha(pixels):
         if (pixels[..., -1] < np.iinfo(pixels.dtype).max).any():
-            warnings.warn("JPEG has no transparency: the alpha channel is dropped", PrecisionWarning, stacklevel=5)
+            warnings.warn("JPEG has no transparency: the alpha channel is dropped", PrecisionWarning, stacklevel=4)
         pixels = pixels[..., :-1]
         if pixels.shape[2] == 1:
             pixels = pixels[..., 0]
     if pixels.dtype == np.uint16:
         warnings.warn("JPEG holds 8 bits per channel: the 16-bit image is rounded to 8 bits", PrecisionWarning,
-                      stacklevel=5)
+                      stacklevel=4)
         pixels = to_8_bit(pixels)
-    _pillow_image(pixels).save(f, format="JPEG", quality=JPEG_QUALITY, subsampling=0, **_pillow_metadata(metadata))
+    tables = source_tables(source)
+    if tables is not None and quality is None:
+        try:
+            write_keeping_blocks(path, pixels, source)
+            return
+        except CannotKeepBlocks as reason:
+            warnings.warn(f"the source JPEG's untouched blocks cannot be kept ({reason}): the whole photo is "
+                          f"re-encoded with its quantisation tables, so pixels outside the hole may change a little; "
+                          f"write .png or .tif for an exact result", PrecisionWarning, stacklevel=4)
+    if quality is not None or tables is None:  # a quality asked for, or no source tables: 4:4:4 keeps colour edges
+        settings = {"quality": quality or JPEG_QUALITY,
+                    "subsampling": tables["subsampling"] if tables and tables["subsampling"] >= 0 else 0}
+    else:
+        settings = tables
+    with path.open("wb") as f:
+        _pillow_image(pixels).save(f, format="JPEG", **settings, **_pillow_metadata(metadata))
 
 
 def to_8_bit(pixels: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from daemon.service.endpoints import default_endpoint
 
 from .errors import EXIT_CANCELLED, EXIT_FAILURE, EXIT_OK, EXIT_TERMINATED, PROG, CliError, Terminated
 from .fill import check_weights
-from .flags import add_preset_flags, add_security_flags, options_from_args
+from .flags import add_preset_flags, add_quality_flag, add_security_flags, options_from_args
 
 
 def add_command(commands: argparse._SubParsersAction) -> None:
@@ -31,6 +31,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
                             f"work; without ENDPOINT: {default_endpoint()})")
     add_preset_flags(batch, "set any option by name (repeatable; lists as 1,2,3 or 1/2/3)")
     batch.add_argument("--format", choices=["png", "jpeg", "tiff"], help="output format (default: the input's)")
+    add_quality_flag(batch)
     batch.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
                        help="seconds of silence after which a daemon is dropped")
     batch.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -51,8 +52,8 @@ def command_batch(args: argparse.Namespace) -> int:
         check_weights()  # in this process: a missing VGG-19 is said once, before any file
     try:
         report = run_batch(args.images, args.masks, args.out, args.daemons or [], options, output_format=args.format,
-                           timeout=args.timeout, quiet=args.quiet, force=args.force, curve=args.curve or None,
-                           insecure_loopback=args.insecure_loopback)
+                           quality=args.quality, timeout=args.timeout, quiet=args.quiet, force=args.force,
+                           curve=args.curve or None, insecure_loopback=args.insecure_loopback)
     except BatchInterrupted as stopped:
         print(json.dumps(stopped.report.to_json()) if args.json else stopped.report.summary())
         terminated = isinstance(stopped.__cause__, Terminated)

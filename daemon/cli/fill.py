@@ -26,7 +26,14 @@ from engine.options import FillOptions, get_preset
 from engine.progress import CancelCheck, Progress, ProgressCallback
 
 from .errors import EXIT_FAILURE, EXIT_OK, PROG, CliError, daemon_errors
-from .flags import add_option_flags, add_preset_flags, add_security_flags, format_value, options_from_args
+from .flags import (
+    add_option_flags,
+    add_preset_flags,
+    add_quality_flag,
+    add_security_flags,
+    format_value,
+    options_from_args,
+)
 from .progress import ProgressBar
 from .signals import ctrl_c_cancels
 
@@ -46,6 +53,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
                           help="where the fill must never copy from: white = never (another person, a sign)")
     fill.add_argument("-o", "--out", "--output", dest="output", metavar="OUT", required=True,
                       help="result: .png, .jpg/.jpeg or .tif/.tiff")
+    add_quality_flag(fill)
     add_preset_flags(fill, "set any option by name (repeatable; lists as 1,2,3 or 1/2/3); applied after the flags "
                            "below")
     fill.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -94,7 +102,7 @@ def command_fill(args: argparse.Namespace) -> int:
         result = fill_image(image, mask, options, mask_from_alpha=args.mask is None, progress=progress,
                             cancel=cancel, runner=runner)
         seconds = time.monotonic() - started
-    write_image(args.output, result, like=args.image)
+    write_image(args.output, result, like=args.image, quality=args.quality)
     if not args.quiet and not sys.stderr.isatty():  # a log has no progress bar to show that it ended
         print(f"{PROG}: wrote {args.output}", file=sys.stderr)
     if args.verbose or args.json:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from daemon.files import JPEG_QUALITY
 from engine.options import OPTION_TYPES, PRESETS, FillOptions, check_name, get_preset, parse
 
 from .errors import PROG, CliError
@@ -18,6 +19,23 @@ def add_preset_flags(parser: argparse.ArgumentParser, set_help: str) -> None:
     parser.add_argument("--preset", choices=list(PRESETS), default=DEFAULT_PRESET,
                         help=f"starting values for every option (default: {DEFAULT_PRESET}; see `{PROG} options`)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="settings", help=set_help)
+
+
+def add_quality_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quality", type=_quality, metavar="1-100",
+                        help="JPEG output: encode the whole photo anew at this quality (default: a JPEG source keeps "
+                             "its own blocks and tables, and only the 8x8 blocks the hole touches are re-encoded; "
+                             f"{JPEG_QUALITY} for any other source)")
+
+
+def _quality(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a JPEG quality: a whole number from 1 to 100")
+    return value
 
 
 def add_security_flags(parser: argparse.ArgumentParser, prefix: str) -> None:

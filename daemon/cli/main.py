@@ -76,10 +76,19 @@ def entry() -> NoReturn:
 
 @contextmanager
 def warnings_on_stderr() -> Iterator[None]:
-    """Warnings (16-bit to JPEG, dropped alpha...) as one `neural-fill: warning:` line each."""
+    """Warnings (16-bit to JPEG, dropped alpha...) as one `neural-fill: warning:` line each, each said once: a batch
+    of a thousand 16-bit photos to JPEG says it once, not a thousand times. (The seen set is ours: warnings' own
+    "default" registry is reset whenever any library touches the filters.)"""
+    said: set[str] = set()
+
+    def show(message, *_) -> None:
+        if str(message) not in said:
+            said.add(str(message))
+            print(f"{PROG}: warning: {message}", file=sys.stderr)
+
     with warnings.catch_warnings():
         warnings.simplefilter("always", PrecisionWarning)
-        warnings.showwarning = lambda message, *_: print(f"{PROG}: warning: {message}", file=sys.stderr)
+        warnings.showwarning = show
         yield
 
 
