@@ -139,9 +139,18 @@ def install_plugin(args: argparse.Namespace, python: Path) -> None:
             print(f"  a {KIND_NAMES[install.kind]} cannot start the daemon from its sandbox: start it yourself with "
                   f"`{venv_command(args.venv)} daemon --bind {settings.endpoint}`, or run install.py again with "
                   "--systemd to have it start with your session")
-        target = plugin_install.install_code(install.profile, settings, ROOT / "daemon" / "service", keys, args.dry_run)
-        for line in vendor_for(install, target, pip_python, args):
-            print(f"  {line}")
+
+        def vendor(folder: Path, install: profiles.GimpInstall = install) -> None:
+            for line in vendor_for(install, folder, pip_python, args):
+                print(f"  {line}")
+
+        try:
+            plugin_install.install_code(install.profile, settings, ROOT / "daemon" / "service", keys, args.dry_run,
+                                        vendor=vendor)
+        except vendoring.VendoringError as error:
+            raise vendoring.VendoringError(f"the plug-in was not installed (nothing of it is left in "
+                                           f"{install.profile}): pyzmq and msgpack for GIMP's Python could not be "
+                                           f"vendored: {error}") from error
     if not args.dry_run:
         print("Next: restart GIMP (it reads plug-ins at start), open a photo, select what to remove, and choose "
               "Filters > Neural Fill.")

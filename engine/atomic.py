@@ -1,10 +1,11 @@
 """The one way this project writes a file: into a temporary file beside it, then renamed over it, so that a reader
-(GIMP, a resumed run, the next fill) sees the old file or the new one, never half of one. Standard library only:
-install.py uses it before the environment exists."""
+(GIMP, a resumed run, the next fill) sees the old file or the new one, never half of one; and a folder: built beside
+it, then swapped in. Standard library only: install.py uses it before the environment exists."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,3 +44,20 @@ def _mode_for(path: Path) -> int:
         umask = os.umask(0)
         os.umask(umask)
         return 0o666 & ~umask
+
+
+def replace_dir(new: str | os.PathLike, final: str | os.PathLike) -> None:
+    """Swap the finished folder `new` in as `final`. A folder cannot be renamed over a non-empty one, so an old
+    `final` is moved aside first, put back if the swap fails, and removed after."""
+    new, final = Path(new), Path(final)
+    old = final.with_name(final.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    try:
+        os.replace(new, final)
+    except OSError:
+        if old.exists() and not final.exists():
+            os.replace(old, final)  # keep the previous, working copy
+        raise
+    shutil.rmtree(old, ignore_errors=True)

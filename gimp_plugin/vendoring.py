@@ -15,6 +15,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from engine.atomic import replace_dir
+
 from .profiles import PythonTarget
 
 REQUIREMENTS = ("pyzmq>=25", "msgpack>=1.0")
@@ -85,7 +87,7 @@ def vendor(
         if missing:
             raise VendoringError(f"pip succeeded but {', '.join(missing)} is missing from {staging}")
         (staging / STAMP_NAME).write_text(stamp, encoding="utf-8")
-        _replace_dir(staging, final)
+        replace_dir(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -123,21 +125,7 @@ def _run_pip(command: list[str], run: Runner) -> None:
     except (OSError, subprocess.SubprocessError) as error:
         raise VendoringError(f"could not run pip: {error}") from error
     if result.returncode != 0:
-        output = ((result.stderr or "") + (result.stdout or "")).strip().splitlines()
-        detail = "\n".join(output[-15:]) or "no output"
-        raise VendoringError(f"pip exited with {result.returncode}:\n{detail}")
-
-
-def _replace_dir(new: Path, final: Path) -> None:
-    """Swap a finished folder into place; a directory cannot be renamed over a non-empty one, so move the old aside."""
-    old = final.with_name(final.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    try:
-        new.rename(final)
-    except OSError:
-        if old.exists() and not final.exists():
-            old.rename(final)  # keep the previous, working copy
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+        lines = [line.strip() for line in ((result.stderr or "") + (result.stdout or "")).splitlines() if line.strip()]
+        errors = [line for line in lines if line.startswith("ERROR:")]
+        reason = (errors or lines or ["no output"])[-1].removeprefix("ERROR:").strip()
+        raise VendoringError(f"pip exited with {result.returncode}: {reason}")

@@ -166,14 +166,65 @@ def test_install_py_dry_run_changes_nothing_and_real_run_and_uninstall_round_tri
     assert not profile.exists()
 
     failed = subprocess.run([*common, "--wheels-from", str(wheels)], capture_output=True, text=True, timeout=300)
-    assert failed.returncode == 1 and "install.py:" in failed.stderr
-    assert not (profile / "plug-ins" / "neural_fill" / "vendor" / f"py{sys.version_info[0]}.{sys.version_info[1]}"
-                ).exists()  # no half-vendored folder
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    said = failed.stderr.strip().splitlines()
+    assert len(said) == 1 and said[0].startswith("install.py: the plug-in was not installed"), failed.stderr
+    assert "pyzmq" in said[0]
+    assert not profile.exists()  # all or nothing: no half plug-in, not even the folders it made
 
+    stand_in_wheels(wheels)
+    done = subprocess.run([*common, "--wheels-from", str(wheels)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (profile / "plug-ins" / "neural_fill" / "vendor" / f"py{sys.version_info[0]}.{sys.version_info[1]}" / "zmq"
+            ).is_dir()
     removed = subprocess.run([sys.executable, str(REPO / "install.py"), "--uninstall", "--gimp-profile",
                               str(profile)], capture_output=True, text=True, timeout=120)
     assert removed.returncode == 0, removed.stderr
-    assert not (profile / "plug-ins" / "neural_fill").exists()
+    assert not profile.exists()  # the profile and plug-ins folders it made, empty again, are gone too
+
+
+def test_a_failed_update_keeps_the_working_plugin_and_uninstall_keeps_folders_it_did_not_make(tmp_path):
+    profile = tmp_path / "profile"
+    (profile / "plug-ins" / "someone_elses").mkdir(parents=True)  # GIMP made these, with another plug-in
+    wheels = stand_in_wheels(tmp_path / "wheels")
+    common = [sys.executable, str(REPO / "install.py"), "--skip-env", "--gimp-profile", str(profile),
+              "--no-autostart"]
+    done = subprocess.run([*common, "--gimp-python", "3.12", "--wheels-from", str(wheels)], capture_output=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    target = profile / "plug-ins" / "neural_fill"
+    before = {path.relative_to(target): path.read_bytes() for path in target.rglob("*") if path.is_file()}
+    # A GIMP with another Python needs other wheels, and none are to be had: the update fails.
+    (tmp_path / "no-wheels").mkdir()
+    failed = subprocess.run([*common, "--gimp-python", "3.99", "--endpoint", "tcp://127.0.0.1:1", "--wheels-from",
+                             str(tmp_path / "no-wheels")], capture_output=True, text=True, timeout=300)
+    assert failed.returncode == 1 and "was not installed" in failed.stderr
+    after = {path.relative_to(target): path.read_bytes() for path in target.rglob("*") if path.is_file()}
+    assert after == before  # the plug-in that worked is there, settings and all
+    assert sorted(p.name for p in (profile / "plug-ins").iterdir()) == ["neural_fill", "someone_elses"]
+
+    (profile / "plug-ins" / "someone_elses").rmdir()
+    subprocess.run([sys.executable, str(REPO / "install.py"), "--uninstall", "--gimp-profile", str(profile)],
+                   capture_output=True, timeout=120, check=True)
+    assert (profile / "plug-ins").is_dir() and not any((profile / "plug-ins").iterdir())  # GIMP's, kept
+
+
+def stand_in_wheels(folder: Path) -> Path:
+    """Pure-Python stand-ins for the pyzmq and msgpack wheels (a `zmq` and a `msgpack` package that do nothing),
+    for tests about installing, not about the packages: pip installs them offline for any GIMP Python."""
+    import zipfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for project, package in (("pyzmq", "zmq"), ("msgpack", "msgpack")):
+        info = f"{project}-99.0.dist-info"
+        files = {f"{package}/__init__.py": "# a stand-in for tests\n",
+                 f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {project}\nVersion: 99.0\n",
+                 f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+        files[f"{info}/RECORD"] = "".join(f"{name},,\n" for name in [*files, f"{info}/RECORD"])
+        with zipfile.ZipFile(folder / f"{project}-99.0-py3-none-any.whl", "w") as wheel:
+            for name, text in files.items():
+                wheel.writestr(name, text)
+    return folder
 
 
 # ------------------------------------------------------------------------------ reaching a real daemon
@@ -255,11 +306,11 @@ def test_install_py_curve_gives_the_plugin_keys_it_can_reach_a_curve_daemon_with
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     done = subprocess.run([sys.executable, str(REPO / "install.py"), "--skip-env", "--gimp-profile", str(profile),
                            "--create", "--gimp-python", f"{sys.version_info[0]}.{sys.version_info[1]}", "--curve",
-                           "--endpoint", endpoint, "--no-autostart", "--wheels-from", str(tmp_path)],
+                           "--endpoint", endpoint, "--no-autostart", "--wheels-from",
+                           str(stand_in_wheels(tmp_path / "wheels"))],
                           capture_output=True, text=True, timeout=300,
                           env={**os.environ, "NEURAL_FILL_CONFIG_DIR": str(config)})
-    # Offline, the empty wheel folder makes the vendoring step (after the keys) fail: this test is about the keys.
-    assert done.returncode == 1 and "pyzmq" in done.stderr, done.stdout + done.stderr
+    assert done.returncode == 0, done.stdout + done.stderr
     target = profile / "plug-ins" / "neural_fill"
     assert (target / "keys" / "client.key_secret").stat().st_mode & 0o777 == 0o600, done.stdout + done.stderr
     assert (target / "keys").stat().st_mode & 0o777 == 0o700

@@ -31,13 +31,12 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import os
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
-from engine.atomic import write_atomically
+from engine.atomic import replace_dir, write_atomically
 
 from .catalogue import SOURCES, Source, selection_fingerprint
 from .fetch import FETCHERS, Fetched, Say, SourceError, reviewed_members
@@ -87,7 +86,7 @@ def assemble(out: Path, sources: list[str] | None = None, work: Path | None = No
             _add_source(manifest, source, fetched, partial, say)
     manifest.photos.sort(key=lambda entry: entry.file)
     _write_json(partial / MANIFEST, manifest.to_json())
-    _swap_in(partial, out)
+    replace_dir(partial, out)
     manifest.folder = out
     size = sum((out / entry.file).stat().st_size for entry in manifest.photos)
     say(f"{out}: {len(manifest.photos)} photos from {len(chosen) - len(manifest.missing)} of {len(chosen)} "
@@ -150,13 +149,3 @@ def _add_source(manifest: Manifest, source: Source, fetched: Fetched, partial: P
 
 def _write_json(path: Path, data) -> None:
     write_atomically(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
-
-
-def _swap_in(partial: Path, out: Path) -> None:
-    """out.partial -> out; an old out is moved aside first and removed after."""
-    old = out.with_name(out.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if out.exists():
-        os.replace(out, old)
-    os.replace(partial, out)
-    shutil.rmtree(old, ignore_errors=True)
