@@ -1,4 +1,4 @@
-"""`neural-fill batch`: fill every image of a folder, in this process or on one or more daemons."""
+"""`neural-fill batch`: fill every image of a folder, in this process, on daemons or on a Ray cluster."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from daemon.batch import DEFAULT_TIMEOUT, BatchInterrupted, run_batch
+from daemon.batch.cluster import CPU_THREADS_PER_ACTOR, ClusterError, run_cluster_batch
 from daemon.service.endpoints import default_endpoint
 
 from .errors import EXIT_CANCELLED, EXIT_FAILURE, EXIT_OK, EXIT_TERMINATED, PROG, CliError, Terminated
@@ -17,18 +18,26 @@ from .flags import add_preset_flags, add_quality_flag, add_security_flags, optio
 
 def add_command(commands: argparse._SubParsersAction) -> None:
     batch = commands.add_parser(
-        "batch", help="fill every image of a folder, in this process or on daemons",
+        "batch", help="fill every image of a folder, in this process, on daemons or on a Ray cluster",
         description="Fill each image of --images with its mask from --masks (NAME.png or NAME_mask.png, any "
-                    "image extension) in this process, or on the daemons given, writing NAME.EXT into --out; "
+                    "image extension) in this process, on the daemons given or on Ray, writing NAME.EXT into --out; "
                     "outputs already there are skipped, so a re-run resumes. Exit code 1 when any file failed.")
     batch.add_argument("--images", metavar="DIR", required=True, type=Path, help="folder of images")
     batch.add_argument("--masks", metavar="DIR", required=True, type=Path, help="folder of masks")
     batch.add_argument("-o", "--out", metavar="DIR", required=True, type=Path, help="folder for the results")
     batch.add_argument("--force", action="store_true", help="fill again the images whose output is already there")
-    batch.add_argument("--daemon", metavar="ENDPOINT", action="append", dest="daemons", nargs="?",
+    where = batch.add_mutually_exclusive_group()
+    where.add_argument("--daemon", metavar="ENDPOINT", action="append", dest="daemons", nargs="?",
                        const=default_endpoint(),
                        help=f"fill on this daemon instead of in this process (repeatable: the daemons share the "
                             f"work; without ENDPOINT: {default_endpoint()})")
+    where.add_argument("--ray", metavar="ADDRESS", nargs="?", const=LOCAL_RAY,
+                       help="fill on Ray actors (the `cluster` extra): without ADDRESS on a local Ray instance "
+                            "started for the batch, `auto` on the running cluster, ray://HOST:10001 through the "
+                            "Ray client; every node must see the folders at the same paths (docs/cluster.md)")
+    batch.add_argument("--workers", type=_count, metavar="N",
+                       help="with --ray: this many fill actors (default: one per GPU, or one per "
+                            f"{CPU_THREADS_PER_ACTOR} cores of each CPU node)")
     add_preset_flags(batch, "set any option by name (repeatable; lists as 1,2,3 or 1/2/3)")
     batch.add_argument("--format", choices=["png", "jpeg", "tiff"], help="output format (default: the input's)")
     add_quality_flag(batch)
@@ -40,6 +49,15 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     batch.set_defaults(run=command_batch)
 
 
+LOCAL_RAY = "local"  # --ray without an address
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of workers: a whole number from 1")
+    return int(text)
+
+
 def command_batch(args: argparse.Namespace) -> int:
     for folder in (args.images, args.masks):
         if not folder.is_dir():
@@ -47,13 +65,24 @@ def command_batch(args: argparse.Namespace) -> int:
     if args.out.resolve() in (args.images.resolve(), args.masks.resolve()):
         raise CliError("--out must be a folder of its own: results written among the inputs would be taken for "
                        "inputs (or skipped as done) on the next run")
+    if args.workers is not None and args.ray is None:
+        raise CliError("--workers is for --ray: a daemon batch uses one job per daemon")
     options = options_from_args(args, on_daemon=bool(args.daemons))
-    if not args.daemons:
+    if not args.daemons and args.ray is None:
         check_weights()  # in this process: a missing VGG-19 is said once, before any file
     try:
-        report = run_batch(args.images, args.masks, args.out, args.daemons or [], options, output_format=args.format,
-                           quality=args.quality, timeout=args.timeout, quiet=args.quiet, force=args.force,
-                           curve=args.curve or None, insecure_loopback=args.insecure_loopback)
+        if args.ray is not None:
+            report = run_cluster_batch(args.images, args.masks, args.out, options,
+                                       address=None if args.ray == LOCAL_RAY else args.ray, workers=args.workers,
+                                       output_format=args.format, quiet=args.quiet, force=args.force,
+                                       quality=args.quality)
+        else:
+            report = run_batch(args.images, args.masks, args.out, args.daemons or [], options,
+                               output_format=args.format, quality=args.quality, timeout=args.timeout,
+                               quiet=args.quiet, force=args.force, curve=args.curve or None,
+                               insecure_loopback=args.insecure_loopback)
+    except ClusterError as error:
+        raise CliError(str(error)) from None
     except BatchInterrupted as stopped:
         print(json.dumps(stopped.report.to_json()) if args.json else stopped.report.summary())
         terminated = isinstance(stopped.__cause__, Terminated)

@@ -1,15 +1,10 @@
-"""Batch fills: every image of a folder, with its mask from another folder, filled in this process or on one or
-more daemons.
+"""A batch filled in this process or on one or more ZeroMQ daemons.
 
-Pairing rule: an image `NAME.EXT` takes the mask `NAME.<png|jpg|jpeg|tif|tiff>` or `NAME_mask.<...>` from the masks
-folder (the exact stem first). An image without a mask is that file's failure, never a reason to stop.
-
-Filling: with no daemon given, the engine runs in this process, loaded once and warm for every file. With
-daemons, one thread per daemon, each with its own Client and one job in flight, takes the next file from a shared
-list, so a job goes to whichever daemon is free. A daemon that does not answer its hello within HELLO_TIMEOUT, or
-stops answering later (DaemonUnavailable), is dropped and its job goes back on the list for the others; an error
-about the input (bad_input...) is that file's failure. Outputs are written atomically, named like the input; an
-output that already exists is skipped, so a re-run resumes where the last one stopped.
+With no daemon given, the engine runs in this process, loaded once and warm for every file. With daemons, one thread
+per daemon, each with its own Client and one job in flight, takes the next file from a shared list, so a job goes to
+whichever daemon is free. A daemon that does not answer its hello within HELLO_TIMEOUT, or stops answering later
+(DaemonUnavailable), is dropped and its job goes back on the list for the others; an error about the input
+(bad_input...) is that file's failure.
 """
 
 from __future__ import annotations
@@ -18,110 +13,34 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from daemon.files import ImageFileError
 from daemon.service.client import Client, DaemonError, DaemonUnavailable
 from daemon.service.link import Closing
 from daemon.service.protocol import ErrorCode
 from engine.errors import Cancelled, FillError, WeightsError
 from engine.options import FillOptions
 
-from .files import IMAGE_SUFFIXES, ImageFileError, read_image, write_image
-from .masks import read_mask
+from .pairs import (
+    IN_PROCESS,
+    BatchInterrupted,
+    OnOutcome,
+    Outcome,
+    Pair,
+    Report,
+    fill_file,
+    pair_files,
+    shown_name,
+    sort_out,
+)
 
-MASK_SUFFIX = "_mask"
-FORMAT_SUFFIXES = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif"}
 DEFAULT_TIMEOUT = 30.0
 HELLO_TIMEOUT = 5.0  # a daemon answers hello at once, even mid-fill: one that is silent this long is not there
-IN_PROCESS = "this process"  # the name of the in-process filler in the report
 QUEUE_FULL_PAUSE = 1.0  # seconds before a daemon whose queue was full is offered a job again
-
-
-@dataclass
-class Pair:
-    image: Path
-    mask: Path | None
-    output: Path
-
-
-@dataclass
-class Outcome:
-    pair: Pair
-    status: str  # "done", "skipped", "failed", or "cancelled" (in flight when the batch was interrupted)
-    reason: str = ""
-    daemon: str | None = None
-
-
-@dataclass
-class Report:
-    outcomes: list[Outcome] = field(default_factory=list)
-    by_daemon: dict[str, int] = field(default_factory=dict)  # files filled by each daemon (or this process)
-    dropped: dict[str, str] = field(default_factory=dict)  # daemon (or this process) -> why it was dropped
-    not_started: list[Pair] = field(default_factory=list)  # left when the batch was interrupted
-    interrupted: bool = False
-
-    def count(self, status: str) -> int:
-        return sum(outcome.status == status for outcome in self.outcomes)
-
-    @property
-    def failed(self) -> list[Outcome]:
-        return [outcome for outcome in self.outcomes if outcome.status == "failed"]
-
-    def summary(self) -> str:
-        lines = [f"done {self.count('done')}, skipped {self.count('skipped')} (already there), "
-                 f"failed {self.count('failed')}"]
-        if self.interrupted:
-            lines[0] += f", cancelled {self.count('cancelled')} (in flight), not started {len(self.not_started)}"
-        lines += [f"  {_shown(name)}: {count} filled" for name, count in self.by_daemon.items()]
-        lines += [f"  {_shown(name)} dropped: {why}" for name, why in self.dropped.items()]
-        lines += [f"  failed {outcome.pair.image.name}: {outcome.reason}" for outcome in self.failed]
-        return "\n".join(lines)
-
-    def to_json(self) -> dict:
-        """The summary for scripts: counts, each failed file with why, what each filler did."""
-        return {"done": self.count("done"), "skipped": self.count("skipped"), "failed": len(self.failed),
-                "cancelled": self.count("cancelled"), "not_started": [str(p.image) for p in self.not_started],
-                "interrupted": self.interrupted, "filled_by": dict(self.by_daemon), "dropped": dict(self.dropped),
-                "failures": [{"image": str(o.pair.image), "reason": o.reason} for o in self.failed]}
-
-
-def _shown(name: str) -> str:
-    return name if name == IN_PROCESS else f"daemon {name}"
-
-
-# ------------------------------------------------------------------------------------------------ pairing
-
-
-def find_mask(image: Path, masks: Path) -> Path | None:
-    # In the images' own folder, `photo.png` would be the image itself: only `photo_mask.*` counts there.
-    same_folder = masks.resolve() == image.parent.resolve()
-    stems = (image.stem + MASK_SUFFIX,) if same_folder else (image.stem, image.stem + MASK_SUFFIX)
-    for stem in stems:
-        for suffix in IMAGE_SUFFIXES:
-            for candidate in (masks / (stem + suffix), masks / (stem + suffix.upper())):
-                if candidate.is_file():
-                    return candidate
-    return None
-
-
-def pair_files(images: Path, masks: Path, out: Path, output_format: str | None = None) -> list[Pair]:
-    """Every image in `images` (sorted by name) with its mask and output path. Files named `*_mask.*` are masks,
-    not images, so both may share one folder."""
-    pairs = []
-    for image in sorted(images.iterdir()):
-        if (not image.is_file() or image.name.startswith(".") or image.suffix.lower() not in IMAGE_SUFFIXES
-                or image.stem.endswith(MASK_SUFFIX)):
-            continue
-        suffix = FORMAT_SUFFIXES[output_format] if output_format else image.suffix
-        pairs.append(Pair(image, find_mask(image, masks), out / (image.stem + suffix)))
-    return pairs
-
-
-# ------------------------------------------------------------------------------------------------ sharing
 
 
 class WorkList:
@@ -155,17 +74,6 @@ class WorkList:
             left, self._pending = list(self._pending), deque()
             return left
 
-
-class BatchInterrupted(Exception):  # noqa: N818 - an outcome, carried with its report
-    """The batch was stopped (its cause: KeyboardInterrupt, or the CLI's SIGTERM exception); the outputs written so
-    far are kept."""
-
-    def __init__(self, report: Report) -> None:
-        super().__init__("the batch was interrupted")
-        self.report = report
-
-
-OnOutcome = Callable[[Outcome], None]
 
 
 class InProcess(Closing):
@@ -264,33 +172,19 @@ def run_batch(images: Path, masks: Path, out: Path, endpoints: list[str], option
     def drop(name: str, why: str) -> None:
         with lock:
             report.dropped[name] = why
-        bar.write(f"{_shown(name)} dropped: {why}")
+        bar.write(f"{shown_name(name)} dropped: {why}")
 
     def fill_one(filler: Filler, pair: Pair) -> None:
-        image = read_image(pair.image)
-        mask = read_mask(pair.mask, image)
         # Whole FillOptions go over the wire, so the preset named here is not used.
-        result = filler.fill(image, mask, options=options, cancel=work.stopped.is_set)
-        write_image(pair.output, result, like=pair.image, quality=quality)
+        fill_file(pair, lambda image, mask: filler.fill(image, mask, options=options, cancel=work.stopped.is_set),
+                  quality)
 
     def opener(name: str) -> Callable[[], Filler]:
         if name == IN_PROCESS:
             return lambda: InProcess(options)
         return lambda: Client(name, timeout=timeout, curve=curve, insecure_loopback=insecure_loopback)
 
-    todo, seen = [], set()
-    for pair in pairs:
-        if pair.output in seen:
-            record(Outcome(pair, "failed", f"another image has the same output name {pair.output.name}"))
-        elif pair.output.exists() and not force:
-            record(Outcome(pair, "skipped"))
-        elif pair.mask is None:
-            record(Outcome(pair, "failed", f"no mask for it in {masks} (looked for {pair.image.stem}.png, "
-                                           f"{pair.image.stem}{MASK_SUFFIX}.png, .jpg, .tif...)"))
-        else:
-            todo.append(pair)
-        seen.add(pair.output)
-
+    todo = sort_out(pairs, masks, force, record)
     work = WorkList(todo)
     hello_timeout = min(timeout, HELLO_TIMEOUT)
     threads = [threading.Thread(target=serve_from, args=(name, opener(name), work, fill_one, record, drop,
