@@ -158,16 +158,17 @@ def test_an_interrupted_driver_keeps_what_it_wrote_and_a_rerun_fills_the_rest(tm
     assert sorted(p.name for p in out.iterdir()) == [f"photo{n}.png" for n in range(8)]
 
 
-def test_the_worker_plan_follows_gpus_then_cores():
-    assert plan_workers([8, 8], gpus=2, workers=None).count == 2  # one per GPU
-    assert plan_workers([8, 8], gpus=2, workers=None).num_gpus == 1
-    mixed = plan_workers([16, 2], gpus=0, workers=None)
-    assert (mixed.count, mixed.threads) == (9, 2)  # the smaller node sets one actor size: 8 + 1 actors of 2 threads
-    assert (plan_workers([16], 0, None).count, plan_workers([16], 0, None).threads) == (4, 4)
-    assert (plan_workers([2], 0, None).count, plan_workers([2], 0, None).threads) == (1, 2)
-    asked = plan_workers([2], 0, workers=2)
-    assert (asked.count, asked.threads, asked.num_cpus) == (2, 1, 1)
-    assert plan_workers([2], 0, workers=2, threads=3).threads == 3  # the user's own count is kept
+def test_the_worker_plan_follows_gpus_then_cores_then_memory():
+    big, small = (16, 64 * 2**30), (2, 8 * 2**30)
+    assert plan_workers([big, big], gpus=2, workers=None).count == 2  # one per GPU
+    assert plan_workers([big, big], gpus=2, workers=None).num_gpus == 1
+    one_each = plan_workers([big, small], gpus=0, workers=None)
+    assert (one_each.count, one_each.threads, one_each.num_cpus) == (18, 1, 1)  # one actor of one thread per core
+    assert plan_workers([(16, 6 * 2**30)], 0, None).count == 4  # 1.5 GB each: the memory holds four
+    assert plan_workers([(2, 2**30)], 0, None).count == 1  # at least one per node
+    asked = plan_workers([(2, 8 * 2**30)], 0, workers=1)
+    assert (asked.count, asked.threads, asked.num_cpus) == (1, 2, 2)  # the cores shared out
+    assert plan_workers([small], 0, workers=2, threads=3).threads == 3  # the user's own count is kept
 
 
 def test_without_ray_installed_the_flag_says_how_to_get_it(tmp_path, monkeypatch, capsys):

@@ -4,8 +4,8 @@ filling many files, fed one file at a time by this driver so that a file goes to
 - Where: no address starts a local Ray instance (stopped at the end); `auto` joins the running cluster;
   `ray://HOST:10001` goes through the Ray client. Actors read and write with the project's own readers and writers,
   so every node must see the paths the driver gives: NFS, or the same local path on one machine (docs/cluster.md).
-- How many: one actor per GPU when the cluster has GPUs; on CPU nodes, one per CPU_THREADS_PER_ACTOR cores of each
-  node, each with that many torch threads. `workers` overrides the count (the cores are then shared out evenly).
+- How many: one actor per GPU when the cluster has GPUs; on CPU nodes, one per core, as many as the node's memory
+  holds (ACTOR_MEMORY each). `workers` overrides the count (the cores are then shared out evenly).
 - Faults: an actor whose process or node dies is restarted (MAX_RESTARTS) and Ray retries the file it had
   (MAX_TASK_RETRIES), on the restarted actor, which is on another node when the node died. Outputs are written
   atomically, and a retried file whose output an earlier attempt already wrote is not written again. An actor that
@@ -29,7 +29,10 @@ from engine.options import FillOptions
 from .pairs import BatchInterrupted, OnOutcome, Outcome, Pair, Report, fill_file, pair_files, sort_out
 
 CLUSTER_EXTRA = "pip install -e '.[cluster]'"
-CPU_THREADS_PER_ACTOR = 4  # torch's CPU convolutions gain little past ~4 threads on one fill: more actors instead
+# Fills side by side beat threads in one fill: on 2 cores two 1-thread actors filled ~1.4x as many files as one
+# 2-thread actor (docs/benchmarks.md), since one fill's serial parts leave cores idle. Memory bounds it instead.
+CPU_THREADS_PER_ACTOR = 1
+ACTOR_MEMORY = 1.5 * 2**30  # bytes per actor: ~0.8 GB with its networks loaded (measured), more on a big photo
 MAX_RESTARTS = 3  # per actor: a node that keeps killing its actor loses it after this many
 MAX_TASK_RETRIES = 2  # per file: attempts after the first when its actor died mid-fill
 READY_TIMEOUT = 900.0  # seconds for an actor to start and load its networks (a cold node pulls torch from disk)
@@ -57,23 +60,24 @@ class WorkerPlan:
     why: str
 
 
-def plan_workers(cpus_per_node: list[int], gpus: int, workers: int | None, threads: int = 0) -> WorkerPlan:
-    """How many actors, and how big, from the alive nodes' CPU counts and the cluster's GPUs. `threads`: the
-    user's own thread count (options.threads), kept when given."""
+def plan_workers(nodes: list[tuple[int, float]], gpus: int, workers: int | None, threads: int = 0) -> WorkerPlan:
+    """How many actors, and how big, from the alive nodes' (CPUs, memory bytes) and the cluster's GPUs.
+    `threads`: the user's own thread count (options.threads), kept when given."""
     if gpus >= 1:
         count = workers or gpus
         return WorkerPlan(count, threads, 1, min(1.0, gpus / count),
                           f"{count} on {gpus} GPU{'s' * (gpus > 1)}" + ("" if workers else ": one per GPU"))
-    if not cpus_per_node:
+    cpus = [count for count, _ in nodes if count >= 1]
+    if not cpus:
         raise ClusterError("the Ray cluster has no node with a CPU")
     if workers:
-        share = threads or max(1, min(max(cpus_per_node), sum(cpus_per_node) // workers))
+        share = threads or max(1, min(max(cpus), sum(cpus) // workers))
         return WorkerPlan(workers, share, share, 0, f"{workers} as asked, {share} thread{'s' * (share > 1)} each")
-    per_actor = threads or min(max(1, cpus // max(1, cpus // CPU_THREADS_PER_ACTOR)) for cpus in cpus_per_node)
-    count = sum(max(1, cpus // per_actor) for cpus in cpus_per_node)
-    return WorkerPlan(count, per_actor, per_actor, 0,
-                      f"{count} on {sum(cpus_per_node)} CPU cores of {len(cpus_per_node)} "
-                      f"node{'s' * (len(cpus_per_node) > 1)}, {per_actor} thread{'s' * (per_actor > 1)} each")
+    size = threads or CPU_THREADS_PER_ACTOR
+    count = sum(max(1, min(count // size, int(memory // ACTOR_MEMORY))) for count, memory in nodes if count >= 1)
+    return WorkerPlan(count, size, size, 0,
+                      f"{count} on {sum(cpus)} CPU cores of {len(cpus)} node{'s' * (len(cpus) > 1)}, "
+                      f"{size} thread{'s' * (size > 1)} each")
 
 
 class FillWorker:
@@ -121,7 +125,7 @@ def connect(ray, address: str | None) -> bool:
     """Join or start Ray; True when this call started it (and the batch must stop it)."""
     if ray.is_initialized():
         return False
-    quiet = {"log_to_driver": False, "logging_level": "WARNING"}  # the bar and the summary speak, not Ray
+    quiet = {"log_to_driver": False, "logging_level": "ERROR"}  # the bar and the summary speak, not Ray
     try:
         if address is None:
             ray.init(include_dashboard=False, **quiet)
@@ -208,10 +212,9 @@ def run_cluster_batch(images: Path, masks: Path, out: Path, options: FillOptions
 def start_actors(ray, options: FillOptions, quality: int | None, workers: int | None, report: Report,
                  bar: tqdm) -> dict:
     """The pool, started and loaded: {actor: its name in the report}. An actor that cannot start is dropped."""
-    nodes = [node for node in ray.nodes() if node.get("Alive")]
-    cpus = [int(node["Resources"].get("CPU", 0)) for node in nodes if node["Resources"].get("CPU", 0) >= 1]
-    gpus = int(sum(node["Resources"].get("GPU", 0) for node in nodes))
-    plan = plan_workers(cpus, gpus, workers, options.threads)
+    alive = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+    nodes = [(int(found.get("CPU", 0)), float(found.get("memory", 0))) for found in alive]
+    plan = plan_workers(nodes, int(sum(found.get("GPU", 0) for found in alive)), workers, options.threads)
     bar.write(f"Ray: {plan.why}")
     worker_options = replace(options, threads=plan.threads) if plan.threads else options
     remote = actor_class(ray).options(num_cpus=plan.num_cpus, num_gpus=plan.num_gpus)

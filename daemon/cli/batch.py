@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from daemon.batch import DEFAULT_TIMEOUT, BatchInterrupted, run_batch
-from daemon.batch.cluster import CPU_THREADS_PER_ACTOR, ClusterError, run_cluster_batch
+from daemon.batch.cluster import ClusterError, run_cluster_batch
 from daemon.service.endpoints import default_endpoint
 
 from .errors import EXIT_CANCELLED, EXIT_FAILURE, EXIT_OK, EXIT_TERMINATED, PROG, CliError, Terminated
@@ -36,8 +36,8 @@ def add_command(commands: argparse._SubParsersAction) -> None:
                             "started for the batch, `auto` on the running cluster, ray://HOST:10001 through the "
                             "Ray client; every node must see the folders at the same paths (docs/cluster.md)")
     batch.add_argument("--workers", type=_count, metavar="N",
-                       help="with --ray: this many fill actors (default: one per GPU, or one per "
-                            f"{CPU_THREADS_PER_ACTOR} cores of each CPU node)")
+                       help="with --ray: this many fill actors (default: one per GPU, or one per core of each CPU "
+                            "node, as many as its memory holds)")
     add_preset_flags(batch, "set any option by name (repeatable; lists as 1,2,3 or 1/2/3)")
     batch.add_argument("--format", choices=["png", "jpeg", "tiff"], help="output format (default: the input's)")
     add_quality_flag(batch)
