@@ -43,7 +43,11 @@ class ClusterError(RuntimeError):
     """Ray is missing or cannot be reached; the message says what to do."""
 
 
-def import_ray():
+def import_ray(address: str | None = None):
+    """Ray, imported; for a ray:// address with a token at hand, told first (Ray reads it at import) to send the
+    token: Ray 2.60 clusters require it by default, but its client sends it only when told to."""
+    if address and address.startswith("ray://") and "RAY_AUTH_MODE" not in os.environ and _token_at_hand():
+        os.environ["RAY_AUTH_MODE"] = "token"
     try:
         import ray
     except ImportError:
@@ -126,6 +130,7 @@ def connect(ray, address: str | None) -> bool:
     if ray.is_initialized():
         return False
     quiet = {"log_to_driver": False, "logging_level": "ERROR"}  # the bar and the summary speak, not Ray
+    client = address is not None and address.startswith("ray://")
     try:
         if address is None:
             ray.init(include_dashboard=False, **quiet)
@@ -133,8 +138,15 @@ def connect(ray, address: str | None) -> bool:
             ray.init(address=address, **quiet)
     except Exception as error:
         where = "a local Ray instance" if address is None else f"the Ray cluster at {address}"
-        raise ClusterError(f"could not start or reach {where}: {error}") from error
+        hint = (" (a cluster with token authentication wants its token in ~/.ray/auth_token: `ray get-auth-token` "
+                "on the head prints it)") if client else ""
+        raise ClusterError(f"could not start or reach {where}: {error}{hint}") from error
     return True
+
+
+def _token_at_hand() -> bool:
+    return bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+                or (Path.home() / ".ray" / "auth_token").is_file())
 
 
 def run_cluster_batch(images: Path, masks: Path, out: Path, options: FillOptions, address: str | None = None,
@@ -143,7 +155,7 @@ def run_cluster_batch(images: Path, masks: Path, out: Path, options: FillOptions
                       quality: int | None = None, on_ready: Callable[[list], None] | None = None) -> Report:
     """Fill every image of `images` on Ray actors; the rules are the other batches' (pairs.py). `on_ready` gets the
     actors' `where()` once they are up (tests kill one by its pid)."""
-    ray = import_ray()
+    ray = import_ray(address)
     out.mkdir(parents=True, exist_ok=True)
     pairs = [Pair(p.image.resolve(), p.mask and p.mask.resolve(), p.output.resolve())
              for p in pair_files(images, masks, out, output_format)]
