@@ -99,15 +99,21 @@ class OutputWatcher(threading.Thread):
         self.stop = threading.Event()
 
     def run(self) -> None:
-        while not self.stop.is_set():
-            for entry in os.scandir(self.folder) if self.folder.is_dir() else []:
-                if entry.name.startswith("."):
-                    continue  # a write in progress (engine/atomic.py): never taken for an output
-                if entry.name not in self.expected:
-                    self.strangers.add(entry.name)
-                with contextlib.suppress(FileNotFoundError):
-                    self.inodes.setdefault(entry.name, set()).add(entry.inode())
+        while True:
+            last = self.stop.is_set()  # one more look after the batch returned: its last file is seen too
+            self.look()
+            if last:
+                return
             time.sleep(0.005)
+
+    def look(self) -> None:
+        for entry in os.scandir(self.folder) if self.folder.is_dir() else []:
+            if entry.name.startswith("."):
+                continue  # a write in progress (engine/atomic.py): never taken for an output
+            if entry.name not in self.expected:
+                self.strangers.add(entry.name)
+            with contextlib.suppress(FileNotFoundError):
+                self.inodes.setdefault(entry.name, set()).add(entry.inode())
 
 
 def test_an_actor_killed_mid_batch_costs_only_its_file_which_is_retried_and_written_once(tmp_path, local_ray):

@@ -26,7 +26,7 @@ from daemon.files import ImageFileError
 from engine.errors import FillError
 from engine.options import FillOptions
 
-from .pairs import BatchInterrupted, OnOutcome, Outcome, Pair, Report, fill_file, pair_files, sort_out
+from .pairs import BatchInterrupted, OnOutcome, Outcome, Pair, Recorder, Report, fill_file, pair_files, sort_out
 
 CLUSTER_EXTRA = "pip install -e '.[cluster]'"
 # Fills side by side beat threads in one fill: on 2 cores two 1-thread actors filled ~1.4x as many files as one
@@ -160,15 +160,8 @@ def run_cluster_batch(images: Path, masks: Path, out: Path, options: FillOptions
     pairs = [Pair(p.image.resolve(), p.mask and p.mask.resolve(), p.output.resolve())
              for p in pair_files(images, masks, out, output_format)]
     report = Report()
-    bar = tqdm(total=len(pairs), desc="batch", unit="file", disable=True if quiet else None, dynamic_ncols=True)
-
-    def record(outcome: Outcome) -> None:
-        report.outcomes.append(outcome)
-        if outcome.status == "done" and outcome.daemon is not None:
-            report.by_daemon[outcome.daemon] += 1
-        bar.update(1)
-        if on_outcome is not None:
-            on_outcome(outcome)
+    record = Recorder(report, len(pairs), quiet, on_outcome)
+    bar = record.bar
 
     todo = sort_out(pairs, masks, force, record)
     before = {pair.output: _stat(pair.output) for pair in todo}

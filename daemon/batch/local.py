@@ -16,7 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from daemon.files import ImageFileError
 from daemon.service.client import Client, DaemonError, DaemonUnavailable
@@ -31,6 +30,7 @@ from .pairs import (
     OnOutcome,
     Outcome,
     Pair,
+    Recorder,
     Report,
     fill_file,
     pair_files,
@@ -158,16 +158,8 @@ def run_batch(images: Path, masks: Path, out: Path, endpoints: list[str], option
     report = Report(by_daemon={name: 0 for name in names})
     lock = threading.Lock()
     pairs = pair_files(images, masks, out, output_format)
-    bar = tqdm(total=len(pairs), desc="batch", unit="file", disable=True if quiet else None, dynamic_ncols=True)
-
-    def record(outcome: Outcome) -> None:
-        with lock:
-            report.outcomes.append(outcome)
-            if outcome.status == "done" and outcome.daemon is not None:
-                report.by_daemon[outcome.daemon] += 1
-            bar.update(1)
-        if on_outcome is not None:
-            on_outcome(outcome)
+    record = Recorder(report, len(pairs), quiet, on_outcome)
+    bar = record.bar
 
     def drop(name: str, why: str) -> None:
         with lock:

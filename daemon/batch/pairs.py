@@ -8,11 +8,13 @@ named like the input; an output that already exists is skipped (unless forced), 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from daemon.files import IMAGE_SUFFIXES, read_image, write_image
 from daemon.masks import read_mask
@@ -113,6 +115,23 @@ class BatchInterrupted(Exception):  # noqa: N818 - an outcome, carried with its 
 
 
 OnOutcome = Callable[[Outcome], None]
+
+
+class Recorder:
+    """Each file's outcome into the report, the progress bar and the caller's `on_outcome`, from any thread."""
+
+    def __init__(self, report: Report, total: int, quiet: bool, on_outcome: OnOutcome | None) -> None:
+        self.report, self._on_outcome, self._lock = report, on_outcome, threading.Lock()
+        self.bar = tqdm(total=total, desc="batch", unit="file", disable=True if quiet else None, dynamic_ncols=True)
+
+    def __call__(self, outcome: Outcome) -> None:
+        with self._lock:
+            self.report.outcomes.append(outcome)
+            if outcome.status == "done" and outcome.daemon is not None:
+                self.report.by_daemon[outcome.daemon] += 1
+            self.bar.update(1)
+        if self._on_outcome is not None:
+            self._on_outcome(outcome)
 
 
 def sort_out(pairs: list[Pair], masks: Path, force: bool, record: OnOutcome) -> list[Pair]:
