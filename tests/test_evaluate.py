@@ -30,7 +30,8 @@ from daemon.evaluation.metrics import gradient_ratio, hole_box, hole_scores, rin
 from daemon.evaluation.perceptual import PerceptualUnavailable, perceptual_distance
 from daemon.evaluation.photos import list_photos
 from daemon.evaluation.report import _finite, _number
-from daemon.evaluation.samples import HOLE_GREY, MASK_SETTINGS, make_samples, scale_for_setting
+from daemon.evaluation.samples import HOLE_GREY, make_samples, scale_for_setting
+from daemon.evaluation.settings import MASK_SETTINGS
 from daemon.photos.manifest import Entry, Manifest, load_manifest, split_by_photo
 from engine.hole_masks import centre_hole, free_form_hole, stroke_hole
 from tests.support.images import noisy_photo

@@ -7,9 +7,7 @@ import sys
 from pathlib import Path
 
 from daemon.evaluation.methods import METHODS
-from daemon.evaluation.run import evaluate
-from daemon.evaluation.samples import MASK_SETTINGS
-from daemon.evaluation.settings import EvalSettings
+from daemon.evaluation.settings import MASK_SETTINGS, EvalSettings
 
 from .errors import CliError
 
@@ -72,6 +70,8 @@ def run_eval(args: argparse.Namespace) -> int:
     anyway); bad input raises the CLI's CliError (exit 2)."""
     if not args.data.is_dir():
         raise CliError(f"{args.data}: no such folder")
+    from daemon.evaluation.run import evaluate  # late: it loads torch, which other commands may not need
+
     settings = EvalSettings(args.data, args.out, args.masks, args.methods, args.limit, args.seed, args.crops,
                             args.grids, args.quiet)
     try:

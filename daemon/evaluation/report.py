@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from engine.atomic import write_atomically
 
 from .metrics import summarise
-from .samples import HOLE_GREY, MaskSetting
-from .settings import EvalSettings
+from .samples import HOLE_GREY
+from .settings import EvalSettings, MaskSetting
 
 if TYPE_CHECKING:
     from .methods import Method

@@ -23,8 +23,8 @@ from .metrics import hole_scores
 from .perceptual import Distance, PerceptualUnavailable, perceptual_distance
 from .photos import list_photos, read_photo
 from .report import method_summaries, write_results
-from .samples import MASK_SETTINGS, Sample, centre_hole, make_samples
-from .settings import EvalSettings
+from .samples import Sample, centre_hole, make_samples
+from .settings import MASK_SETTINGS, EvalSettings
 
 Log = Callable[[str], None]
 
