@@ -111,3 +111,11 @@ def test_modules_stay_small_and_daemon_keeps_its_rooms():
             assert lines <= 400, f"{path.relative_to(REPO)} has {lines} lines: split it by job"
     top = [path.name for path in (REPO / "daemon").glob("*.py")]
     assert len(top) <= 6, f"daemon/ holds {sorted(top)}: put them in the subpackage whose job they do"
+
+
+def test_the_command_starts_without_torch():
+    # `neural-fill --help`, `status`, `stop` and a batch driver answer in a fraction of a second; a fill loads torch
+    # in the background while it reads its files.
+    probe = "import sys, daemon.cli.main; print(sorted(m for m in ('torch', 'ray', 'jpeglib') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
