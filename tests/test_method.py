@@ -14,7 +14,6 @@ from daemon.evaluation.metrics import hole_psnr, texture_match
 from engine import MaskError, fill, get_preset
 from engine.content import push_pull_fill
 from engine.grain import noise_level
-from engine.pipeline import crop_options
 from tests.support.images import centre_mask, noisy_photo, stripes
 
 pytestmark = pytest.mark.weights
@@ -181,23 +180,6 @@ def test_a_scratch_across_fine_stripes_on_a_big_photo_comes_back_exact_in_previe
     mask[100:668, 380:390] = 255
     result = fill(image, mask, get_preset("preview"))
     assert np.array_equal(result, image)
-
-
-def test_preview_synthesises_a_narrow_hole_at_up_to_512_px_and_a_wide_one_at_256():
-    # Strokes lose their finest detail at 256 px, and copying them costs little (docs/quality.md).
-    preview, default = get_preset("preview"), get_preset("default")
-    strokes = np.zeros((512, 480), bool)
-    strokes[100:130, 20:460] = True
-    at = crop_options(preview, strokes)
-    assert (at.working_size, at.scales) == (512, 3)
-    wide = np.zeros((512, 480), bool)
-    wide[100:300, 100:300] = True  # 100 px deep
-    assert crop_options(preview, wide) == preview
-    assert crop_options(preview, strokes[:256, :240]) == preview  # a crop already within the working size
-    big = np.zeros((1500, 1500), bool)
-    big[700:720, 100:1400] = True
-    assert crop_options(preview, big).working_size == 512  # never past narrow_size
-    assert crop_options(default, strokes) == default  # the default works at 512 px already
 
 
 def test_an_object_kept_out_of_the_source_never_appears_in_the_fill():
