@@ -61,7 +61,7 @@ def measure(path: Path) -> dict:
         buffer.seek(0)
         row["old_pct"], row["old_max"] = known_change(source, np.asarray(Image.open(buffer)), hole)
         started = time.perf_counter()
-        write_image(Path(scratch) / "out.jpg", filled, like=path)
+        write_image(Path(scratch) / "out.jpg", filled, like=path, like_pixels=source)  # as fill and batch call it
         row["new_s"] = time.perf_counter() - started
         row["new_pct"], row["new_max"] = known_change(source, read_image(Path(scratch) / "out.jpg"), hole)
     return row

@@ -258,19 +258,21 @@ def check_writable(path: PathLike) -> None:
         raise ImageFileError(path, f"cannot write in the folder {folder}")
 
 
-def write_image(path: PathLike, array: np.ndarray, like: PathLike | None = None, quality: int | None = None) -> None:
+def write_image(path: PathLike, array: np.ndarray, like: PathLike | None = None, quality: int | None = None,
+                like_pixels: np.ndarray | None = None) -> None:
     """Write `array` (as `read_image` returns it) in the format of the extension, atomically: the file either
     keeps its old content or has the whole new one. `like` is the source file whose ICC profile and EXIF
     (orientation included) the output keeps. 16-bit is kept in PNG and TIFF; JPEG gets 8 bits and no alpha, with
     a PrecisionWarning when that loses something. JPEG from a JPEG source keeps its untouched blocks
-    (daemon/jpeg_blocks.py) unless `quality` asks for a new encoding; when it cannot, a PrecisionWarning says so."""
+    (daemon/jpeg_blocks.py) unless `quality` asks for a new encoding; when it cannot, a PrecisionWarning says so.
+    `like_pixels`: `like` as read_image read it, when the caller has it (saves decoding it again)."""
     path = Path(path)
     kind = output_format(path)
     pixels = _check_pixels(path, array)
     metadata = _metadata_of(like)
     with atomic_path(path) as temporary:
         if kind == "jpeg":
-            _write_jpeg(temporary, pixels, metadata, None if like is None else Path(like), quality)
+            _write_jpeg(temporary, pixels, metadata, None if like is None else Path(like), quality, like_pixels)
             return
         encode = {"png": _write_png, "tiff": _write_tiff}[kind]
         with temporary.open("wb") as f:
@@ -327,7 +329,8 @@ def _exif_bytes(exif: Image.Exif) -> bytes:
     return raw[6:] if raw.startswith(b"Exif\x00\x00") else raw  # PNG's eXIf holds the TIFF structure only
 
 
-def _write_jpeg(path: Path, pixels: np.ndarray, metadata: dict, source: Path | None, quality: int | None) -> None:
+def _write_jpeg(path: Path, pixels: np.ndarray, metadata: dict, source: Path | None, quality: int | None,
+                source_pixels: np.ndarray | None) -> None:
     if has_alpha(pixels):
         if (pixels[..., -1] < np.iinfo(pixels.dtype).max).any():
             warnings.warn("JPEG has no transparency: the alpha channel is dropped", PrecisionWarning, stacklevel=4)
@@ -341,7 +344,7 @@ def _write_jpeg(path: Path, pixels: np.ndarray, metadata: dict, source: Path | N
     tables = source_tables(source)
     if tables is not None and quality is None:
         try:
-            write_keeping_blocks(path, pixels, source)
+            write_keeping_blocks(path, pixels, source, source_pixels)
             return
         except CannotKeepBlocks as reason:
             warnings.warn(f"the source JPEG's untouched blocks cannot be kept ({reason}): the whole photo is "

@@ -42,17 +42,19 @@ def source_tables(source: Path | None) -> dict | None:
         return None
 
 
-def write_keeping_blocks(path: Path, pixels: np.ndarray, source: Path) -> None:
+def write_keeping_blocks(path: Path, pixels: np.ndarray, source: Path, original: np.ndarray | None = None) -> None:
     """Write `pixels` (HxW or HxWx3 uint8) to `path` as a JPEG that keeps every block of the JPEG `source` in which
-    no decoded pixel differs. Raises CannotKeepBlocks when that cannot be done."""
+    no decoded pixel differs from `original` (the source as read_image decoded it; decoded here when not given).
+    Raises CannotKeepBlocks when that cannot be done."""
     try:
         import jpeglib
     except ImportError:
         raise CannotKeepBlocks("the jpeglib package is not installed") from None
-    with Image.open(source) as im:
-        if im.mode not in ("L", "RGB"):
-            raise CannotKeepBlocks(f"the source JPEG is {im.mode}")
-        original = np.asarray(im)  # decoded as read_image decodes it: the fill's known pixels are these
+    if original is None:
+        with Image.open(source) as im:
+            if im.mode not in ("L", "RGB"):
+                raise CannotKeepBlocks(f"the source JPEG is {im.mode}")
+            original = np.asarray(im)  # decoded as read_image decodes it: the fill's known pixels are these
     if pixels.shape != original.shape:
         raise CannotKeepBlocks("the result's size differs from the source's")
     changed = pixels != original

@@ -200,3 +200,11 @@ def test_a_batch_that_cannot_keep_blocks_warns_once_not_once_per_file(tmp_path, 
     warned = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
     assert len(warned) == 1 and "cannot be kept" in warned[0] and ".png or .tif" in warned[0], warned
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["church0.jpg", "church1.jpg", "church2.jpg"]
+
+
+def test_the_callers_decoded_source_gives_the_same_file_as_decoding_it_again(tmp_path):
+    pixels = read_image(CAMERA_JPEG)
+    filled = painted(pixels, ellipse(*pixels.shape[:2], centre=(60, 200), radii=(25, 30)))
+    write_image(tmp_path / "decoded-here.jpg", filled, like=CAMERA_JPEG)
+    write_image(tmp_path / "given.jpg", filled, like=CAMERA_JPEG, like_pixels=pixels)
+    assert (tmp_path / "decoded-here.jpg").read_bytes() == (tmp_path / "given.jpg").read_bytes()

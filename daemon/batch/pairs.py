@@ -156,4 +156,4 @@ def fill_file(pair: Pair, fill: Callable[[np.ndarray, np.ndarray], np.ndarray], 
     """Read the pair's image and mask, fill, and write the output atomically (never half a file)."""
     image = read_image(pair.image)
     mask = read_mask(pair.mask, image)
-    write_image(pair.output, fill(image, mask), like=pair.image, quality=quality)
+    write_image(pair.output, fill(image, mask), like=pair.image, quality=quality, like_pixels=image)

@@ -102,7 +102,7 @@ def command_fill(args: argparse.Namespace) -> int:
         result = fill_image(image, mask, options, mask_from_alpha=args.mask is None, progress=progress,
                             cancel=cancel, runner=runner)
         seconds = time.monotonic() - started
-    write_image(args.output, result, like=args.image, quality=args.quality)
+    write_image(args.output, result, like=args.image, quality=args.quality, like_pixels=image)
     if not args.quiet and not sys.stderr.isatty():  # a log has no progress bar to show that it ended
         print(f"{PROG}: wrote {args.output}", file=sys.stderr)
     if args.verbose or args.json:
