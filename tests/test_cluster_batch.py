@@ -182,3 +182,17 @@ def test_without_ray_installed_the_flag_says_how_to_get_it(tmp_path, monkeypatch
     images, masks, out = photos(tmp_path, 1)
     assert main(batch_args(images, masks, out, "--ray")) == 2
     assert "pip install -e '.[cluster]'" in capsys.readouterr().err
+
+
+def test_a_cluster_that_cannot_take_the_work_is_an_error_not_an_interruption(tmp_path, local_ray, monkeypatch,
+                                                                            capsys):
+    from daemon.batch import cluster
+
+    def no_cpu(*_args, **_kwargs):
+        raise cluster.ClusterError("the Ray cluster has no node with a CPU")
+
+    monkeypatch.setattr(cluster, "plan_workers", no_cpu)
+    images, masks, out = photos(tmp_path, 1)
+    assert main(batch_args(images, masks, out, "--ray")) == 2
+    err = capsys.readouterr().err
+    assert "no node with a CPU" in err and "interrupted" not in err

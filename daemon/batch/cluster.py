@@ -175,9 +175,10 @@ def run_cluster_batch(images: Path, masks: Path, out: Path, options: FillOptions
             if on_ready is not None:
                 on_ready([ray.get(actor.where.remote()) for actor in actors])
         while pending or in_flight:
-            if not actors:
-                for pair in [*pending, *in_flight.values()]:
+            if not actors:  # (nothing is in flight then: a dropped actor's job was taken back first)
+                for pair in reversed(pending):
                     record(Outcome(pair, "failed", "no Ray worker left to fill it"))
+                pending.clear()
                 break
             for actor in [a for a in actors if a not in {job[0] for job in in_flight.values()}]:
                 if pending:
@@ -198,7 +199,11 @@ def run_cluster_batch(images: Path, masks: Path, out: Path, options: FillOptions
                         del actors[actor]
                     continue
                 record(Outcome(pair, status, reason, name))
-    except BaseException as interruption:  # Ctrl-C, or SIGTERM as the CLI raises it
+    except Exception:
+        for actor in actors:
+            ray.kill(actor, no_restart=True)
+        raise
+    except BaseException as interruption:  # Ctrl-C, or SIGTERM as the CLI raises it (not an Exception)
         for actor in actors:
             ray.kill(actor, no_restart=True)  # the fills in flight stop; their outputs were never renamed in
         report.interrupted = True
