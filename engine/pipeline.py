@@ -80,15 +80,16 @@ def fill(image: np.ndarray, mask: np.ndarray, options: FillOptions | None = None
     return result
 
 
-def preload(options: FillOptions, device: torch.device | None = None) -> WeightsError | None:
-    """Load what a fill with `options` will need (VGG-19 and the content network on its device, the compiled pixel
-    search) ahead of it. VGG-19 failing to load is raised: no fill can run. The content network's error is
-    returned: only the fills that need it fail, again, with that message."""
+def preload(options: FillOptions, device: torch.device | None = None, kernels: bool = True) -> WeightsError | None:
+    """Load what a fill with `options` will need (VGG-19 and the content network on its device, and with `kernels`
+    the compiled pixel search) ahead of it. VGG-19 failing to load is raised: no fill can run. The content network's
+    error is returned: only the fills that need it fail, again, with that message."""
     from .pixel_search import compile_now
 
     device = device if device is not None else resolve_device(options.device)
     load_vgg(device)
-    compile_now()
+    if kernels:
+        compile_now()
     try:
         make_predictors(options.content, device)
     except WeightsError as error:

@@ -94,8 +94,7 @@ def command_fill(args: argparse.Namespace) -> int:
     with ctrl_c_cancels() as cancel, ProgressBar(enabled=False if args.quiet else None) as progress:
         if loading is not None:  # on the bar from the first moment: the first fill of a process waits for it
             progress(Progress(stage="load", fraction=0.0))
-            while loading.is_alive():
-                loading.join(0.1)
+            while not loading.wait(0.1):
                 if cancel():
                     raise Cancelled("cancelled while loading")
         started = time.monotonic()
@@ -115,24 +114,34 @@ def command_fill(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def preload_in_background(options: FillOptions) -> threading.Thread:
+def preload_in_background(options: FillOptions) -> threading.Event:
+    """Load torch and the networks in a thread while the files are read; the event is set once the fill can start.
+    The compiled pixel search loads after it, beside the fill's first stages (whose torch work leaves the
+    interpreter free), and the fill waits for it only if it gets there first."""
+    ready = threading.Event()
+
     def load() -> None:
         # Importing torch makes about a million objects, and the collector would walk them all several times
         # (0.2 s); frozen afterwards, later collections skip them.
         gc.disable()
         try:
             from engine.pipeline import preload  # late: loads torch
+            from engine.pixel_search import compile_now
 
-            preload(options)
+            try:
+                preload(options, kernels=False)
+            finally:
+                ready.set()
+            compile_now()
         except Exception:  # noqa: BLE001, S110 - the fill loads again and reports what fails, with its message
             pass
         finally:
+            ready.set()
             gc.freeze()
             gc.enable()
 
-    thread = threading.Thread(target=load, name="neural-fill-preload", daemon=True)
-    thread.start()
-    return thread
+    threading.Thread(target=load, name="neural-fill-preload", daemon=True).start()
+    return ready
 
 
 def print_options(preset: str, options: FillOptions) -> None:
