@@ -496,6 +496,24 @@ def test_no_command_is_bad_input(capsys):
     one_error_line(capsys.readouterr().err)
 
 
+@pytest.mark.parametrize(("args", "words"), [
+    (["fill", "a.png", "-o", "b.jpg", "--quality", "0"], "'0' is not a JPEG quality: a whole number from 1 to 100"),
+    (["fill", "a.png", "-o", "b.jpg", "--quality", "101"], "'101' is not a JPEG quality"),
+    (["fill", "a.png", "-o", "b.jpg", "--quality", "high"], "'high' is not a JPEG quality"),
+    (["batch", "--images", ".", "--masks", ".", "-o", "out", "--ray", "--workers", "0"],
+     "'0' is not a number of workers: a whole number from 1"),
+    (["eval", "--data", ".", "-o", "out", "--seed", "-1"], "'-1' is not a seed: a whole number from 0"),
+])
+def test_whole_number_flags_say_what_they_take(args, words, capsys):
+    assert run(*args) == 2
+    assert words in one_error_line(capsys.readouterr().err)
+
+
+def test_workers_without_ray_is_refused(tmp_path, capsys):
+    assert run("batch", "--images", tmp_path, "--masks", tmp_path, "-o", tmp_path / "out", "--workers", "2") == 2
+    assert "--workers is for --ray" in one_error_line(capsys.readouterr().err)
+
+
 def test_module_entry_point_exits_with_the_error_code(tmp_path):
     done = subprocess.run([sys.executable, "-m", "daemon.cli", "fill", str(tmp_path / "missing.png"),
                            "-o", str(tmp_path / "out.png")], cwd=REPO, capture_output=True, text=True, timeout=120)

@@ -13,7 +13,7 @@ from daemon.service.endpoints import default_endpoint
 
 from .errors import EXIT_CANCELLED, EXIT_FAILURE, EXIT_OK, EXIT_TERMINATED, PROG, CliError, Terminated
 from .fill import check_weights
-from .flags import add_preset_flags, add_quality_flag, add_security_flags, options_from_args
+from .flags import add_preset_flags, add_quality_flag, add_security_flags, options_from_args, whole_number
 
 
 def add_command(commands: argparse._SubParsersAction) -> None:
@@ -35,7 +35,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
                        help="fill on Ray actors (the `cluster` extra): without ADDRESS on a local Ray instance "
                             "started for the batch, `auto` on the running cluster, ray://HOST:10001 through the "
                             "Ray client; every node must see the folders at the same paths (docs/cluster.md)")
-    batch.add_argument("--workers", type=_count, metavar="N",
+    batch.add_argument("--workers", type=whole_number("a number of workers", 1), metavar="N",
                        help="with --ray: this many fill actors (default: one per GPU, or one per core of each CPU "
                             "node, as many as its memory holds)")
     add_preset_flags(batch, "set any option by name (repeatable; lists as 1,2,3 or 1/2/3)")
@@ -50,12 +50,6 @@ def add_command(commands: argparse._SubParsersAction) -> None:
 
 
 LOCAL_RAY = "local"  # --ray without an address
-
-
-def _count(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of workers: a whole number from 1")
-    return int(text)
 
 
 def command_batch(args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from daemon.evaluation.methods import METHODS
 from daemon.evaluation.settings import MASK_SETTINGS, EvalSettings
 
 from .errors import CliError
+from .flags import whole_number
 
 
 def add_command(commands: argparse._SubParsersAction) -> None:
@@ -34,11 +35,13 @@ def add_command(commands: argparse._SubParsersAction) -> None:
                         help="where results.md, results.json and the grids go")
     parser.add_argument("--methods", type=_method_list, default=None, metavar="A,B,...",
                         help="methods to run (default: every one that can run here)")
-    parser.add_argument("--limit", type=_positive, default=None, metavar="N", help="only the first N photos")
-    parser.add_argument("--crops", type=_positive, default=1, metavar="N", help="crops per photo")
-    parser.add_argument("--seed", type=_non_negative, default=0,
+    parser.add_argument("--limit", type=whole_number("a number of photos", 1), default=None, metavar="N",
+                        help="only the first N photos")
+    parser.add_argument("--crops", type=whole_number("a number of crops", 1), default=1, metavar="N",
+                        help="crops per photo")
+    parser.add_argument("--seed", type=whole_number("a seed", 0), default=0,
                         metavar="N", help="seeds the crops, the holes, the engine and PatchMatch")
-    parser.add_argument("--grids", type=_non_negative, default=4, metavar="N",
+    parser.add_argument("--grids", type=whole_number("a number of grids", 0), default=4, metavar="N",
                         help="comparison grids for the first N samples")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     parser.set_defaults(run=run_eval)
@@ -49,20 +52,6 @@ def _method_list(text: str) -> list[str]:
     if not names:
         raise argparse.ArgumentTypeError("name at least one method")
     return names
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, not {value}")
-    return value
 
 
 def run_eval(args: argparse.Namespace) -> int:

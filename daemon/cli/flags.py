@@ -5,6 +5,7 @@ client speaks to a daemon."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from daemon.files import JPEG_QUALITY
@@ -22,20 +23,26 @@ def add_preset_flags(parser: argparse.ArgumentParser, set_help: str) -> None:
 
 
 def add_quality_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quality", type=_quality, metavar="1-100",
+    parser.add_argument("--quality", type=whole_number("a JPEG quality", 1, 100), metavar="1-100",
                         help="JPEG output: encode the whole photo anew at this quality (default: a JPEG source keeps "
                              "its own blocks and tables, and only the 8x8 blocks the hole touches are re-encoded; "
                              f"{JPEG_QUALITY} for any other source)")
 
 
-def _quality(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= 100:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a JPEG quality: a whole number from 1 to 100")
-    return value
+def whole_number(what: str, low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` (to `high`), with a message naming `what` it is."""
+    span = f"from {low}" + ("" if high is None else f" to {high}")
+
+    def parse_number(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}: a whole number {span}")
+        return value
+
+    return parse_number
 
 
 def add_security_flags(parser: argparse.ArgumentParser, prefix: str) -> None:
