@@ -22,11 +22,20 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from daemon.files import ImageFileError
-from engine.errors import FillError
 from engine.options import FillOptions
 
-from .pairs import BatchInterrupted, OnOutcome, Outcome, Pair, Recorder, Report, fill_file, pair_files, sort_out
+from .pairs import (
+    BatchInterrupted,
+    OnOutcome,
+    Outcome,
+    Pair,
+    Recorder,
+    Report,
+    failure_reason,
+    fill_file,
+    pair_files,
+    sort_out,
+)
 
 CLUSTER_EXTRA = "pip install -e '.[cluster]'"
 # Fills side by side beat threads in one fill: on 2 cores two 1-thread actors filled ~1.4x as many files as one
@@ -71,14 +80,15 @@ def plan_workers(nodes: list[tuple[int, float]], gpus: int, workers: int | None,
         count = workers or gpus
         return WorkerPlan(count, threads, 1, min(1.0, gpus / count),
                           f"{count} on {gpus} GPU{'s' * (gpus > 1)}" + ("" if workers else ": one per GPU"))
-    cpus = [count for count, _ in nodes if count >= 1]
+    cpu_nodes = [(cores, memory) for cores, memory in nodes if cores >= 1]
+    cpus = [cores for cores, _ in cpu_nodes]
     if not cpus:
         raise ClusterError("the Ray cluster has no node with a CPU")
     if workers:
         share = threads or max(1, min(max(cpus), sum(cpus) // workers))
         return WorkerPlan(workers, share, share, 0, f"{workers} as asked, {share} thread{'s' * (share > 1)} each")
     size = threads or CPU_THREADS_PER_ACTOR
-    count = sum(max(1, min(count // size, int(memory // ACTOR_MEMORY))) for count, memory in nodes if count >= 1)
+    count = sum(max(1, min(cores // size, int(memory // ACTOR_MEMORY))) for cores, memory in cpu_nodes)
     return WorkerPlan(count, size, size, 0,
                       f"{count} on {sum(cpus)} CPU cores of {len(cpus)} node{'s' * (len(cpus) > 1)}, "
                       f"{size} thread{'s' * (size > 1)} each")
@@ -106,10 +116,8 @@ class FillWorker:
             return "done", ""  # an earlier attempt at this file wrote it, then its actor died: not written twice
         try:
             fill_file(pair, lambda image, mask: fill(image, mask, self.options), self.quality)
-        except (ImageFileError, FillError) as error:
-            return "failed", str(error)
-        except Exception as error:  # one file's surprise must not stop the actor
-            return "failed", f"{type(error).__name__}: {error}"
+        except Exception as error:  # bad input, or one file's surprise: it must not stop the actor
+            return "failed", failure_reason(error)
         return "done", ""
 
 

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from daemon.files import ImageFileError
 from daemon.service.client import Client, DaemonError, DaemonUnavailable
 from daemon.service.link import Closing
 from daemon.service.protocol import ErrorCode
-from engine.errors import Cancelled, FillError, WeightsError
+from engine.errors import Cancelled, WeightsError
 from engine.options import FillOptions
 
 from .pairs import (
@@ -32,6 +31,7 @@ from .pairs import (
     Pair,
     Recorder,
     Report,
+    failure_reason,
     fill_file,
     pair_files,
     shown_name,
@@ -132,12 +132,9 @@ def serve_from(name: str, open_filler: Callable[[], Filler], work: WorkList, fil
                 else:  # bad_input, too_large, internal...: this file's failure; the daemon goes on serving
                     work.finished()
                     record(Outcome(pair, "failed", str(error), name))
-            except (ImageFileError, FillError) as error:
+            except Exception as error:  # bad input, or one file's surprise: it must not stop the others
                 work.finished()
-                record(Outcome(pair, "failed", str(error), name))
-            except Exception as error:  # one file's surprise must not stop the others
-                work.finished()
-                record(Outcome(pair, "failed", f"{type(error).__name__}: {error}", name))
+                record(Outcome(pair, "failed", failure_reason(error), name))
             else:
                 work.finished()
                 record(Outcome(pair, "done", daemon=name))

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from daemon.files import IMAGE_SUFFIXES, read_image, write_image
+from daemon.files import IMAGE_SUFFIXES, ImageFileError, read_image, write_image
 from daemon.masks import read_mask
+from engine.errors import FillError
 
 MASK_SUFFIX = "_mask"
 FORMAT_SUFFIXES = {"png": ".png", "jpeg": ".jpg", "tiff": ".tif"}
@@ -36,14 +37,14 @@ class Outcome:
     pair: Pair
     status: str  # "done", "skipped", "failed", or "cancelled" (in flight when the batch was interrupted)
     reason: str = ""
-    daemon: str | None = None
+    daemon: str | None = None  # who filled it: a daemon's endpoint, this process or a Ray worker
 
 
 @dataclass
 class Report:
     outcomes: list[Outcome] = field(default_factory=list)
-    by_daemon: dict[str, int] = field(default_factory=dict)  # files filled by each daemon (or this process)
-    dropped: dict[str, str] = field(default_factory=dict)  # daemon (or this process) -> why it was dropped
+    by_daemon: dict[str, int] = field(default_factory=dict)  # files filled by each filler (as Outcome.daemon)
+    dropped: dict[str, str] = field(default_factory=dict)  # filler -> why it was dropped
     not_started: list[Pair] = field(default_factory=list)  # left when the batch was interrupted
     interrupted: bool = False
 
@@ -150,6 +151,11 @@ def sort_out(pairs: list[Pair], masks: Path, force: bool, record: OnOutcome) -> 
             todo.append(pair)
         seen.add(pair.output)
     return todo
+
+
+def failure_reason(error: Exception) -> str:
+    """What a file's failure says: an error about the input in its own words, any other with its type."""
+    return str(error) if isinstance(error, (ImageFileError, FillError)) else f"{type(error).__name__}: {error}"
 
 
 def fill_file(pair: Pair, fill: Callable[[np.ndarray, np.ndarray], np.ndarray], quality: int | None) -> None:

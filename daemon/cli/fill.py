@@ -128,15 +128,13 @@ def preload_in_background(options: FillOptions) -> threading.Event:
             from engine.pipeline import preload  # late: loads torch
             from engine.pixel_search import compile_now
 
-            try:
-                preload(options, kernels=False)
-            finally:
-                ready.set()
+            preload(options, kernels=False)
+            ready.set()
             compile_now()
         except Exception:  # noqa: BLE001, S110 - the fill loads again and reports what fails, with its message
             pass
         finally:
-            ready.set()
+            ready.set()  # also when loading failed: the fill then says why
             gc.freeze()
             gc.enable()
 
