@@ -143,10 +143,13 @@ class FillRequest:
         return self.width * self.height * SAMPLE_BYTES[self.mask_sample]
 
     @property
+    def source_bytes(self) -> int:
+        return self.width * self.height * SAMPLE_BYTES[self.source_sample] if self.source_sample else 0
+
+    @property
     def data_bytes(self) -> int:
         """The bytes the `data` chunks carry: the pixels, the mask, then the source mask when there is one."""
-        source = self.width * self.height * SAMPLE_BYTES[self.source_sample] if self.source_sample else 0
-        return self.pixel_bytes + self.mask_bytes + source
+        return self.pixel_bytes + self.mask_bytes + self.source_bytes
 
 
 def parse_fill(message: Message, max_pixels: int) -> FillRequest:
