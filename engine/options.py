@@ -35,6 +35,10 @@ def _opt(default: Any, help: str, **limits: Any) -> Any:
 class FillOptions:
     working_size: int = _opt(512, "Longest side, in pixels, of a crop at the finest scale; bigger crops are "
                              "synthesised at this size and brought back to native resolution.", min=64, max=2048)
+    narrow_size: int = _opt(0, "Longest side, in pixels, at which a narrow hole (strokes, a scratch: no pixel over "
+                            "64 px from its border) is synthesised when its crop is bigger than working_size, with "
+                            "one scale more per doubling (0: working_size). Copying a narrow hole costs little, and "
+                            "strokes lose their finest detail when scaled down.", min=0, max=2048)
     scales: int = _opt(3, "Pyramid levels, coarse to fine, each twice the size of the one before.", min=1, max=5)
     iterations: tuple[int, ...] = _opt((100, 100, 100), "L-BFGS iterations per scale, coarsest first (one value "
                                        "serves every scale; with fewer values than scales the first repeats for "
@@ -59,8 +63,8 @@ class FillOptions:
     vote_iterations: tuple[int, ...] = _opt((3, 2, 1), "Rounds per scale, coarsest first, of copying real known "
                                             "pixels into the hole along the neural-patch matches, after the L-BFGS "
                                             "iterations (counted per scale as `iterations` is; 0 = none). A hole "
-                                            "no deeper than 64 px copies by the pixel PatchMatch alone, at least "
-                                            "pixel_iterations rounds.",
+                                            "no deeper than 64 px copies by the pixel PatchMatch alone: "
+                                            "pixel_iterations rounds, or these when that is 0.",
                                             min=0, max=50)
     pixel_iterations: int = _opt(3, "Rounds of pixel-precise PatchMatch refinement after each scale's copying "
                                  "(0 = none).", min=0, max=20)
@@ -225,8 +229,9 @@ def _preset(name: str, description: str, **values: Any) -> None:
     PRESETS[name] = (description, FillOptions(**values))
 
 
-_preset("preview", "A quick look in seconds: two scales at 256 px.",
-        working_size=256, scales=2, iterations=(0, 0), vote_iterations=(3, 1))
+_preset("preview", "A quick look in seconds: two scales at 256 px (narrow holes three at up to 512 px), fewer "
+        "rounds of pixel copying.", working_size=256, narrow_size=512, scales=2, iterations=(0, 0),
+        vote_iterations=(3, 1), pixel_iterations=2, beside_iterations=1)
 _preset("default", "The best quality per second: real pixels copied along neural-patch matches on three scales.",
         working_size=512, scales=3, iterations=(0, 0, 0), vote_iterations=(3, 2, 1))
 _preset("paper", "The reference configuration of Yang et al.'s released code: 3 scales x 100 L-BFGS iterations at "

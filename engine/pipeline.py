@@ -7,9 +7,12 @@ and blends it in through the mask so that known pixels come back bit-identical.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 - the torch convention
+from scipy.ndimage import distance_transform_edt
 
 from .content import push_pull_fill
 from .content_choice import make_predictors
@@ -20,7 +23,7 @@ from .options import FillOptions, get_preset
 from .progress import CancelCheck, ProgressCallback, Reporter
 from .regions import crop_boxes
 from .resample import hole_at
-from .synthesis import ALIGN, MIN_SIDE, CropSynthesis, Plan
+from .synthesis import ALIGN, MIN_SIDE, PIXEL_DEPTH, CropSynthesis, Plan
 from .vgg import load_vgg
 
 SAMPLE_TYPES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0}
@@ -197,10 +200,26 @@ def working_shape(height: int, width: int, working_size: int) -> tuple[int, int]
     return (max(MIN_SIDE, -(-height // ALIGN) * ALIGN), max(MIN_SIDE, -(-width // ALIGN) * ALIGN))
 
 
+def crop_options(options: FillOptions, hole: np.ndarray) -> FillOptions:
+    """The options one crop is synthesised with: a narrow hole (no pixel deeper than PIXEL_DEPTH) in a crop bigger
+    than the working size goes up to `narrow_size`, one scale more per doubling of the working size."""
+    longest = max(hole.shape)
+    if options.narrow_size <= options.working_size or longest <= options.working_size:
+        return options
+    if distance_transform_edt(hole).max() > PIXEL_DEPTH:
+        return options
+    doublings = min(math.ceil(math.log2(longest / options.working_size)),
+                    int(math.log2(options.narrow_size / options.working_size)))
+    if doublings < 1:
+        return options
+    return options.replace(working_size=options.working_size * 2 ** doublings, scales=options.scales + doublings)
+
+
 def fill_crop(synthesis: CropSynthesis, colour: np.ndarray, hole: np.ndarray, options: FillOptions,
               device: torch.device, region: RegionProgress) -> np.ndarray:
     """Synthesise one crop (HxWx3 float, HxW bool hole) and return it at native size, hole filled."""
     height, width = hole.shape
+    options = crop_options(options, hole)
     native = torch.from_numpy(colour).permute(2, 0, 1)[None].to(device)
     native_hole = torch.from_numpy(hole)[None, None].to(device, torch.float32)
     size = working_shape(height, width, options.working_size)
@@ -218,7 +237,8 @@ def fill_crop(synthesis: CropSynthesis, colour: np.ndarray, hole: np.ndarray, op
         excluded = F.pad(torch.zeros_like(native_hole), pad, value=1.0)
     want_detail = downscaled and options.detail_transfer
     native_factor = max(height, width) / max(size) if downscaled else 1.0
-    result = synthesis.run(work, work_hole, excluded, want_match=want_detail, native_factor=native_factor)
+    with synthesis.using(options):
+        result = synthesis.run(work, work_hole, excluded, want_match=want_detail, native_factor=native_factor)
     if not downscaled:
         return result.image[0, :, :height, :width].permute(1, 2, 0).cpu().numpy()
     region.at("detail", 0.95)
@@ -230,8 +250,9 @@ def fill_crop(synthesis: CropSynthesis, colour: np.ndarray, hole: np.ndarray, op
     if options.detail_transfer:
         # The synthesis's last copying from beside the hole, again at native size: the texture next to the border
         # is then the photo's own, not an enlarged copy.
-        upsampled = synthesis.copy_from_beside(native * known + upsampled.clamp(0, 1) * native_hole, native_hole,
-                                               known)
+        with synthesis.using(options):
+            upsampled = synthesis.copy_from_beside(native * known + upsampled.clamp(0, 1) * native_hole,
+                                                   native_hole, known)
     return upsampled.clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy()
 
 

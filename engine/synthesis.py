@@ -19,7 +19,8 @@ prediction that was never copied into gets the photo's grain instead (engine/gra
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -135,6 +136,15 @@ class CropSynthesis:
         self.layers = tuple(options.texture_layers)
         self.names = self.layers + ((CONTENT_LAYER,) if self.predictors else ())
 
+    @contextmanager
+    def using(self, options: FillOptions) -> Iterator[None]:
+        """Synthesise with `options` inside the block (one crop's own, engine/pipeline.py crop_options)."""
+        kept, self.options = self.options, options
+        try:
+            yield
+        finally:
+            self.options = kept
+
     def run(self, image: torch.Tensor, hole: torch.Tensor, excluded: torch.Tensor, want_match: bool,
             native_factor: float = 1.0) -> CropResult:
         """image (1,3,H,W) 0..1; hole (1,1,H,W) {0,1} pixels to synthesise; excluded: pixels never copied from;
@@ -184,8 +194,7 @@ class CropSynthesis:
                 current = sharp_start(current, level_hole, usable, opts.augment, field)
             previous = size
             current = self._optimise_scale(current * 255, level_hole, level_excluded,
-                                           None if reference is None else reference * 255,
-                                           index, iterations) / 255
+                                           None if reference is None else reference * 255, index, iterations) / 255
             if rounds:
                 current, field = self._copy(current, reference, level_hole, usable, index, iterations, rounds)
                 copied = True
@@ -211,7 +220,7 @@ class CropSynthesis:
         opts = self.options
         guide = current if reference is None else reference
         if self.pixel_only:
-            current = self._copy_pixels(current, guide, hole, usable, max(opts.pixel_iterations, rounds))
+            current = self._copy_pixels(current, guide, hole, usable, opts.pixel_iterations or rounds)
             self.progress.iteration(index, iterations + rounds, iterations + rounds)
             return current, None
         em = NeuralEM(self._texture_features, guide, hole, usable, opts.augment, opts.candidate_stride,
