@@ -207,8 +207,12 @@ class CropSynthesis:
         smooth = not copied and self.predictor is not None and self.predictor.smooth_prior
         missing = missing_grain(current, hole, usable) if smooth else None
         grainy = missing is not None and float(missing.max()) > 0
-        # The final nearest-neighbour field costs a VGG pass and a search: only for detail transfer or grain.
-        match = self._final_match(current * 255, hole, excluded) if want_match or grainy else None
+        # The final nearest-neighbour field costs a VGG pass and a search: only for detail transfer or grain, and
+        # a hole copied by pixel patches alone has its pixel field already.
+        if want_match and self.pixel_only and self.pixel_sources is not None:
+            match, stride = pixel_field_match(current, hole, self.pixel_sources), 1
+        else:
+            match = self._final_match(current * 255, hole, excluded) if want_match or grainy else None
         if grainy:
             current = add_grain(current, hole, usable, match, stride, missing)
         return CropResult(current.clamp(0, 1), match if want_match else None, stride)
@@ -380,6 +384,13 @@ def seamless(image: torch.Tensor, known: torch.Tensor, prediction: torch.Tensor)
     fine detail; at its own scale the difference is zero and nothing changes."""
     offset = harmonic_fill((image - prediction) * known, known)
     return image * known + (prediction + offset) * (1 - known)
+
+
+def pixel_field_match(current: torch.Tensor, hole: torch.Tensor, sources: torch.Tensor) -> Match:
+    """The pixel PatchMatch's field (2,H,W) as a Match of one-pixel cells: each hole pixel and its source."""
+    inside = sources[0] >= 0
+    query = inside.nonzero()
+    return Match(current, hole * inside, sources[:, inside].T.contiguous(), query)
 
 
 def depth(hole: torch.Tensor) -> torch.Tensor:
