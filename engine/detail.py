@@ -2,9 +2,10 @@
 
 A crop larger than the working size is synthesised at the working size, then upsampled. Upsampling loses the
 band of frequencies the working size cannot hold, so we bring that band back from the photo's own known pixels,
-guided by the synthesis itself: the final nearest-neighbour field says which known patch each hole cell looks
-like, and each hole cell receives the high-frequency band of that known patch at native resolution, blended with
-overlapping Hann windows (patch voting) so that no cell edges show.
+guided by the synthesis itself: the final nearest-neighbour field (for a hole copied by pixel patches alone,
+their own field) says which known patch each hole cell looks like, and each hole cell receives the high-frequency
+band of that known patch at native resolution, blended with overlapping Hann windows (patch voting) so that no
+cell edges show.
 """
 
 from __future__ import annotations
@@ -33,3 +34,10 @@ def transfer_detail(native: torch.Tensor, known: torch.Tensor, working_size: tup
     band, _ = vote_patches(high_frequencies(native, working_size), known, match,
                            stride * height / working_size[0], stride * width / working_size[1])
     return band
+
+
+def pixel_field_match(current: torch.Tensor, hole: torch.Tensor, sources: torch.Tensor) -> Match:
+    """The pixel PatchMatch's field (2,H,W) as a Match of one-pixel cells: each hole pixel and its source."""
+    inside = sources[0] >= 0
+    query = inside.nonzero()
+    return Match(current, hole * inside, sources[:, inside].T.contiguous(), query)

@@ -27,8 +27,9 @@ from typing import Protocol
 import torch
 from scipy.ndimage import distance_transform_edt
 
-from .content import ContentPredictor, harmonic_fill, push_pull_fill
+from .content import ContentPredictor, push_pull_fill, seamless
 from .content_choice import choose_predictor
+from .detail import pixel_field_match
 from .device import reduced_precision
 from .grain import add_grain, missing_grain
 from .neural_em import LAYER as EM_LAYER
@@ -375,22 +376,6 @@ class CropSynthesis:
         never = (hole > 0) | (excluded > 0)
         bank = PatchBank(features, cells_touching(never, stride), 1)
         return bank.match(features, cells_touching(hole, stride), self.check_cancel)
-
-
-def seamless(image: torch.Tensor, known: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
-    """The prediction in the hole, corrected so that it meets this scale's known pixels without a seam: what the
-    known pixels differ from the prediction by along the border is carried smoothly into the hole (a harmonic
-    fill of the difference, as in Poisson image editing). A prediction made at a coarser scale lacks the border's
-    fine detail; at its own scale the difference is zero and nothing changes."""
-    offset = harmonic_fill((image - prediction) * known, known)
-    return image * known + (prediction + offset) * (1 - known)
-
-
-def pixel_field_match(current: torch.Tensor, hole: torch.Tensor, sources: torch.Tensor) -> Match:
-    """The pixel PatchMatch's field (2,H,W) as a Match of one-pixel cells: each hole pixel and its source."""
-    inside = sources[0] >= 0
-    query = inside.nonzero()
-    return Match(current, hole * inside, sources[:, inside].T.contiguous(), query)
 
 
 def depth(hole: torch.Tensor) -> torch.Tensor:

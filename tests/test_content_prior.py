@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 
 from engine import get_preset
-from engine.content import harmonic_fill, push_pull_fill
-from engine.synthesis import CropSynthesis, scale_plan, seamless
+from engine.content import harmonic_fill, push_pull_fill, seamless
+from engine.synthesis import CropSynthesis, scale_plan
 
 
 def ramp_with_hole(size: int = 96) -> tuple[torch.Tensor, torch.Tensor]:
