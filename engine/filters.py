@@ -14,14 +14,21 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     if sigma <= 0:
         return x
     radius = max(1, math.ceil(3 * sigma))
-    taps = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    channels = x.shape[1]
-    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="replicate"),
-                 kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
-    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="replicate"),
-                    kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+    taps = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    weights = torch.exp(-0.5 * (taps / sigma) ** 2)
+    weights = (weights / weights.sum()).tolist()
+    return _weighted_shifts(_weighted_shifts(x, weights, -1), weights, -2)
+
+
+def _weighted_shifts(x: torch.Tensor, weights: list[float], dim: int) -> torch.Tensor:
+    """x filtered along `dim` (-1 or -2) by the centred `weights`, the border replicated. Shifted slices, not a
+    depthwise convolution: on a CPU that is 2-10x slower and sets up anew for each new size (docs/benchmarks.md)."""
+    radius, size = len(weights) // 2, x.shape[dim]
+    padded = F.pad(x, (radius, radius, 0, 0) if dim == -1 else (0, 0, radius, radius), mode="replicate")
+    out = padded.narrow(dim, 0, size) * weights[0]
+    for offset in range(1, len(weights)):
+        out.add_(padded.narrow(dim, offset, size), alpha=weights[offset])
+    return out
 
 
 def normalised_blur(x: torch.Tensor, weight: torch.Tensor, sigma: float) -> torch.Tensor:
