@@ -77,7 +77,9 @@ def fill(image: np.ndarray, mask: np.ndarray, options: FillOptions | None = None
             synthesise = crop_amount > 0 if alpha is None else (crop_amount > 0) | (alpha == 0)
             if excluded is not None:  # never copied from, the same way
                 synthesise = synthesise | excluded[box.slices]
-            filled = fill_crop(synthesis, colour, synthesise, options, device, region)
+            own = crop_options(options, synthesise)
+            with synthesis.using(own):
+                filled = fill_crop(synthesis, colour, synthesise, own, device, region)
             result[box.slices] = blend(original, scale_max, filled, alpha, crop_amount)
     reporter.report("done", 1.0)
     return result
@@ -217,9 +219,9 @@ def crop_options(options: FillOptions, hole: np.ndarray) -> FillOptions:
 
 def fill_crop(synthesis: CropSynthesis, colour: np.ndarray, hole: np.ndarray, options: FillOptions,
               device: torch.device, region: RegionProgress) -> np.ndarray:
-    """Synthesise one crop (HxWx3 float, HxW bool hole) and return it at native size, hole filled."""
+    """Synthesise one crop (HxWx3 float, HxW bool hole) and return it at native size, hole filled; `options` are
+    the crop's own (crop_options), those `synthesis` is using."""
     height, width = hole.shape
-    options = crop_options(options, hole)
     native = torch.from_numpy(colour).permute(2, 0, 1)[None].to(device)
     native_hole = torch.from_numpy(hole)[None, None].to(device, torch.float32)
     size = working_shape(height, width, options.working_size)
@@ -237,8 +239,7 @@ def fill_crop(synthesis: CropSynthesis, colour: np.ndarray, hole: np.ndarray, op
         excluded = F.pad(torch.zeros_like(native_hole), pad, value=1.0)
     want_detail = downscaled and options.detail_transfer
     native_factor = max(height, width) / max(size) if downscaled else 1.0
-    with synthesis.using(options):
-        result = synthesis.run(work, work_hole, excluded, want_match=want_detail, native_factor=native_factor)
+    result = synthesis.run(work, work_hole, excluded, want_match=want_detail, native_factor=native_factor)
     if not downscaled:
         return result.image[0, :, :height, :width].permute(1, 2, 0).cpu().numpy()
     region.at("detail", 0.95)
@@ -250,9 +251,8 @@ def fill_crop(synthesis: CropSynthesis, colour: np.ndarray, hole: np.ndarray, op
     if options.detail_transfer:
         # The synthesis's last copying from beside the hole, again at native size: the texture next to the border
         # is then the photo's own, not an enlarged copy.
-        with synthesis.using(options):
-            upsampled = synthesis.copy_from_beside(native * known + upsampled.clamp(0, 1) * native_hole,
-                                                   native_hole, known)
+        upsampled = synthesis.copy_from_beside(native * known + upsampled.clamp(0, 1) * native_hole, native_hole,
+                                               known)
     return upsampled.clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy()
 
 
