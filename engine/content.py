@@ -11,6 +11,8 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F  # noqa: N812 - the torch convention
 
+from .resample import bilinear
+
 
 class ContentPredictor(Protocol):
     # The crop side the predictor works best from (0: the coarsest scale): the synthesis predicts at the smallest
@@ -39,7 +41,7 @@ def push_pull_fill(image: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
     weight = F.avg_pool2d(known, 2, ceil_mode=True)
     coarse = F.avg_pool2d(image * known, 2, ceil_mode=True) / weight.clamp_min(1e-8)
     coarse = push_pull_fill(coarse, (weight > 0).to(image.dtype))
-    up = F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
+    up = bilinear(coarse, (height, width))
     return image * known + up * (1 - known)
 
 
@@ -71,7 +73,7 @@ def harmonic_fill(image: torch.Tensor, known: torch.Tensor, sweeps: int = HARMON
     coarse_known = (weight > 0.999).to(image.dtype)
     coarse = harmonic_fill(coarse * coarse_known, coarse_known, sweeps)
     hole = 1 - known
-    x = image * known + F.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False) * hole
+    x = image * known + bilinear(coarse, (height, width)) * hole
     for _ in range(sweeps):
         x = x + hole * (_neighbour_mean(x) - x)
     return x

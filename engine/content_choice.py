@@ -16,6 +16,7 @@ import torch
 from .content import ContentPredictor, DiffusionPredictor
 from .content_net import NetworkPredictor, load_content_net
 from .patch_fill import PatchFillPredictor
+from .reductions import total
 from .resample import dilate, resize, touched
 
 CHECK_SIDE = 128  # the crop's longest side for the check: the network's own size, cheap for every candidate
@@ -37,7 +38,7 @@ def ring_errors(candidates: Sequence[ContentPredictor], image: torch.Tensor, hol
     errors = []
     for candidate in candidates:
         predicted = candidate.predict(image, grown)
-        errors.append(float(((predicted - image).abs().mean(1, keepdim=True) * ring).sum() / ring.sum()))
+        errors.append(float(total((predicted - image).abs().mean(1, keepdim=True) * ring) / ring.sum()))
     return errors
 
 

@@ -28,6 +28,7 @@ from torch import nn
 from .atomic import atomic_path
 from .content import harmonic_fill
 from .device import reduced_precision
+from .resample import bilinear
 from .vgg import VGGFeatures
 
 SIZE = 128  # the network's working size
@@ -79,7 +80,7 @@ class Decoder(nn.Module):
         pooled = (x * known).sum((-2, -1)) / known.sum((-2, -1)).clamp_min(1.0)
         x = self.context(x) + self.global_mix(pooled)[..., None, None]
         for block, tap in ((self.up3, "relu3_1"), (self.up2, "relu2_1"), (self.up1, "relu1_1")):
-            x = F.interpolate(x, size=taps[tap].shape[-2:], mode="bilinear", align_corners=False)
+            x = bilinear(x, taps[tap].shape[-2:])
             extra = (start,) if tap == "relu1_1" else ()
             x = block(with_hole(torch.cat([x, taps[tap], *extra], 1)))
         return self.to_rgb(x)
@@ -177,7 +178,7 @@ class NetworkPredictor:
         small = F.interpolate(image, size=(SIZE, SIZE), mode="area")
         small_hole = (F.interpolate(hole, size=(SIZE, SIZE), mode="area") > 0).to(image.dtype)
         predicted = self.network(small, small_hole, self.precision)
-        back = F.interpolate(predicted, size=size, mode="bilinear", align_corners=False).clamp(0, 1)
+        back = bilinear(predicted, size).clamp(0, 1)
         return image * (1 - hole) + back * hole
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import time
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import torch
 
@@ -37,13 +38,15 @@ def configure_cpu(threads: int) -> int:
     features drift into denormals, which the CPU handles dozens of times slower: measured, the whole fill ran twice
     as long). Returns the thread count.
 
-    threads 0: one per core this process may use, less the cores other processes kept busy lately. Torch's
+    threads 0: one per core this process may use, less the cores other processes kept busy lately; more threads
+    than cores are never taken (they only contend: 256 threads made a fill 17x slower). The count changes no pixel
+    (`one_thread`). Torch's
     threads spin while they wait for each other; when one shares its core with another busy process the others
     spin through its time slices, and a fill beside one busy process took 3-10x its idle time with every core's
     thread, under 2x with one fewer (docs/benchmarks.md). Sleeping at once instead (OMP_WAIT_POLICY=PASSIVE) made
     the idle fill 1.6x slower."""
     torch.set_flush_denormal(True)
-    wanted = threads or max(1, usable_cores() - round(OTHERS.cores()))
+    wanted = min(threads, usable_cores()) if threads else max(1, usable_cores() - round(OTHERS.cores()))
     import numba  # the pixel search's threads (per calling thread: the daemon's worker sets its own)
 
     # First: starting numba's OpenMP pool sets the calling thread's OpenMP thread count, which torch's is.
@@ -51,6 +54,29 @@ def configure_cpu(threads: int) -> int:
     if torch.get_num_threads() != wanted:
         torch.set_num_threads(wanted)
     return wanted
+
+
+def one_thread() -> AbstractContextManager:
+    """Torch on one CPU thread for the ops whose result depends on how many threads share them (bilinear
+    resizing, grid_sample, LAPACK's eigh, BLAS's dot products), so that the same seed gives the same pixels
+    whatever the thread count and the load; whole-tensor sums go through engine/reductions.py instead. Every other
+    op the engine uses computes each output alike on any number of threads (tests/test_determinism.py). On a GPU
+    it changes nothing."""
+    return torch_threads(1)
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Torch's CPU threads set to `count` inside the block, and back after."""
+    before = torch.get_num_threads()
+    if before == count:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class OtherProcesses:

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - the torch convention
 
 from .content import harmonic_fill
+from .device import one_thread
 from .filters import forward_differences, gaussian_blur, normalised_blur
 from .patches import PATCH, cells_touching, patch_footprint
 from .poisson import screen_for, screened_poisson
@@ -70,7 +71,8 @@ def warp(image: torch.Tensor, angle: float, scale: float, mirrored: bool) -> tor
     theta = torch.tensor([[flip * cos, -sin * aspect, 0.0], [flip * sin / aspect, cos, 0.0]],
                          dtype=image.dtype, device=image.device)
     grid = F.affine_grid(theta[None], list(image.shape), align_corners=False)
-    return F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    with one_thread():  # grid_sample rounds differently on different thread counts
+        return F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def copies_of(image: torch.Tensor, usable: torch.Tensor, augment: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,7 +121,8 @@ class Bank:
             feats = features_of(images * 255)
         count, channels, height, width = feats.shape
         flat = feats.permute(1, 0, 2, 3).reshape(channels, -1)
-        _, vectors = torch.linalg.eigh(flat @ flat.T / flat.shape[1])
+        with one_thread():  # LAPACK splits eigh differently on different thread counts
+            _, vectors = torch.linalg.eigh(flat @ flat.T / flat.shape[1])
         basis = vectors[:, -min(CHANNELS, channels):]
         projected = (basis.T @ flat).view(-1, count, height, width).permute(1, 0, 2, 3)
         patches = F.unfold(projected, PATCH, padding=PATCH // 2)  # (B, D, h*w)

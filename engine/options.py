@@ -88,7 +88,8 @@ class FillOptions:
                           "float32 otherwise), float32, bfloat16 or float16. The pixels and the matching stay "
                           "float32.", choices=PRECISIONS)
     threads: int = _opt(0, "CPU threads for torch and the pixel search (0 = one per core this process may use, "
-                        "less the cores other processes keep busy, chosen at each fill).", min=0, max=256)
+                        "less the cores other processes keep busy, chosen at each fill; never more than those "
+                        "cores). The count changes the speed, never the pixels.", min=0, max=256)
 
     def __post_init__(self) -> None:
         # Tuples keep the structure hashable and frozen even when lists come in from msgpack or argparse.

@@ -14,6 +14,8 @@ import math
 import torch
 import torch.nn.functional as F  # noqa: N812 - the torch convention
 
+from .reductions import total
+
 CG_ITERATIONS = 60  # conjugate-gradient steps: the start is close already (the voted pixels)
 
 
@@ -58,13 +60,13 @@ def screened_poisson(start: torch.Tensor, hole: torch.Tensor, dx: torch.Tensor, 
     x = start * hole
     residual = rhs - apply(x, step)
     direction = residual.clone()
-    norm = (residual * residual).sum()
+    norm = total(residual * residual)
     for _ in range(iterations):
         apply(direction, step)
-        alpha = norm / (direction * step).sum().clamp_min(1e-30)
+        alpha = norm / total(direction * step).clamp_min(1e-30)
         x.addcmul_(direction, alpha)
         residual.sub_(step.mul_(alpha))
-        new_norm = (residual * residual).sum()
+        new_norm = total(residual * residual)
         direction.mul_(new_norm / norm.clamp_min(1e-30)).add_(residual)
         norm = new_norm
     return start * (1 - hole) + x * hole

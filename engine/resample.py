@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F  # noqa: N812 - the torch convention
 
+from .device import one_thread
+
 
 def resize(t: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
     """(N,C,H,W) to `size`: area averaging whenever it shrinks (no aliasing), `mode` when it grows."""
@@ -12,7 +14,16 @@ def resize(t: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> to
         return t
     if mode == "area" or size[0] < t.shape[-2]:
         return F.interpolate(t, size=size, mode="area")
+    if mode == "bilinear":
+        return bilinear(t, size)
     return F.interpolate(t, size=size, mode=mode, align_corners=False)
+
+
+def bilinear(t: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
+    """(N,C,H,W) resampled bilinearly to `size`, growing or shrinking; torch's kernel rounds differently on
+    different thread counts, so it runs on one (engine/device.py one_thread)."""
+    with one_thread():
+        return F.interpolate(t, size=tuple(size), mode="bilinear", align_corners=False)
 
 
 def dilate(mask: torch.Tensor, radius: int = 1) -> torch.Tensor:

@@ -30,13 +30,14 @@ from scipy.ndimage import distance_transform_edt
 from .content import ContentPredictor, push_pull_fill, seamless
 from .content_choice import choose_predictor
 from .detail import pixel_field_match
-from .device import reduced_precision
+from .device import one_thread, reduced_precision, torch_threads
 from .grain import add_grain, missing_grain
 from .neural_em import LAYER as EM_LAYER
 from .neural_em import Field, NeuralEM, sharp_start
 from .options import FillOptions
 from .patches import Match, PatchBank, cells_touching
 from .pixel_match import PixelMatch
+from .reductions import total
 from .resample import hole_at, resize, touched
 from .texture_level import match_detail
 from .vgg import LAYER_STRIDE, VGGFeatures
@@ -327,8 +328,13 @@ class CropSynthesis:
             return image.view_as(fixed)
 
         evaluations = 0
+        threads = torch.get_num_threads()
 
         def closure() -> torch.Tensor:
+            with torch_threads(threads):  # the network passes take every thread; L-BFGS's own steps take one
+                return evaluate()
+
+        def evaluate() -> torch.Tensor:
             nonlocal evaluations
             self.check_cancel()
             optimizer.zero_grad()
@@ -337,11 +343,11 @@ class CropSynthesis:
             loss = torch.zeros((), device=x255.device)
             for name in self.layers:
                 match = matches[name]
-                loss = loss + opts.texture_weight * ((features[name] - match.target) ** 2 * match.covered).sum()
+                loss = loss + opts.texture_weight * total((features[name] - match.target) ** 2 * match.covered)
             if content_target is not None:
                 diff = features[CONTENT_LAYER] - content_target
-                loss = loss + opts.content_weight * (diff ** 2).sum() / content_norm
-            tv = ((x[..., 1:, :] - x[..., :-1, :]) ** 2).sum() + ((x[..., :, 1:] - x[..., :, :-1]) ** 2).sum()
+                loss = loss + opts.content_weight * total(diff ** 2) / content_norm
+            tv = total((x[..., 1:, :] - x[..., :-1, :]) ** 2) + total((x[..., :, 1:] - x[..., :, :-1]) ** 2)
             loss = loss + opts.tv_weight * tv
             loss.backward()
             evaluations += 1
@@ -356,7 +362,8 @@ class CropSynthesis:
                 features = self._features(compose(), self.layers)
             matches = {n: banks[n].match(features[n], hole_cells[n], self.check_cancel) for n in self.layers}
             optimizer.param_groups[0].update(max_iter=chunk, max_eval=chunk)
-            optimizer.step(closure)
+            with one_thread():  # its dot products round differently on different thread counts
+                optimizer.step(closure)
         with torch.no_grad():
             variable.clamp_(0, 255)
         result = x255.clone()

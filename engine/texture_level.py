@@ -13,6 +13,7 @@ import torch.nn.functional as F  # noqa: N812 - the torch convention
 
 from .content import harmonic_fill
 from .filters import gaussian_blur, normalised_blur
+from .resample import bilinear
 
 BAND_SIGMA = 1.5  # px: the fine band is what a Gaussian of this deviation removes
 CELL = 4  # px: the grid the border's level is carried in on
@@ -31,6 +32,6 @@ def match_detail(image: torch.Tensor, hole: torch.Tensor, usable: torch.Tensor, 
     cells = F.avg_pool2d(around * usable, CELL, CELL, ceil_mode=True) / share.clamp_min(1e-6)
     whole = (share > 0.999).to(image.dtype)
     wanted = harmonic_fill(torch.log(cells + 1e-4) * whole, whole).exp()
-    wanted = F.interpolate(wanted, size=image.shape[-2:], mode="bilinear", align_corners=False)
+    wanted = bilinear(wanted, image.shape[-2:])
     factor = gaussian_blur((wanted / level.clamp_min(1e-4)).clamp(1.0, gain), 2 * BAND_SIGMA)
     return (image + band * (factor - 1) * hole).clamp(0, 1)

@@ -3,6 +3,7 @@
 import ast
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,6 +30,7 @@ def test_engine_imports_nothing_of_the_layers_above_it():
 # ------------------------------------------------------------------------------------------------ the layout
 
 PACKAGES = ("engine", "daemon", "gimp_plugin")
+LONG_MODULE = 500  # lines
 PLUGIN = "gimp_plugin.neural_fill"  # GIMP puts this folder on sys.path: its modules import each other by bare name
 
 
@@ -104,11 +106,15 @@ def test_the_service_needs_none_of_the_tooling():
             assert not [m for m in imported if m.startswith(tooling)], f"{name} imports {imported}"
 
 
-def test_modules_stay_small_and_daemon_keeps_its_rooms():
+def test_long_modules_are_flagged_and_daemon_keeps_its_rooms():
+    # A module holds one job; length only hints that it may hold two, so it warns and never fails a commit that
+    # keeps a job whole (issue 34: a hard cap moved code by line count).
     for name, path in module_files().items():
         if name.startswith(("engine", "daemon")):
             lines = len(path.read_text().splitlines())
-            assert lines <= 400, f"{path.relative_to(REPO)} has {lines} lines: split it by job"
+            if lines > LONG_MODULE:
+                warnings.warn(f"{path.relative_to(REPO)} has {lines} lines: does it hold more than one job?",
+                              stacklevel=1)
     top = [path.name for path in (REPO / "daemon").glob("*.py")]
     assert len(top) <= 6, f"daemon/ holds {sorted(top)}: put them in the subpackage whose job they do"
 

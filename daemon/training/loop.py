@@ -93,12 +93,14 @@ def load_checkpoint(out: Path, decoder: Decoder, averaged: Decoder, optimizer: t
 
 def train(settings: TrainSettings, vgg=None) -> RunState:
     """Train (or resume) into settings.out; returns the final state. KeyboardInterrupt saves and re-raises."""
-    from engine.device import configure_cpu, resolve_device
+    from engine.device import configure_cpu, resolve_device, usable_cores
     from engine.vgg import load_vgg
 
     device = resolve_device(settings.device)
     if device.type == "cpu":
-        configure_cpu(0)
+        # Every core, not fewer when the machine is busy: the weights' gradients are sums that round differently on
+        # different thread counts, and a resumed run must reach the same weights as a straight one.
+        configure_cpu(usable_cores())
     training_files, validation_files = training_split(settings.data)
     if not training_files or not validation_files:
         raise TrainingError(f"{settings.data}: at least two photos are needed (one to validate on), found "
