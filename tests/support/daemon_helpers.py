@@ -33,7 +33,7 @@ ERROR_CODES = {value for name, value in vars(ErrorCode).items() if name.isupper(
 
 
 def start_daemon(endpoint: str, **settings) -> tuple[Daemon, threading.Thread]:
-    daemon = Daemon(endpoint, max_pixels=MAX_PIXELS, **settings)
+    daemon = Daemon(endpoint, **{"max_pixels": MAX_PIXELS, **settings})
     daemon.start()
     thread = threading.Thread(target=daemon.run, name="test-daemon", daemon=True)
     thread.start()
