@@ -22,8 +22,8 @@ CONTENT_PREDICTORS = ("patches", "network", "diffusion", "none")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 # The most synthesis work a fill may ask for per crop, in times the `paper` preset's (FillOptions.work): more
-# iterations, scales or working size than this buy nothing a fill can use and hold a daemon's one worker for hours
-# (2048 px with 5 scales of 1000 iterations asked for 160 times).
+# iterations, scales or working size than this buy nothing a fill can use, and would hold a daemon's one worker for
+# hours (docs/security.md).
 MAX_WORK = 8
 
 

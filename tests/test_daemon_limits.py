@@ -14,9 +14,8 @@ import zmq
 from daemon.service.client import Client, DaemonError
 from daemon.service.protocol import CHUNK_BYTES, ErrorCode, encode, fill_request
 from daemon.service.server import DEFAULT_MAX_PIXELS
-from tests.support.daemon_helpers import FAST, SLOW, photo_and_hole, several_chunks, start_daemon
+from tests.support.daemon_helpers import FAST, SLOW, photo_and_hole, resident_bytes, several_chunks, start_daemon
 from tests.test_daemon import receive, reply, send_fill, status_of
-from tests.test_room import resident_bytes
 
 pytestmark = pytest.mark.weights  # every daemon loads the real VGG-19 at start
 

@@ -8,11 +8,7 @@ import pytest
 from daemon.service.protocol import CHUNK_BYTES, ErrorCode, ProtocolError, decode, fill_request, parse_fill
 from daemon.service.room import Held, Room, size_text
 from daemon.service.uploads import MIN_RATE, Uploads
-
-
-def resident_bytes() -> int:
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
+from tests.support.daemon_helpers import resident_bytes
 
 
 def refusal(room: Room, size: int, client: Held, everyone: Held) -> ProtocolError:

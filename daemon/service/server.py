@@ -53,7 +53,7 @@ from .protocol import (
     job_id_of,
     parse_fill,
 )
-from .room import Room, largest_upload
+from .room import Room, largest_upload, size_text
 from .sockets import raise_open_file_limit, router_socket, start_curve, user_id
 from .uploads import PATIENCE as UPLOAD_PATIENCE
 from .uploads import Uploads
@@ -274,8 +274,8 @@ class Daemon:
 
     def _hold(self, client: bytes, frames: list[bytes]) -> None:
         if not self._backlog.add(client, frames):
-            self._drop(client, f"holds over {self._backlog.client_bytes >> 20} MB of unread replies (or all "
-                               f"clients over {self._backlog.total_bytes >> 20} MB)")
+            self._drop(client, f"holds over {size_text(self._backlog.client_bytes)} of unread replies (or all "
+                               f"clients over {size_text(self._backlog.total_bytes)})")
 
     def _try_send(self, client: bytes, frames: list[bytes]) -> bool:
         """True when libzmq took the message (or the client is gone: its jobs are then cancelled)."""

@@ -1,7 +1,7 @@
 """Fills whose data is still arriving. Each gets an anonymous memory map of the size its header declared: the kernel
 gives it pages only as chunks are written, so an upload holds what has arrived, not what was declared (a bytearray
-is zero-filled at once: two header-only fills at the default limits took the daemon from 0.7 to 5.3 GB). An upload
-has PATIENCE seconds from its header plus the time its data needs at MIN_RATE, however its chunks are spaced.
+is zero-filled at once: docs/security.md). An upload has PATIENCE seconds from its header plus the time its data
+needs at MIN_RATE, however its chunks are spaced (empty ones buy nothing).
 The socket loop feeds the chunks (daemon/service/room.py decides whether a header gets room); this only counts, and
 says when an upload is complete, refused or stalled."""
 

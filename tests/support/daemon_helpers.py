@@ -40,6 +40,12 @@ def start_daemon(endpoint: str, **settings) -> tuple[Daemon, threading.Thread]:
     return daemon, thread
 
 
+def resident_bytes(pid: int | str = "self") -> int:
+    """A process's resident memory (Linux /proc): the daemon's, when it runs in this process."""
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
+
+
 def photo_and_hole(seed: int = 0, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     return noisy_photo(size, size, seed=seed), centre_mask(size, size, size // 4)
 
