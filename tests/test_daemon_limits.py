@@ -1,11 +1,12 @@
 """What fills that have not started may take from a real daemon (issue 31): header-only uploads hold no memory, an
 upload kept alive by empty chunks is dropped at its deadline, one client's full queue leaves room for another,
 queued jobs count against the byte room, the work and precision a fill may ask for, and a client mid-upload told
-`stopped` when the daemon stops."""
+`stopped` when the daemon gets SIGTERM."""
 
 from __future__ import annotations
 
 import contextlib
+import signal
 import time
 
 import pytest
@@ -16,6 +17,7 @@ from daemon.service.protocol import CHUNK_BYTES, ErrorCode, encode, fill_request
 from daemon.service.server import DEFAULT_MAX_PIXELS
 from tests.support.daemon_helpers import FAST, SLOW, photo_and_hole, resident_bytes, several_chunks, start_daemon
 from tests.test_daemon import receive, reply, send_fill, status_of
+from tests.test_daemon_attacks import start_daemon_process, stop_process, wait_until_serving
 
 pytestmark = pytest.mark.weights  # every daemon loads the real VGG-19 at start
 
@@ -153,20 +155,22 @@ def test_an_upload_kept_alive_by_empty_chunks_is_dropped_at_its_deadline(tmp_pat
         thread.join(10)
 
 
-def test_a_client_mid_upload_is_told_stopped_when_the_daemon_stops(tmp_path):
-    daemon, thread = start_daemon(f"ipc://{tmp_path / 'stop.sock'}")
+def test_a_client_mid_upload_is_told_stopped_at_once_when_the_daemon_gets_sigterm(tmp_path):
+    endpoint = f"ipc://{tmp_path / 'stop.sock'}"
+    daemon = start_daemon_process("--bind", endpoint)
     image, _ = several_chunks()
     header, first_chunk, *_ = fill_request("half", 512, 384, 4, "f32", memoryview(image).cast("B"), bytes(512 * 384))
     try:
-        with dealer(daemon.endpoint) as sock:
+        wait_until_serving(daemon, endpoint)
+        with dealer(endpoint) as sock:
             sock.send_multipart(header)
             sock.send_multipart(first_chunk)
             assert status_of(sock)["uploading"] == 1
             stopping = time.monotonic()
-            daemon.stop()  # what SIGTERM's handler calls
+            daemon.send_signal(signal.SIGTERM)
             told = receive(sock).header
             assert (told["op"], told["code"], told["id"]) == ("error", ErrorCode.STOPPED, "half")
-            assert time.monotonic() - stopping < 2
+            assert time.monotonic() - stopping < 2  # not the client's timeout, nor the upload's deadline
+        assert daemon.wait(10) == 0
     finally:
-        daemon.stop()
-        thread.join(10)
+        stop_process(daemon)
