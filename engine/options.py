@@ -89,8 +89,8 @@ class FillOptions:
     device: str = _opt("auto", "Compute device: auto (cuda, then mps, then cpu), cpu, cuda or mps.", choices=DEVICES)
     precision: str = _opt("auto", "Arithmetic of the VGG-19 and content-network passes: auto (bfloat16 on a CPU "
                           "with bf16 units (AMX, AVX-512 BF16) and on GPUs that have it, float16 on other CUDA GPUs, "
-                          "float32 otherwise), float32, bfloat16 or float16. The pixels and the matching stay "
-                          "float32.", choices=PRECISIONS)
+                          "float32 otherwise), float32, bfloat16 or float16 (GPUs only: a CPU emulates it). The "
+                          "pixels and the matching stay float32.", choices=PRECISIONS)
     threads: int = _opt(0, "CPU threads for torch and the pixel search (0 = one per core this process may use, "
                         "less the cores other processes keep busy, chosen at each fill).", min=0, max=256)
 
