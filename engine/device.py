@@ -174,6 +174,9 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype:
         raise OptionsError(f"unknown precision {name!r}: choose auto, {', '.join(PRECISIONS)}")
     if name == "bfloat16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise OptionsError("this GPU has no bfloat16: use precision float16 or auto")
+    if name == "float16" and device.type == "cpu":  # refused, not swapped: a result must be what was asked for
+        raise OptionsError("precision float16 is emulated on a CPU (a fill took 40 times as long): use auto, "
+                           "float32 or bfloat16")
     return PRECISIONS[name]
 
 

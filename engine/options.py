@@ -21,6 +21,10 @@ TEXTURE_LAYERS = ("relu3_1", "relu4_1")
 CONTENT_PREDICTORS = ("patches", "network", "diffusion", "none")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+# The most synthesis work a fill may ask for per crop, in times the `paper` preset's (FillOptions.work): more
+# iterations, scales or working size than this buy nothing a fill can use, and would hold a daemon's one worker for
+# hours (docs/security.md).
+MAX_WORK = 8
 
 
 def _opt(default: Any, help: str, **limits: Any) -> Any:
@@ -85,8 +89,8 @@ class FillOptions:
     device: str = _opt("auto", "Compute device: auto (cuda, then mps, then cpu), cpu, cuda or mps.", choices=DEVICES)
     precision: str = _opt("auto", "Arithmetic of the VGG-19 and content-network passes: auto (bfloat16 on a CPU "
                           "with bf16 units (AMX, AVX-512 BF16) and on GPUs that have it, float16 on other CUDA GPUs, "
-                          "float32 otherwise), float32, bfloat16 or float16. The pixels and the matching stay "
-                          "float32.", choices=PRECISIONS)
+                          "float32 otherwise), float32, bfloat16 or float16 (GPUs only: a CPU emulates it). The "
+                          "pixels and the matching stay float32.", choices=PRECISIONS)
     threads: int = _opt(0, "CPU threads for torch and the pixel search (0 = one per core this process may use, "
                         "less the cores other processes keep busy, chosen at each fill; never more than those "
                         "cores). The count changes the speed, never the pixels.", min=0, max=256)
@@ -115,6 +119,23 @@ class FillOptions:
 
     def vote_iterations_per_scale(self) -> tuple[int, ...]:
         return _per_scale(self.vote_iterations, self.scales)
+
+    def work(self) -> float:
+        """A crop's synthesis rounds (L-BFGS iterations and copying rounds), each weighted by its scale's area in
+        megapixels at the working size: what a fill's time grows with."""
+        rounds = [a + b for a, b in zip(self.iterations_per_scale(), self.vote_iterations_per_scale(), strict=True)]
+        return sum(count * (self.working_size / 2 ** (self.scales - 1 - scale)) ** 2
+                   for scale, count in enumerate(rounds)) / 1e6
+
+    def check_work(self) -> None:
+        """OptionsError when these options ask for more work than MAX_WORK: checked where a fill starts and where a
+        daemon takes options, not in validate() (a narrow hole's crop raises its working size, engine/pipeline.py)."""
+        paper = PRESETS["paper"][1].work()
+        if self.work() > MAX_WORK * paper:
+            raise OptionsError(f"these options ask for {self.work() / paper:.0f} times the synthesis work of the "
+                               f"'paper' preset per crop (working_size x working_size over the scales, times their "
+                               f"iterations and vote_iterations); at most {MAX_WORK} times is taken: use fewer "
+                               "iterations or scales, or a smaller working_size")
 
     def replace(self, **changes: Any) -> FillOptions:
         for name in changes:

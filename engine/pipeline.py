@@ -44,6 +44,7 @@ def fill(image: np.ndarray, mask: np.ndarray, options: FillOptions | None = None
     WeightsError when the VGG-19 weights have not been fetched.
     """
     options = options or get_preset("default")
+    options.check_work()
     reporter = Reporter(progress, cancel)
     scale_max = check_image(image)
     amount = normalise_mask(mask, image.shape[:2])

@@ -477,18 +477,18 @@ def test_an_image_of_several_chunks_comes_back_whole(client):
     assert np.array_equal(result, fill(image, mask, FAST))
 
 
-def test_uploads_are_refused_beyond_their_budget_and_a_stalled_one_gives_its_room_back(tmp_path):
+def test_uploads_are_refused_beyond_their_room_and_a_stalled_one_gives_it_back(tmp_path):
     image, mask = photo_and_hole(seed=11)  # 64x64 RGB u8 and a u8 mask: 16,384 bytes of data
     stuck = fill_request("stuck", 64, 64, 3, "u8", bytes(64 * 64 * 3), bytes(64 * 64))[0]  # a header, no data
-    daemon, thread = start_daemon(f"ipc://{tmp_path / 'budget.sock'}", upload_bytes=20_000, upload_seconds=1.5)
+    daemon, thread = start_daemon(f"ipc://{tmp_path / 'budget.sock'}", waiting_bytes=40_000, upload_seconds=1.5)
     try:
         with Client(daemon.endpoint) as client, Client(daemon.endpoint) as other, Client(daemon.endpoint) as third:
             sock = client._link._socket
-            sock.send_multipart(stuck)  # holds 16 kB of this client's 20 kB
+            sock.send_multipart(stuck)  # holds 16 KB of this client's 20 KB
             with pytest.raises(DaemonError) as refused:
                 client.fill(image, mask, options=FAST)
-            assert refused.value.code == ErrorCode.QUEUE_FULL and "per client" in refused.value.message
-            other._link._socket.send_multipart(stuck)  # 32 kB held in all, of 40 kB
+            assert refused.value.code == ErrorCode.QUEUE_FULL and "one client may hold" in refused.value.message
+            other._link._socket.send_multipart(stuck)  # 32 KB held in all, of 39 KB
             assert status_of(other._link._socket)["uploading"] == 2  # its header is in (connections are not ordered)
             with pytest.raises(DaemonError) as refused:
                 third.fill(image, mask, options=FAST)

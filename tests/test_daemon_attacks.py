@@ -20,7 +20,7 @@ import zmq
 
 from daemon.service.client import Client
 from daemon.service.endpoints import default_endpoint, ipc_path
-from tests.support.daemon_helpers import REPO, free_port
+from tests.support.daemon_helpers import REPO, free_port, resident_bytes
 
 pytestmark = pytest.mark.weights  # every daemon loads the real VGG-19 at start
 
@@ -177,11 +177,6 @@ def test_under_the_default_tcp_curve_the_attack_is_refused_and_the_daemon_goes_o
     assert daemon.poll() is None
     with Client(endpoint, timeout=10) as client:
         assert client.ping() < 1
-
-
-def resident_bytes(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
 
 
 def big_frame_connections(port: int, count: int, declared: int, sent: int) -> list[socket.socket]:

@@ -72,3 +72,9 @@ def test_a_niced_busy_process_leaves_the_fill_every_core():
     finally:
         busy.kill()
         busy.wait()
+
+
+def test_float16_on_a_cpu_is_refused_saying_what_to_use():
+    # Emulated: a fill took 22 s instead of 0.5 s. Refused rather than swapped, so a result is what was asked for.
+    with pytest.raises(OptionsError, match="float16 is emulated on a CPU.*auto, float32 or bfloat16"):
+        resolve_precision("float16", torch.device("cpu"))

@@ -91,3 +91,26 @@ def test_option_types_come_from_the_annotations_not_their_text():
     assert OPTION_TYPES["iterations"] == (int, True) and OPTION_TYPES["texture_layers"] == (str, True)
     assert OPTION_TYPES["content_weight"] == (float, False) and OPTION_TYPES["augment"] == (bool, False)
     assert set(OPTION_TYPES) == {row["name"] for row in FillOptions.describe()}
+
+
+def test_every_preset_asks_for_work_a_fill_can_use():
+    for name in PRESETS:
+        get_preset(name).check_work()
+    assert get_preset("paper").work() > 30 * get_preset("default").work()  # what the bound is counted in
+
+
+@pytest.mark.parametrize("change", [
+    {"working_size": 2048, "scales": 5, "iterations": (1000,)},  # the probe's: 163 times the paper's work
+    {"iterations": (1000,)},  # 1000 L-BFGS iterations on each of 3 scales at 512 px: 10 times
+    {"working_size": 2048, "scales": 5, "vote_iterations": (50,)},
+])
+def test_more_work_than_a_fill_can_use_is_refused_saying_how_much(change):
+    options = get_preset("paper", **change)  # each value is within its own range
+    with pytest.raises(OptionsError, match=r"ask for \d+ times the synthesis work of the 'paper' preset per crop.*"
+                                           r"at most 8 times.*fewer iterations or scales, or a smaller working_size"):
+        options.check_work()
+
+
+def test_a_long_fill_within_the_bound_is_taken():
+    get_preset("paper", working_size=1024, iterations=(200,)).check_work()  # 8 times the paper's, just
+    get_preset("preview", working_size=64, scales=1, iterations=(1000,)).check_work()  # the tests' slow fill

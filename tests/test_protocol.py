@@ -104,17 +104,18 @@ def test_malformed_input_only_ever_raises_protocol_errors(first, rest):
         assert error.code in vars(ErrorCode).values() and error.message
 
 
-def test_the_default_upload_budget_holds_the_largest_fill_with_a_source_mask():
+def test_the_default_room_holds_the_largest_fill_with_a_source_mask():
     # 4 float channels, a float mask and a float source mask at the pixel limit: one client's default room.
-    from daemon.service.uploads import Uploads, largest_upload
+    from daemon.service.room import Held, Room, largest_upload
+    from daemon.service.uploads import Uploads
 
     messages = fill_request("big", 100, 100, 4, "f32", bytes(100 * 100 * 16), bytes(100 * 100 * 4),
                             mask_sample="f32", source=bytes(100 * 100 * 4), source_sample="f32")
     request = parse_fill(decode(messages[0]), max_pixels=100 * 100)
     assert request.data_bytes == sum(len(frames[1]) for frames in messages[1:]) == 100 * 100 * 24
-    budget = largest_upload(100 * 100)
-    uploads = Uploads(budget, 2 * budget)
-    uploads.start(b"client", request, options=None)  # no queue_full
+    Room(16, 2 * largest_upload(100 * 100)).check("big", request.data_bytes, Held(), Held())  # no queue_full
+    uploads = Uploads()
+    uploads.start(b"client", request, options=None)
     for frames in messages[1:]:
         done = uploads.add(b"client", "big", frames[1])
     assert done is not None and len(done.request.source) == 100 * 100 * 4

@@ -1,5 +1,5 @@
-"""Fill jobs and the bounded queue between the socket loop (which adds and removes jobs) and the compute worker
-(which takes them one at a time)."""
+"""Fill jobs and the queue between the socket loop (which adds and removes jobs) and the compute worker (which takes
+them one at a time). The socket loop lets a job in only when it has room (daemon/service/room.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 
 from engine.options import FillOptions
 
-from .protocol import ErrorCode, ProtocolError
+from .room import Held
 
 
 @dataclass(eq=False)  # compared by identity: two jobs with equal fields are still two jobs
@@ -31,15 +31,19 @@ class Job:
     def key(self) -> tuple[bytes, str]:
         return (self.client, self.job_id)
 
+    @property
+    def data_bytes(self) -> int:
+        """What it holds while it waits: its arrays are views of the data it came with."""
+        return self.image.nbytes + self.mask.nbytes + (self.source.nbytes if self.source is not None else 0)
+
     def describe(self) -> str:
         return f"job '{self.job_id}' of client {self.client.hex()[:10]}"
 
 
 class JobQueue:
-    """Waiting jobs, at most `limit` of them, plus the one running; safe to use from both threads."""
+    """Waiting jobs, plus the one running; safe to use from both threads."""
 
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
+    def __init__(self) -> None:
         self._waiting: deque[Job] = deque()
         self._changed = threading.Condition()
         self._closed = False
@@ -48,16 +52,15 @@ class JobQueue:
     def put(self, job: Job) -> int:
         """Queue `job` and return how many jobs are ahead of it (the running one included)."""
         with self._changed:
-            self.check_room(job.job_id)
             self._waiting.append(job)
             self._changed.notify()
             return len(self._waiting) - 1 + (self._running is not None)
 
-    def check_room(self, job_id: str) -> None:
-        """ProtocolError(queue_full) when no job could be queued now."""
-        if len(self._waiting) >= self._limit:
-            raise ProtocolError(ErrorCode.QUEUE_FULL, f"the queue is full ({self._limit} jobs waiting); try "
-                                "again when one has finished", job_id)
+    def held(self, client: bytes | None = None) -> Held:
+        """The waiting jobs of `client` (None: of everyone), and their data bytes."""
+        with self._changed:
+            sizes = [job.data_bytes for job in self._waiting if client is None or job.client == client]
+        return Held(len(sizes), sum(sizes))
 
     def take(self) -> Job | None:
         """The next job, marked running (waits for one); None once the queue is closed."""

@@ -4,8 +4,8 @@ languages).
 A message is a ZeroMQ multipart message: frame 0 is a msgpack map (the header), any further frames are raw bytes.
 A `fill` declares its image in its header; its pixels and mask (and a source mask, feature "source") follow in
 `data` messages of at most CHUNK_BYTES, so
-the daemon's per-frame limit is small whatever the image, and it counts every byte of an unfinished upload against
-the budget it reserved from the header. Clients use a DEALER socket, the daemon a ROUTER. Every header carries `v`
+the daemon's per-frame limit is small whatever the image, and a header takes the room its data will need before any
+comes (daemon/service/room.py). Clients use a DEALER socket, the daemon a ROUTER. Every header carries `v`
 (the protocol version) and `op`. Standard library and msgpack only: the GIMP plug-in imports this module inside
 GIMP's own Python.
 """
@@ -40,9 +40,9 @@ class ErrorCode:
     UNKNOWN_OP = "unknown_op"
     BAD_FIELD = "bad_field"  # a field missing, of the wrong type or out of range
     SIZE_MISMATCH = "size_mismatch"  # more data than the fill declared, or a chunk over CHUNK_BYTES
-    TOO_LARGE = "too_large"  # more pixels than the daemon's limit
-    QUEUE_FULL = "queue_full"  # the job queue, or the daemon's upload budget, is full: try again later
-    STALLED = "stalled"  # a fill's data stopped arriving before it was complete
+    TOO_LARGE = "too_large"  # more pixels than the daemon's limit, or more data than a client may have waiting
+    QUEUE_FULL = "queue_full"  # no room for the fill now (daemon/service/room.py): try again when one has started
+    STALLED = "stalled"  # a fill's data came too slowly (daemon/service/uploads.py): the upload is dropped
     DUPLICATE_JOB = "duplicate_job"
     NOT_FOUND = "not_found"  # cancel of a job this client does not have
     BAD_INPUT = "bad_input"  # the engine refused the image, mask or options (its message says why)

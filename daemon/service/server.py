@@ -4,8 +4,8 @@ The socket loop (the thread that calls `run`) owns the ROUTER socket and all boo
 queues and forwards, so it answers within milliseconds even while the worker is deep in a fill. Nothing a client
 sends can stop it: every malformed or refused request gets an error reply with a stable code. (A frame over
 ZMQ_MAXMSGSIZE is the one exception: libzmq drops that connection before the daemon sees anything to answer.)
-A fill's data comes in chunks (daemon/service/protocol.py), so that limit is one chunk whatever the image, and what
-unfinished uploads hold is what their headers reserved within the upload budget (daemon/service/uploads.py).
+A fill's data comes in chunks (daemon/service/protocol.py), so that limit is one chunk whatever the image; its header
+takes room (slots and bytes, per client and in all: daemon/service/room.py) that it keeps until the worker takes it.
 
 With CURVE on (the default on tcp://, daemon/service/endpoints.py), zmq.auth's authenticator (ZAP) lets in only clients
 whose public key is in the keys dir's `clients/` folder; anyone else's handshake fails and they never reach the
@@ -53,9 +53,10 @@ from .protocol import (
     job_id_of,
     parse_fill,
 )
+from .room import Room, largest_upload, size_text
 from .sockets import raise_open_file_limit, router_socket, start_curve, user_id
 from .uploads import PATIENCE as UPLOAD_PATIENCE
-from .uploads import Uploads, largest_upload
+from .uploads import Uploads
 from .worker import EVENT, FINAL, STOPPED_MESSAGE, Worker
 
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -74,12 +75,12 @@ class Daemon:
                  max_pixels: int = DEFAULT_MAX_PIXELS, max_message_bytes: int | None = None,
                  allow_shutdown: bool = False, curve: bool | None = None, keys_dir: Path | None = None,
                  insecure_loopback: bool = False, unread_bytes: int = CLIENT_BYTES,
-                 unread_seconds: float = PATIENCE, upload_bytes: int | None = None,
+                 unread_seconds: float = PATIENCE, waiting_bytes: int | None = None,
                  upload_seconds: float = UPLOAD_PATIENCE) -> None:
         """endpoint None: the default (daemon/service/endpoints.py). curve None: on for tcp:// unless insecure_loopback.
         A client holding more than unread_bytes of replies, or leaving one unread unread_seconds, is dropped.
-        Unfinished uploads may hold upload_bytes per client (default: the largest fill max_pixels allows) and
-        twice that in all; one whose next chunk is upload_seconds late is dropped."""
+        Fills not started (uploading or queued) may hold waiting_bytes in all (default: twice the largest fill), a
+        client half that and half the slots; an upload has upload_seconds plus its data's time at uploads.MIN_RATE."""
         endpoint = endpoint or default_endpoint()
         make_socket_dir(endpoint)
         curve = uses_curve(endpoint, curve, insecure_loopback)
@@ -103,9 +104,9 @@ class Daemon:
         self._jobs: dict[tuple[bytes, str], Job] = {}
         self._backlog = Backlog(unread_bytes, max(unread_bytes, TOTAL_BYTES), unread_seconds)
         self._dropped: set[bytes] = set()  # clients that stopped reading: ignored from then on
-        upload_bytes = upload_bytes or largest_upload(max_pixels)
-        self._uploads = Uploads(upload_bytes, 2 * upload_bytes, upload_seconds)
-        self._queue = JobQueue(max_queue)
+        self._room = Room(max_queue, waiting_bytes or 2 * largest_upload(max_pixels))
+        self._uploads = Uploads(upload_seconds)
+        self._queue = JobQueue()
         self._handlers: dict[str, Callable[[bytes, Message], None]] = {
             "hello": self._hello, "ping": self._ping, "fill": self._fill, "data": self._data,
             "cancel": self._cancel, "status": self._status, "shutdown": self._shutdown,
@@ -194,6 +195,8 @@ class Daemon:
             running.cancel.set()
         for job in self._queue.close():
             self._send(job.client, error_reply(ErrorCode.STOPPED, STOPPED_MESSAGE, job.job_id))
+        for client, job_id in self._uploads.close():  # mid-upload: told now, not left to time out
+            self._send(client, error_reply(ErrorCode.STOPPED, STOPPED_MESSAGE, job_id))
         self._worker.join(timeout=5)
         self._forward_from_worker()  # the running job's last word, when it had time to say it
         self._router.close()
@@ -257,9 +260,8 @@ class Daemon:
 
     def _drop_stalled_uploads(self) -> None:
         for client, job_id in self._uploads.stalled():
-            log.info("job %s of client %s: its data stopped arriving; dropped", job_id, client.hex()[:10])
-            self._send(client, error_reply(ErrorCode.STALLED, f"no data for {self._uploads.patience:g} s before "
-                                           "the fill's image had arrived: upload dropped", job_id))
+            log.info("job %s of client %s: its data came too slowly; dropped", job_id, client.hex()[:10])
+            self._send(client, error_reply(ErrorCode.STALLED, self._uploads.too_slow, job_id))
 
     def _send(self, client: bytes, frames: list[bytes], droppable: bool = False) -> None:
         """Never blocks: when a client is not reading and its queue is full, a progress event is dropped and
@@ -272,8 +274,8 @@ class Daemon:
 
     def _hold(self, client: bytes, frames: list[bytes]) -> None:
         if not self._backlog.add(client, frames):
-            self._drop(client, f"holds over {self._backlog.client_bytes >> 20} MB of unread replies (or all "
-                               f"clients over {self._backlog.total_bytes >> 20} MB)")
+            self._drop(client, f"holds over {size_text(self._backlog.client_bytes)} of unread replies (or all "
+                               f"clients over {size_text(self._backlog.total_bytes)})")
 
     def _try_send(self, client: bytes, frames: list[bytes]) -> bool:
         """True when libzmq took the message (or the client is gone: its jobs are then cancelled)."""
@@ -344,14 +346,15 @@ class Daemon:
         self.stop()
 
     def _fill(self, client: bytes, message: Message) -> None:
-        """A fill's header: checked, and its data's room reserved; the job is queued when its data has come."""
+        """A fill's header: checked, and its room taken; the job is queued when its data has come."""
         request = parse_fill(message, self.max_pixels)
         key = (client, request.job_id)
         if key in self._jobs or key in self._uploads:
             raise ProtocolError(ErrorCode.DUPLICATE_JOB, f"job '{request.job_id}' is already queued or running",
                                 request.job_id)
         options = self._options(request)  # bad options, or no room, refused before any data is sent
-        self._queue.check_room(request.job_id)
+        self._room.check(request.job_id, request.data_bytes, self._uploads.held(client) + self._queue.held(client),
+                         self._uploads.held() + self._queue.held())
         self._uploads.start(client, request, options)
 
     def _data(self, client: bytes, message: Message) -> None:
@@ -368,10 +371,15 @@ class Daemon:
         self._send(client, encode({"op": "accepted", "id": job.job_id, "position": position}))
 
     def _options(self, request: FillRequest) -> Any:
+        from engine.device import resolve_precision  # loaded by start
+
         try:
             # The daemon owns the device: one worker serves it, whatever device the client's options name.
             chosen = {name: value for name, value in request.options.items() if name != "device"}
-            return get_preset(request.preset, **chosen).replace(device=self.device.type)
+            options = get_preset(request.preset, **chosen).replace(device=self.device.type)
+            options.check_work()  # as the fill would, but before its data is sent
+            resolve_precision(options.precision, self.device)
+            return options
         except (ValueError, TypeError) as error:  # OptionsError is a ValueError; a list where a number goes...
             raise ProtocolError(ErrorCode.BAD_INPUT, f"bad options: {error}", request.job_id) from None
 

@@ -66,6 +66,7 @@ class Worker(threading.Thread):
                 finally:
                     self._queue.finished()
                 outbox.send_multipart([FINAL, job.client, job.job_id.encode(), *frames], copy=False)
+                del job, frames  # its data (as big as its upload) is freed now, not when the next job comes
         finally:
             outbox.close()
 

@@ -33,11 +33,17 @@ ERROR_CODES = {value for name, value in vars(ErrorCode).items() if name.isupper(
 
 
 def start_daemon(endpoint: str, **settings) -> tuple[Daemon, threading.Thread]:
-    daemon = Daemon(endpoint, max_pixels=MAX_PIXELS, **settings)
+    daemon = Daemon(endpoint, **{"max_pixels": MAX_PIXELS, **settings})
     daemon.start()
     thread = threading.Thread(target=daemon.run, name="test-daemon", daemon=True)
     thread.start()
     return daemon, thread
+
+
+def resident_bytes(pid: int | str = "self") -> int:
+    """A process's resident memory (Linux /proc): the daemon's, when it runs in this process."""
+    with open(f"/proc/{pid}/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
 
 
 def photo_and_hole(seed: int = 0, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
