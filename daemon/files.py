@@ -254,8 +254,27 @@ def check_writable(path: PathLike) -> None:
         raise ImageFileError(path, f"the folder {folder} does not exist")
     if path.is_dir():
         raise ImageFileError(path, "is a directory")
-    if not os.access(folder, os.W_OK | os.X_OK):
+    if not _can_write_in(folder):
         raise ImageFileError(path, f"cannot write in the folder {folder}")
+
+
+def prepare_folder(folder: PathLike) -> Path:
+    """The folder outputs go into, made with its parents when missing. Fail now, before the first fill, when it is
+    a file, cannot be made, or cannot be written in: a batch must not compute every fill only to lose them all."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ImageFileError(folder, "is a file, not a folder: the results need a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImageFileError(folder, f"cannot make the folder ({exc.strerror or _reason(exc)})") from None
+    if not _can_write_in(folder):
+        raise ImageFileError(folder, "cannot write in this folder (no permission, or a read-only file system)")
+    return folder
+
+
+def _can_write_in(folder: Path) -> bool:
+    return os.access(folder, os.W_OK | os.X_OK)  # making a file there needs both
 
 
 def write_image(path: PathLike, array: np.ndarray, like: PathLike | None = None, quality: int | None = None,

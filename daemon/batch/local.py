@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from daemon.files import prepare_folder
 from daemon.service.client import Client, DaemonError, DaemonUnavailable
 from daemon.service.link import Closing
 from daemon.service.protocol import ErrorCode
@@ -150,7 +151,7 @@ def run_batch(images: Path, masks: Path, out: Path, endpoints: list[str], option
     """Fill every image of `images` on the daemons at `endpoints`, or in this process when there are none; see the
     module docstring for the rules. `on_outcome` is called (from a filler's thread) after each file. `quality`: as
     write_image's."""
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_folder(out)
     names = list(dict.fromkeys(endpoints)) or [IN_PROCESS]
     report = Report(by_daemon={name: 0 for name in names})
     lock = threading.Lock()
