@@ -71,12 +71,10 @@ def read_checked(path: PathLike, check_size: Callable[[int, int], None] | None =
     header = _read_header(path)
     kind = _sniff_format(path, header)
     try:
-        width, height = _stored_size(path, header, kind)
+        width, height, channels, sample_bytes = _stored_layout(path, header, kind)
         if check_size is not None:  # first: a mask of the wrong size says so, however large it is
             check_size(width, height)
-        if width * height > max_pixels():
-            raise ImageFileError(path, f"too large to open safely: {width}x{height} is {width * height} pixels, over "
-                                       f"the {max_pixels()} of Pillow's decompression-bomb guard")
+        _check_decoded_size(path, width, height, channels, sample_bytes)
         if kind == "png" and _png_bit_depth(header) == 16:
             return _read_png16(path)
         if kind == "tiff":
@@ -131,19 +129,64 @@ def max_pixels() -> int:
     return 2 * (Image.MAX_IMAGE_PIXELS or 1 << 62)
 
 
-def _stored_size(path: Path, header: bytes, kind: str) -> tuple[int, int]:
-    """(width, height) from the file's header, before any pixel is decoded."""
+# Bytes per pixel held beside the decoded samples, for the whole image: the float32 hole (read_mask, the engine's
+# mask). The photo itself becomes floats one crop at a time.
+HELD_PER_PIXEL = 4
+
+
+def max_decoded_bytes() -> int:
+    """The most bytes a file may cost once decoded (samples + HELD_PER_PIXEL): Pillow's pixel limit for 8-bit RGB.
+    Pillow counts pixels, but a 16-bit RGBA pixel costs what two 8-bit ones do: a 2 MB PNG of 13000x13000 16-bit
+    zeros passes a pixel count and then takes gigabytes and a minute and more."""
+    return max_pixels() * (3 + HELD_PER_PIXEL)
+
+
+def _check_decoded_size(path: Path, width: int, height: int, channels: int, sample_bytes: int) -> None:
+    """Refuse, from the header alone, an image over the pixel or the byte limit."""
+    pixels = width * height
+    cost = pixels * (channels * sample_bytes + HELD_PER_PIXEL)
+    if pixels > max_pixels():
+        over = f"{pixels} pixels, over the {max_pixels()} of Pillow's decompression-bomb guard"
+    elif cost > max_decoded_bytes():
+        over = f"{cost >> 20} MB once decoded, over the {max_decoded_bytes() >> 20} MB of the decompression-bomb guard"
+    else:
+        return
+    raise ImageFileError(path, f"too large to open safely: {width}x{height} ({channels} channels of "
+                               f"{8 * sample_bytes} bits) is {over}")
+
+
+def _stored_layout(path: Path, header: bytes, kind: str) -> tuple[int, int, int, int]:
+    """(width, height, channels, bytes per sample) of the array read_image would return, from the file's header,
+    before any pixel is decoded."""
     if kind == "png":
         if header[12:16] != b"IHDR":
             raise ImageFileError(path, "cannot decode the image (a PNG must start with its IHDR chunk)")
-        return struct.unpack(">II", header[16:24])
+        width, height, depth, colour = struct.unpack(">IIBB", header[16:26])
+        channels = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}.get(colour, 4)
+        if colour in (0, 2, 3) and _png_has_transparency(path):  # read as a real alpha channel
+            channels += 1
+        return width, height, channels, 2 if depth == 16 else 1
     if kind == "tiff":
         with tifffile.TiffFile(path) as tif:
             page = tif.pages[0]
-            return int(page.imagewidth), int(page.imagelength)
+            palette = page.photometric == tifffile.PHOTOMETRIC.PALETTE  # Pillow reads it as RGB
+            return (int(page.imagewidth), int(page.imagelength), 3 if palette else int(page.samplesperpixel),
+                    (int(page.bitspersample) + 7) // 8)
     with warnings.catch_warnings(), Image.open(path) as im:
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        return im.size
+        return (*im.size, len(im.getbands()), 1)  # a JPEG: 8-bit samples
+
+
+def _png_has_transparency(path: Path) -> bool:
+    """Whether a tRNS chunk comes before the pixel data: only the chunks' 8-byte heads are read."""
+    with path.open("rb") as f:
+        f.seek(len(PNG_SIGNATURE))
+        while len(head := f.read(8)) == 8:
+            length, name = struct.unpack(">I4s", head)
+            if name in (b"tRNS", b"IDAT"):
+                return name == b"tRNS"
+            f.seek(length + 4, os.SEEK_CUR)  # the data and its CRC
+    return False
 
 
 def _png_bit_depth(header: bytes) -> int:
