@@ -115,7 +115,7 @@ class FillOptions:
     def vote_iterations_per_scale(self) -> tuple[int, ...]:
         return _per_scale(self.vote_iterations, self.scales)
 
-    def replace(self, **changes: Any) -> FillOptions:
+    def replace(self, /, **changes: Any) -> FillOptions:  # `/`: an option named `self` is just unknown
         for name in changes:
             if name not in OPTION_TYPES:
                 raise _unknown(name)
@@ -241,7 +241,7 @@ _preset("paper", "The reference configuration of Yang et al.'s released code: 3 
         detail_gain=1.0)
 
 
-def get_preset(name: str, **overrides: Any) -> FillOptions:
+def get_preset(name: str, /, **overrides: Any) -> FillOptions:  # `/`: an option `name` is just unknown
     """The named preset, with any fields overridden."""
     try:
         options = PRESETS[name][1]

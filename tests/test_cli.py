@@ -298,6 +298,8 @@ BAD_INPUTS = {
     "missing output folder": (lambda t, i, m: ["fill", i, "-m", m, "-o", t / "no" / "out.png"], 2, "does not exist"),
     "unknown option": (lambda t, i, m: ["fill", i, "-m", m, "-o", t / "out.png", "--set", "scalez=2"], 2,
                        "unknown option 'scalez'; did you mean 'scales'?"),
+    "option named like a parameter": (lambda t, i, m: ["fill", i, "-m", m, "-o", t / "out.png", "--set", "name=1"],
+                                      2, "unknown option 'name'"),
     "bad value": (lambda t, i, m: ["fill", i, "-m", m, "-o", t / "out.png", "--set", "scales=many"], 2,
                   "option 'scales' must be a whole number, not 'many'"),
     "value out of range": (lambda t, i, m: ["fill", i, "-m", m, "-o", t / "out.png", "--set", "scales=9"], 2,

@@ -137,6 +137,15 @@ def test_a_non_finite_option_is_bad_input_naming_it_not_a_black_fill(endpoint, o
         assert client.ping() < 0.5
 
 
+@pytest.mark.parametrize("name", ["name", "self"])
+def test_an_option_named_like_a_parameter_is_an_unknown_option(endpoint, name):
+    image, hole = photo_and_hole()
+    with Client(endpoint, timeout=10) as client:
+        with pytest.raises(DaemonError, match=f"unknown option '{name}'") as caught:
+            client.fill(image, hole, options={name: 1})
+        assert caught.value.code == "bad_input"
+
+
 @pytest.mark.parametrize("value, named", [(1e19, "reach from 0 to 1e+19"), (1.5, "within 0..1"),
                                           (float("nan"), "NaN")])
 def test_a_float_image_outside_0_to_1_is_bad_input_naming_it_not_a_nan_fill(endpoint, value, named):
