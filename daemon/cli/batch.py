@@ -76,7 +76,7 @@ def command_batch(args: argparse.Namespace) -> int:
             report = run_batch(args.images, args.masks, args.out, args.daemons or [], options,
                                output_format=args.format, quality=args.quality, timeout=args.timeout,
                                quiet=args.quiet, force=args.force, curve=args.curve or None,
-                               insecure_loopback=args.insecure_loopback)
+                               insecure_loopback=args.insecure_loopback, preset=args.preset)
     except ClusterError as error:
         raise CliError(str(error)) from None
     except BatchInterrupted as stopped:
