@@ -5,6 +5,8 @@ Pillow reads and writes everything it can hold exactly: 8-bit images of any layo
 TIFF at all), so 16-bit PNG goes through pypng and 16-bit TIFF through tifffile: both small, pure Python, well kept.
 tifffile decodes LZW and JPEG-in-TIFF only with the optional `imagecodecs` package; without it such a 16-bit colour
 TIFF is refused with a message saying so (8-bit and 16-bit grey ones fall back to Pillow, which decodes them).
+What a file holds and may cost is read from its header first (daemon/image_headers.py): a decompression bomb is
+refused before it is decoded.
 
 Rules (the README repeats them):
 - Pixels are used as stored: EXIF orientation is not applied, because a mask is drawn on the stored pixels. The
@@ -28,14 +30,11 @@ import png
 import tifffile
 from PIL import Image
 
+from daemon.image_headers import Layout, format_of, max_decoded_bytes, max_pixels, png_bit_depth, stored_layout
 from daemon.jpeg_blocks import CannotKeepBlocks, source_tables, write_keeping_blocks
 from engine.atomic import atomic_path
 
 PathLike = str | os.PathLike
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-JPEG_SIGNATURE = b"\xff\xd8\xff"
-TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, both byte orders
 
 OUTPUT_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff"}
 IMAGE_SUFFIXES = tuple(OUTPUT_FORMATS)  # what read_image reads and write_image writes: a folder's photos are these
@@ -71,11 +70,11 @@ def read_checked(path: PathLike, check_size: Callable[[int, int], None] | None =
     header = _read_header(path)
     kind = _sniff_format(path, header)
     try:
-        width, height, channels, sample_bytes = _stored_layout(path, header, kind)
+        layout = stored_layout(path, header, kind)
         if check_size is not None:  # first: a mask of the wrong size says so, however large it is
-            check_size(width, height)
-        _check_decoded_size(path, width, height, channels, sample_bytes)
-        if kind == "png" and _png_bit_depth(header) == 16:
+            check_size(layout.width, layout.height)
+        _check_decoded_size(path, layout)
+        if kind == "png" and png_bit_depth(header) == 16:
             return _read_png16(path)
         if kind == "tiff":
             return _read_tiff(path)
@@ -109,12 +108,9 @@ def _read_header(path: Path) -> bytes:
 
 def _sniff_format(path: Path, header: bytes) -> str:
     """png, jpeg or tiff from the file's first bytes (the extension may lie); anything else is refused."""
-    if header.startswith(PNG_SIGNATURE):
-        return "png"
-    if header.startswith(JPEG_SIGNATURE):
-        return "jpeg"
-    if header.startswith(TIFF_SIGNATURES):
-        return "tiff"
+    kind = format_of(header)
+    if kind is not None:
+        return kind
     try:
         with Image.open(path) as im:
             name = im.format
@@ -124,74 +120,17 @@ def _sniff_format(path: Path, header: bytes) -> str:
     raise ImageFileError(path, f"unsupported format ({what}): use PNG, JPEG or TIFF")
 
 
-def max_pixels() -> int:
-    """The most pixels a file may hold: what Pillow's decompression-bomb guard lets through, for every reader."""
-    return 2 * (Image.MAX_IMAGE_PIXELS or 1 << 62)
-
-
-# Bytes per pixel held beside the decoded samples, for the whole image: the float32 hole (read_mask, the engine's
-# mask). The photo itself becomes floats one crop at a time.
-HELD_PER_PIXEL = 4
-
-
-def max_decoded_bytes() -> int:
-    """The most bytes a file may cost once decoded (samples + HELD_PER_PIXEL): Pillow's pixel limit for 8-bit RGB.
-    Pillow counts pixels, but a 16-bit RGBA pixel costs what two 8-bit ones do: a 2 MB PNG of 13000x13000 16-bit
-    zeros passes a pixel count and then takes gigabytes and a minute and more."""
-    return max_pixels() * (3 + HELD_PER_PIXEL)
-
-
-def _check_decoded_size(path: Path, width: int, height: int, channels: int, sample_bytes: int) -> None:
+def _check_decoded_size(path: Path, layout: Layout) -> None:
     """Refuse, from the header alone, an image over the pixel or the byte limit."""
-    pixels = width * height
-    cost = pixels * (channels * sample_bytes + HELD_PER_PIXEL)
-    if pixels > max_pixels():
-        over = f"{pixels} pixels, over the {max_pixels()} of Pillow's decompression-bomb guard"
-    elif cost > max_decoded_bytes():
-        over = f"{cost >> 20} MB once decoded, over the {max_decoded_bytes() >> 20} MB of the decompression-bomb guard"
+    if layout.pixels > max_pixels():
+        over = f"{layout.pixels} pixels, over the {max_pixels()} of Pillow's decompression-bomb guard"
+    elif layout.cost > max_decoded_bytes():
+        over = (f"{layout.cost >> 20} MB once decoded, over the {max_decoded_bytes() >> 20} MB of the "
+                "decompression-bomb guard")
     else:
         return
-    raise ImageFileError(path, f"too large to open safely: {width}x{height} ({channels} channels of "
-                               f"{8 * sample_bytes} bits) is {over}")
-
-
-def _stored_layout(path: Path, header: bytes, kind: str) -> tuple[int, int, int, int]:
-    """(width, height, channels, bytes per sample) of the array read_image would return, from the file's header,
-    before any pixel is decoded."""
-    if kind == "png":
-        if header[12:16] != b"IHDR":
-            raise ImageFileError(path, "cannot decode the image (a PNG must start with its IHDR chunk)")
-        width, height, depth, colour = struct.unpack(">IIBB", header[16:26])
-        channels = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}.get(colour, 4)
-        if colour in (0, 2, 3) and _png_has_transparency(path):  # read as a real alpha channel
-            channels += 1
-        return width, height, channels, 2 if depth == 16 else 1
-    if kind == "tiff":
-        with tifffile.TiffFile(path) as tif:
-            page = tif.pages[0]
-            palette = page.photometric == tifffile.PHOTOMETRIC.PALETTE  # Pillow reads it as RGB
-            return (int(page.imagewidth), int(page.imagelength), 3 if palette else int(page.samplesperpixel),
-                    (int(page.bitspersample) + 7) // 8)
-    with warnings.catch_warnings(), Image.open(path) as im:
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        return (*im.size, len(im.getbands()), 1)  # a JPEG: 8-bit samples
-
-
-def _png_has_transparency(path: Path) -> bool:
-    """Whether a tRNS chunk comes before the pixel data: only the chunks' 8-byte heads are read."""
-    with path.open("rb") as f:
-        f.seek(len(PNG_SIGNATURE))
-        while len(head := f.read(8)) == 8:
-            length, name = struct.unpack(">I4s", head)
-            if name in (b"tRNS", b"IDAT"):
-                return name == b"tRNS"
-            f.seek(length + 4, os.SEEK_CUR)  # the data and its CRC
-    return False
-
-
-def _png_bit_depth(header: bytes) -> int:
-    # IHDR is always the first chunk: signature (8) + length (4) + "IHDR" (4) + width (4) + height (4) + depth (1).
-    return header[24] if len(header) > 24 and header[12:16] == b"IHDR" else 0
+    raise ImageFileError(path, f"too large to open safely: {layout.width}x{layout.height} ({layout.channels} "
+                               f"channels of {8 * layout.sample_bytes} bits) is {over}")
 
 
 def _read_with_pillow(path: Path) -> np.ndarray:

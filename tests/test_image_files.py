@@ -17,6 +17,7 @@ from PIL import Image, ImageCms
 
 from daemon import files as image_files
 from daemon.files import ImageFileError, PrecisionWarning, check_writable, read_image, to_8_bit, write_image
+from daemon.image_headers import format_of, stored_layout
 from daemon.masks import MASK_SNAP, read_mask
 
 LAYOUTS = {"grey": (), "grey+alpha": (2,), "rgb": (3,), "rgba": (4,)}
@@ -471,11 +472,10 @@ def test_the_guard_counts_the_layout_that_reading_gives(tmp_path, name):
     path = tmp_path / ("file" + name[name.rindex("."):])
     LAYOUT_FILES[name](path)
     header = path.read_bytes()[:64]
-    kind = image_files._sniff_format(path, header)
     pixels = read_image(path)
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
-    assert image_files._stored_layout(path, header, kind) == (pixels.shape[1], pixels.shape[0], channels,
-                                                               pixels.itemsize)
+    assert stored_layout(path, header, format_of(header)) == (pixels.shape[1], pixels.shape[0], channels,
+                                                              pixels.itemsize)
 
 
 def test_a_mask_of_the_wrong_size_is_refused_before_it_is_decoded(tmp_path):
