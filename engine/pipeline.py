@@ -129,7 +129,7 @@ def check_image(image: np.ndarray) -> float:
 def check_unit_range(values: np.ndarray, what: str, error: type[Exception]) -> None:
     """Float samples must be finite and within 0..1, their declared range: 1e19 overflows the synthesis into a hole
     of NaN, and 2.0 would be clipped without a word. Colour conversions (GEGL's, in GIMP) may leave samples a rounding
-    error outside: up to FLOAT_SLACK is taken as 0 or 1."""
+    error outside: up to FLOAT_SLACK beyond either end is let through."""
     low, high = float(values.min()), float(values.max())  # NaN propagates through both; no HxW temporary
     if not (math.isfinite(low) and math.isfinite(high)):
         raise error(f"the {what} has NaN or infinite samples")
