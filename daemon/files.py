@@ -5,6 +5,8 @@ Pillow reads and writes everything it can hold exactly: 8-bit images of any layo
 TIFF at all), so 16-bit PNG goes through pypng and 16-bit TIFF through tifffile: both small, pure Python, well kept.
 tifffile decodes LZW and JPEG-in-TIFF only with the optional `imagecodecs` package; without it such a 16-bit colour
 TIFF is refused with a message saying so (8-bit and 16-bit grey ones fall back to Pillow, which decodes them).
+What a file holds and may cost is read from its header first (daemon/image_headers.py): a decompression bomb is
+refused before it is decoded.
 
 Rules (the README repeats them):
 - Pixels are used as stored: EXIF orientation is not applied, because a mask is drawn on the stored pixels. The
@@ -28,14 +30,11 @@ import png
 import tifffile
 from PIL import Image
 
+from daemon.image_headers import Layout, format_of, max_decoded_bytes, max_pixels, png_bit_depth, stored_layout
 from daemon.jpeg_blocks import CannotKeepBlocks, source_tables, write_keeping_blocks
 from engine.atomic import atomic_path
 
 PathLike = str | os.PathLike
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-JPEG_SIGNATURE = b"\xff\xd8\xff"
-TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # classic and BigTIFF, both byte orders
 
 OUTPUT_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".tif": "tiff", ".tiff": "tiff"}
 IMAGE_SUFFIXES = tuple(OUTPUT_FORMATS)  # what read_image reads and write_image writes: a folder's photos are these
@@ -71,13 +70,11 @@ def read_checked(path: PathLike, check_size: Callable[[int, int], None] | None =
     header = _read_header(path)
     kind = _sniff_format(path, header)
     try:
-        width, height = _stored_size(path, header, kind)
+        layout = stored_layout(path, header, kind)
         if check_size is not None:  # first: a mask of the wrong size says so, however large it is
-            check_size(width, height)
-        if width * height > max_pixels():
-            raise ImageFileError(path, f"too large to open safely: {width}x{height} is {width * height} pixels, over "
-                                       f"the {max_pixels()} of Pillow's decompression-bomb guard")
-        if kind == "png" and _png_bit_depth(header) == 16:
+            check_size(layout.width, layout.height)
+        _check_decoded_size(path, layout)
+        if kind == "png" and png_bit_depth(header) == 16:
             return _read_png16(path)
         if kind == "tiff":
             return _read_tiff(path)
@@ -111,12 +108,9 @@ def _read_header(path: Path) -> bytes:
 
 def _sniff_format(path: Path, header: bytes) -> str:
     """png, jpeg or tiff from the file's first bytes (the extension may lie); anything else is refused."""
-    if header.startswith(PNG_SIGNATURE):
-        return "png"
-    if header.startswith(JPEG_SIGNATURE):
-        return "jpeg"
-    if header.startswith(TIFF_SIGNATURES):
-        return "tiff"
+    kind = format_of(header)
+    if kind is not None:
+        return kind
     try:
         with Image.open(path) as im:
             name = im.format
@@ -126,29 +120,17 @@ def _sniff_format(path: Path, header: bytes) -> str:
     raise ImageFileError(path, f"unsupported format ({what}): use PNG, JPEG or TIFF")
 
 
-def max_pixels() -> int:
-    """The most pixels a file may hold: what Pillow's decompression-bomb guard lets through, for every reader."""
-    return 2 * (Image.MAX_IMAGE_PIXELS or 1 << 62)
-
-
-def _stored_size(path: Path, header: bytes, kind: str) -> tuple[int, int]:
-    """(width, height) from the file's header, before any pixel is decoded."""
-    if kind == "png":
-        if header[12:16] != b"IHDR":
-            raise ImageFileError(path, "cannot decode the image (a PNG must start with its IHDR chunk)")
-        return struct.unpack(">II", header[16:24])
-    if kind == "tiff":
-        with tifffile.TiffFile(path) as tif:
-            page = tif.pages[0]
-            return int(page.imagewidth), int(page.imagelength)
-    with warnings.catch_warnings(), Image.open(path) as im:
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        return im.size
-
-
-def _png_bit_depth(header: bytes) -> int:
-    # IHDR is always the first chunk: signature (8) + length (4) + "IHDR" (4) + width (4) + height (4) + depth (1).
-    return header[24] if len(header) > 24 and header[12:16] == b"IHDR" else 0
+def _check_decoded_size(path: Path, layout: Layout) -> None:
+    """Refuse, from the header alone, an image over the pixel or the byte limit."""
+    if layout.pixels > max_pixels():
+        over = f"{layout.pixels} pixels, over the {max_pixels()} of Pillow's decompression-bomb guard"
+    elif layout.cost > max_decoded_bytes():
+        over = (f"{layout.cost >> 20} MB once decoded, over the {max_decoded_bytes() >> 20} MB of the "
+                "decompression-bomb guard")
+    else:
+        return
+    raise ImageFileError(path, f"too large to open safely: {layout.width}x{layout.height} ({layout.channels} "
+                               f"channels of {8 * layout.sample_bytes} bits) is {over}")
 
 
 def _read_with_pillow(path: Path) -> np.ndarray:
@@ -254,8 +236,27 @@ def check_writable(path: PathLike) -> None:
         raise ImageFileError(path, f"the folder {folder} does not exist")
     if path.is_dir():
         raise ImageFileError(path, "is a directory")
-    if not os.access(folder, os.W_OK | os.X_OK):
+    if not _can_write_in(folder):
         raise ImageFileError(path, f"cannot write in the folder {folder}")
+
+
+def prepare_folder(folder: PathLike) -> Path:
+    """The folder outputs go into, made with its parents when missing. Fail now, before the first fill, when it is
+    a file, cannot be made, or cannot be written in: a batch must not compute every fill only to lose them all."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ImageFileError(folder, "is a file, not a folder: the results need a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImageFileError(folder, f"cannot make the folder ({exc.strerror or _reason(exc)})") from None
+    if not _can_write_in(folder):
+        raise ImageFileError(folder, "cannot write in this folder (no permission, or a read-only file system)")
+    return folder
+
+
+def _can_write_in(folder: Path) -> bool:
+    return os.access(folder, os.W_OK | os.X_OK)  # making a file there needs both
 
 
 def write_image(path: PathLike, array: np.ndarray, like: PathLike | None = None, quality: int | None = None,

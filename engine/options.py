@@ -137,7 +137,7 @@ class FillOptions:
                                f"iterations and vote_iterations); at most {MAX_WORK} times is taken: use fewer "
                                "iterations or scales, or a smaller working_size")
 
-    def replace(self, **changes: Any) -> FillOptions:
+    def replace(self, /, **changes: Any) -> FillOptions:  # `/`: an option named `self` is just unknown
         for name in changes:
             if name not in OPTION_TYPES:
                 raise _unknown(name)
@@ -263,7 +263,7 @@ _preset("paper", "The reference configuration of Yang et al.'s released code: 3 
         detail_gain=1.0)
 
 
-def get_preset(name: str, **overrides: Any) -> FillOptions:
+def get_preset(name: str, /, **overrides: Any) -> FillOptions:  # `/`: an option `name` is just unknown
     """The named preset, with any fields overridden."""
     try:
         options = PRESETS[name][1]

@@ -28,6 +28,7 @@ from .vgg import load_vgg
 
 SAMPLE_TYPES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0, np.dtype(np.float32): 1.0}
 MIN_IMAGE_SIDE = 16
+FLOAT_SLACK = 1e-4  # far above float32 rounding (6e-8 at 1.0), far below an 8-bit step (4e-3)
 
 
 def fill(image: np.ndarray, mask: np.ndarray, options: FillOptions | None = None,
@@ -121,9 +122,21 @@ def check_image(image: np.ndarray) -> float:
     if min(image.shape[:2]) < MIN_IMAGE_SIDE:
         raise ImageError(f"the image is {image.shape[1]}x{image.shape[0]}: both sides must be at least "
                          f"{MIN_IMAGE_SIDE} pixels")
-    if image.dtype == np.float32 and not np.isfinite(image).all():
-        raise ImageError("the image has NaN or infinite samples")
+    if image.dtype == np.float32:
+        check_unit_range(image, "image", ImageError)
     return SAMPLE_TYPES[image.dtype]
+
+
+def check_unit_range(values: np.ndarray, what: str, error: type[Exception]) -> None:
+    """Float samples must be finite and within 0..1, their declared range: 1e19 overflows the synthesis into a hole
+    of NaN, and 2.0 would be clipped without a word. Colour conversions (GEGL's, in GIMP) may leave samples a rounding
+    error outside: up to FLOAT_SLACK beyond either end is let through."""
+    low, high = float(values.min()), float(values.max())  # NaN propagates through both; no HxW temporary
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise error(f"the {what} has NaN or infinite samples")
+    if low < -FLOAT_SLACK or high > 1 + FLOAT_SLACK:
+        raise error(f"the {what}'s float samples must lie within 0..1, but they reach from {low:.4g} to {high:.4g}: "
+                    "scale or clip it to 0..1 first")
 
 
 def normalise_mask(mask: np.ndarray, shape: tuple[int, int], what: str = "mask", empty_ok: bool = False) -> np.ndarray:
@@ -139,9 +152,8 @@ def normalise_mask(mask: np.ndarray, shape: tuple[int, int], what: str = "mask",
     elif mask.dtype in (np.uint8, np.uint16):
         amount = mask.astype(np.float32) / np.iinfo(mask.dtype).max
     elif np.issubdtype(mask.dtype, np.floating):
-        if not np.isfinite(mask).all():
-            raise MaskError(f"the {what} has NaN or infinite values")
-        amount = np.clip(mask.astype(np.float32), 0.0, 1.0)
+        check_unit_range(mask, what, MaskError)
+        amount = np.clip(mask.astype(np.float32), 0.0, 1.0)  # only rounding's FLOAT_SLACK is left to clip
     else:
         raise MaskError(f"unsupported {what} type {mask.dtype}: use bool, uint8, uint16 or float (0..1)")
     if not empty_ok and not (amount > 0).any():

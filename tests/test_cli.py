@@ -10,6 +10,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
 
 from daemon.cli import errors, progress
 from daemon.cli import fill as cli_fill
@@ -279,6 +281,11 @@ def write_noise(path: Path) -> Path:
     return path
 
 
+def write_float_tiff(path: Path, value: float = 1e19) -> Path:
+    tifffile.imwrite(path, np.full((6, 8), value, np.float32))
+    return path
+
+
 BAD_INPUTS = {
     # name: (arguments after the files are made, exit code, expected words)
     "missing image": (lambda t, i, m: ["fill", t / "nope.png", "-m", m, "-o", t / "out.png"], 2, "no such file"),
@@ -291,6 +298,8 @@ BAD_INPUTS = {
     "missing output folder": (lambda t, i, m: ["fill", i, "-m", m, "-o", t / "no" / "out.png"], 2, "does not exist"),
     "unknown option": (lambda t, i, m: ["fill", i, "-m", m, "-o", t / "out.png", "--set", "scalez=2"], 2,
                        "unknown option 'scalez'; did you mean 'scales'?"),
+    "option named like a parameter": (lambda t, i, m: ["fill", i, "-m", m, "-o", t / "out.png", "--set", "name=1"],
+                                      2, "unknown option 'name'"),
     "bad value": (lambda t, i, m: ["fill", i, "-m", m, "-o", t / "out.png", "--set", "scales=many"], 2,
                   "option 'scales' must be a whole number, not 'many'"),
     "value out of range": (lambda t, i, m: ["fill", i, "-m", m, "-o", t / "out.png", "--set", "scales=9"], 2,
@@ -307,6 +316,11 @@ BAD_INPUTS = {
                        "invalid choice"),
     "no output flag": (lambda t, i, m: ["fill", i, "-m", m], 2, "-o/--out"),
     "no mask and no alpha": (lambda t, i, m: ["fill", i, "-o", t / "out.png"], 2, "no alpha channel"),
+    # Files hold integers only: a float TIFF's 1e19 never reaches the engine as an image or a mask.
+    "float image": (lambda t, i, m: ["fill", write_float_tiff(t / "f.tif"), "-m", m, "-o", t / "out.png"], 2,
+                    "unsupported sample type (32-bit float32)"),
+    "float mask": (lambda t, i, m: ["fill", i, "-m", write_float_tiff(t / "f.tif"), "-o", t / "out.png"], 2,
+                   "unsupported sample type (32-bit float32)"),
 }
 
 
@@ -552,3 +566,90 @@ def test_sigterm_while_the_output_is_written_leaves_neither_output_nor_part_file
     assert "stopped by SIGTERM; no output written" in one_error_line(capsys.readouterr().err)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["mask.png", "photo.png", "weights"]
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+# ------------------------------------------------------------------------------------------ output folders
+
+
+def batch_folders(tmp_path) -> tuple[Path, Path]:
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    image_path, mask_path = files(images, photo(), hole_mask())
+    mask_path.rename(masks / image_path.name)
+    return images, masks
+
+
+@pytest.mark.parametrize(("out", "words"), [("a-file", "is a file, not a folder"),
+                                            ("a-file/out", "cannot make the folder (Not a directory)")])
+def test_a_batch_into_a_file_is_refused_with_one_line_before_any_fill(tmp_path, engine, monkeypatch, capsys, out,
+                                                                     words):
+    import daemon.cli.batch as cli_batch
+
+    images, masks = batch_folders(tmp_path)
+    (tmp_path / "a-file").write_bytes(b"not a folder")
+    monkeypatch.setattr(cli_batch, "run_batch", lambda *a, **k: pytest.fail("the batch started"))
+    before = set(tmp_path.rglob("*"))
+    assert run("batch", "--images", images, "--masks", masks, "-o", tmp_path / out, "-q") == 2
+    assert words in one_error_line(capsys.readouterr().err)
+    assert set(tmp_path.rglob("*")) == before
+
+
+def test_the_batch_library_checks_its_output_folder_before_it_loads_anything(tmp_path, monkeypatch):
+    from daemon.batch import local
+    from daemon.files import ImageFileError
+
+    images, masks = batch_folders(tmp_path)
+    (tmp_path / "a-file").write_bytes(b"not a folder")
+    monkeypatch.setattr(local, "InProcess", lambda options: pytest.fail("a filler was made"))
+    with pytest.raises(ImageFileError, match="is a file, not a folder"):
+        local.run_batch(images, masks, tmp_path / "a-file", [], get_preset("preview"), quiet=True)
+
+
+@pytest.fixture
+def locked_folder():
+    """(folder, command prefix): a folder that the command prefix's user cannot write in. Root writes anywhere, so
+    as root the command runs as `nobody`; the folder lives under /tmp, which nobody may enter."""
+    import tempfile
+
+    prefix = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("as root, running the command as another user needs setpriv")
+        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    root = Path(tempfile.mkdtemp(prefix="neural-fill-locked-"))
+    try:
+        root.chmod(0o755)
+        images, masks = batch_folders(root)
+        for path in (images, masks, *images.iterdir(), *masks.iterdir()):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        locked = root / "locked"
+        locked.mkdir(mode=0o555)
+        locked.chmod(0o555)
+        yield locked, prefix
+    finally:
+        locked.chmod(0o755)
+        shutil.rmtree(root)
+
+
+@pytest.mark.parametrize(("command", "words"), [
+    (["batch", "--images", "{root}/images", "--masks", "{root}/masks", "-o", "{locked}", "-q"],
+     "locked: cannot write in this folder"),
+    (["batch", "--images", "{root}/images", "--masks", "{root}/masks", "-o", "{locked}/new", "-q"],
+     "cannot make the folder (Permission denied)"),
+    (["fill", "{root}/images/photo.png", "-m", "{root}/masks/photo.png", "-o", "{locked}/out.png"],
+     "cannot write in the folder"),
+])
+def test_an_output_folder_that_cannot_be_written_is_refused_before_any_fill(locked_folder, command, words):
+    from daemon.service.endpoints import RUNTIME_ENV
+    from daemon.service.keys import CONFIG_DIR_ENV
+
+    locked, prefix = locked_folder
+    args = [word.format(root=locked.parent, locked=locked) for word in command]
+    # The test run's private user folders are root's: the other user gets folders it may read.
+    env = {**os.environ, **{name: str(locked.parent) for name in (RUNTIME_ENV, CONFIG_DIR_ENV, "XDG_STATE_HOME")}}
+    done = subprocess.run([*prefix, sys.executable, "-m", "daemon.cli", *args], cwd=REPO, capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert done.returncode == 2, done.stderr
+    assert words in one_error_line(done.stderr)
+    assert list(locked.iterdir()) == []

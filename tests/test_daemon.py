@@ -303,6 +303,26 @@ def test_a_job_whose_client_is_gone_is_cancelled(endpoint, client):
     assert time.monotonic() - started < 5
 
 
+def test_the_daemon_log_names_the_preset_the_cli_was_given(endpoint, tmp_path, caplog):
+    """The CLI sends whole options; the preset they came from travels beside them, for the daemon's log."""
+    image, mask = photo_and_hole(seed=5)
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    write_image(images / "photo.png", image)
+    write_image(masks / "photo.png", mask)
+    small = ["--set", "working_size=64", "--set", "threads=2", "-q"]
+    with caplog.at_level(logging.INFO, logger="neural_fill.daemon"):
+        assert main(["fill", str(images / "photo.png"), "-m", str(masks / "photo.png"), "-o",
+                     str(tmp_path / "out.png"), "--preset", "preview", *small, "--daemon", endpoint]) == 0
+        assert main(["batch", "--images", str(images), "--masks", str(masks), "-o", str(tmp_path / "batch"),
+                     "--preset", "preview", *small,
+                     "--daemon", endpoint]) == 0
+    accepted = [record.getMessage() for record in caplog.records if "accepted" in record.getMessage()]
+    assert len(accepted) == 2
+    assert all("preset preview)" in line for line in accepted)  # not "default", the preset whole options get
+
+
 # ------------------------------------------------------------------------------------------------ bad input
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -132,6 +133,28 @@ def test_a_non_finite_option_is_bad_input_naming_it_not_a_black_fill(endpoint, o
     with Client(endpoint, timeout=10) as client:
         with pytest.raises(DaemonError, match=named) as caught:
             client.fill(image, hole, options=options)
+        assert caught.value.code == "bad_input"
+        assert client.ping() < 0.5
+
+
+@pytest.mark.parametrize("name", ["name", "self"])
+def test_an_option_named_like_a_parameter_is_an_unknown_option(endpoint, name):
+    image, hole = photo_and_hole()
+    with Client(endpoint, timeout=10) as client:
+        with pytest.raises(DaemonError, match=f"unknown option '{name}'") as caught:
+            client.fill(image, hole, options={name: 1})
+        assert caught.value.code == "bad_input"
+
+
+@pytest.mark.parametrize("value, named", [(1e19, "reach from 0 to 1e+19"), (1.5, "within 0..1"),
+                                          (float("nan"), "NaN")])
+def test_a_float_image_outside_0_to_1_is_bad_input_naming_it_not_a_nan_fill(endpoint, value, named):
+    image, hole = photo_and_hole()
+    image = image.astype(np.float32) / 255
+    image[0, 0, 0] = value
+    with Client(endpoint, timeout=10) as client:
+        with pytest.raises(DaemonError, match=re.escape(named)) as caught:
+            client.fill(image, hole)
         assert caught.value.code == "bad_input"
         assert client.ping() < 0.5
 

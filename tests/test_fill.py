@@ -22,7 +22,8 @@ MAGENTA = np.array([255, 0, 255], np.uint8)
 def with_magenta_hole(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The object to remove: a colour found nowhere else, so any trace of it in the result shows."""
     image = image.copy()
-    image[mask > 0, :3] = MAGENTA if image.dtype == np.uint8 else MAGENTA.astype(image.dtype) * 257
+    full_scale = 1.0 if image.dtype == np.float32 else np.iinfo(image.dtype).max  # float: 0..1, not 0..65535
+    image[mask > 0, :3] = MAGENTA.astype(np.float64) / 255 * full_scale
     return image
 
 
@@ -246,6 +247,38 @@ def test_bad_masks_are_named(mask, words):
 def test_bad_images_are_named(image, words):
     with pytest.raises(ImageError, match=words):
         fill(image, np.ones((64, 64), bool), FAST)
+
+
+def float_photo(value: float) -> np.ndarray:
+    photo = noisy_photo(64, 64).astype(np.float32) / 255
+    photo[5, 7, 1] = value  # one sample, outside the hole
+    return photo
+
+
+@pytest.mark.parametrize("value, words", [
+    (1e19, "within 0..1, but they reach from 0 to 1e\\+19"),  # overflowed the synthesis into a hole of NaN
+    (1.5, "reach from 0 to 1.5: scale or clip it"),  # was clipped to white without a word
+    (-0.25, "reach from -0.25 to "),
+    (np.nan, "NaN or infinite"),
+    (np.inf, "NaN or infinite"),
+])
+def test_float_images_outside_0_to_1_are_refused_naming_the_range(value, words):
+    with pytest.raises(ImageError, match=words):
+        fill(float_photo(value), centre_mask(64, 64, 16), FAST)
+
+
+@pytest.mark.parametrize("value", [2.0, -0.5, np.inf])
+def test_float_masks_outside_0_to_1_are_refused_not_clipped(value):
+    mask = centre_mask(64, 64, 16).astype(np.float32) / 255
+    mask[30, 30] = value
+    with pytest.raises(MaskError, match="mask"):
+        fill(noisy_photo(64, 64), mask, FAST)
+
+
+def test_a_rounding_error_outside_0_to_1_is_no_error():
+    # GIMP's float pixels come through GEGL's perceptual <-> linear conversions, a float32 rounding off.
+    for value in (1 + 1e-6, -1e-6, 0.0, 1.0):
+        assert engine.pipeline.check_image(float_photo(value)) == 1.0
 
 
 def test_transparent_pixels_are_never_copied_into_the_hole(random_vgg):

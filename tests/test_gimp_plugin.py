@@ -5,8 +5,8 @@ install.py installs the plug-in into a fresh profile there, vendoring pyzmq and 
 chroot has neither). Each case builds an image in GIMP, selects, calls plug-in-neural-fill as a script would
 (tests/support/gimp_driver.py), and the assertions read the exported pixels.
 
-Without root, debootstrap or the Debian mirror these tests skip, saying why; NEURAL_FILL_REQUIRE_GIMP=1 (set by CI)
-turns that skip into a failure.
+Without root, the Debian mirror or debootstrap (installed with the host's apt-get when missing) these tests skip,
+saying why; NEURAL_FILL_REQUIRE_GIMP=1 (set by CI) turns that skip into a failure.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import time
 import warnings
 import zlib
 
@@ -16,6 +17,7 @@ from PIL import Image, ImageCms
 
 from daemon import files as image_files
 from daemon.files import ImageFileError, PrecisionWarning, check_writable, read_image, to_8_bit, write_image
+from daemon.image_headers import format_of, stored_layout
 from daemon.masks import MASK_SNAP, read_mask
 
 LAYOUTS = {"grey": (), "grey+alpha": (2,), "rgb": (3,), "rgba": (4,)}
@@ -377,6 +379,103 @@ def test_a_png_too_large_for_the_bomb_guard_is_refused_from_its_header(tmp_path,
     path.write_bytes(png_header_only(100_000, 100_000, depth))
     with pytest.raises(ImageFileError, match="too large to open safely: 100000x100000"):
         read_image(path)
+
+
+def zeros_png(width: int, height: int, depth: int = 16, colour: int = 6) -> bytes:
+    """A whole, valid PNG of zeros, made in milliseconds however large: one row is deflated once, ended by a full
+    flush (byte-aligned, no references back), and that piece is repeated for every row."""
+    channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour]
+    row = bytes(1 + width * channels * depth // 8)  # filter byte 0, then the samples
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    piece = deflate.compress(row) + deflate.flush(zlib.Z_FULL_FLUSH)
+    size = len(row) * height
+    adler = (size % 65521) << 16 | 1  # the Adler-32 of `size` zero bytes
+    data = b"\x78\xda" + piece * height + b"\x03\x00" + struct.pack(">I", adler)  # b"\x03\x00": an empty last block
+
+    def chunk(name: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + name + body + struct.pack(">I", zlib.crc32(name + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+
+
+def test_zeros_png_is_a_real_png():
+    pixels = read_image_bytes(zeros_png(300, 200))
+    assert pixels.shape == (200, 300, 4) and pixels.dtype == np.uint16 and not pixels.any()
+
+
+def read_image_bytes(data: bytes) -> np.ndarray:
+    width, height, rows, info = png.Reader(bytes=data).asDirect()
+    return np.vstack([np.frombuffer(row, np.uint16) for row in rows]).reshape(height, width, info["planes"])
+
+
+def test_the_bomb_guard_counts_bytes_a_small_16_bit_png_of_13000x13000_is_refused_undecoded(tmp_path):
+    # 169 megapixels pass Pillow's pixel count; 16-bit RGBA makes them 1.4 GB of samples (5 GB and 80 s to fill).
+    path = tmp_path / "deep-bomb.png"
+    path.write_bytes(zeros_png(13000, 13000))
+    assert path.stat().st_size < 3 << 20
+    started = time.monotonic()
+    with pytest.raises(ImageFileError, match=r"13000x13000 \(4 channels of 16 bits\) is 1934 MB once decoded, over "
+                                             r"the 1194 MB of the decompression-bomb guard"):
+        read_image(path)
+    assert time.monotonic() - started < 1.0
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow's own, above MAX_IMAGE_PIXELS
+@pytest.mark.parametrize(("dtype", "layout", "read"), [(np.uint8, "rgba", True), (np.uint16, "rgb", True),
+                                                       (np.uint16, "rgba", False), (np.uint8, "grey", True)])
+@pytest.mark.parametrize("extension", [".png", ".tif"])
+def test_under_a_lower_limit_the_same_pixels_pass_or_not_by_their_bytes(tmp_path, monkeypatch, dtype, layout, read,
+                                                                        extension):
+    # The limit's knob is Pillow's: 1000 pixels (2000 at most) -> 14000 bytes, 8-bit RGB's 3 and the float32 mask's
+    # 4 per pixel. 36x36 is 1296 pixels: 8 bytes each at 8-bit RGBA, 10 at 16-bit RGB, 12 (too many) at 16-bit RGBA.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    path = tmp_path / f"image{extension}"
+    write_image(path, random_pixels(dtype, layout, 36, 36))
+    if read:
+        assert read_image(path).shape[:2] == (36, 36)
+    else:
+        with pytest.raises(ImageFileError, match=r"36x36 \(4 channels of 16 bits\) is 0 MB once decoded, over the"):
+            read_image(path)
+
+
+def palette_png(path, transparency: bool) -> None:
+    palette_image = Image.new("P", (5, 4), 1)
+    palette_image.putpalette([0, 0, 0, 255, 0, 0])
+    palette_image.save(path, **({"transparency": 0} if transparency else {}))
+
+
+LAYOUT_FILES = {
+    **{f"{np.dtype(dtype).name} {layout}{extension}": (lambda path, d=dtype, k=layout: write_image(
+        path, random_pixels(d, k))) for dtype in (np.uint8, np.uint16) for layout in LAYOUTS
+       for extension in (".png", ".tif")},
+    "rgb.jpg": lambda path: write_image(path, random_pixels(np.uint8, "rgb")),
+    "grey.jpg": lambda path: write_image(path, random_pixels(np.uint8, "grey")),
+    "palette.png": lambda path: palette_png(path, transparency=False),
+    "palette with transparency.png": lambda path: palette_png(path, transparency=True),
+    "palette.tif": lambda path: Image.new("P", (5, 4), 1).save(path),
+    "bilevel.png": lambda path: Image.new("1", (5, 4), 1).save(path),
+    "8-bit rgb colour key.png": lambda path: Image.new("RGB", (5, 4)).save(path, transparency=(0, 0, 0)),
+    "16-bit grey colour key.png": lambda path: path.write_bytes(png_bytes(
+        png.Writer(5, 4, greyscale=True, bitdepth=16, transparent=9), np.zeros((4, 5), np.uint16))),
+}
+
+
+def png_bytes(writer: png.Writer, rows: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    writer.write(buffer, rows)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("name", list(LAYOUT_FILES))
+def test_the_guard_counts_the_layout_that_reading_gives(tmp_path, name):
+    path = tmp_path / ("file" + name[name.rindex("."):])
+    LAYOUT_FILES[name](path)
+    header = path.read_bytes()[:64]
+    pixels = read_image(path)
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    assert stored_layout(path, header, format_of(header)) == (pixels.shape[1], pixels.shape[0], channels,
+                                                              pixels.itemsize)
 
 
 def test_a_mask_of_the_wrong_size_is_refused_before_it_is_decoded(tmp_path):

@@ -29,6 +29,7 @@ from gimp_plugin.vendoring import (
     vendor,
     vendor_dir_name,
 )
+from tests.support import gimp_chroot
 
 MANYLINUX_X86 = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 DEBIAN_INTERP = """python=/usr/bin/python3
@@ -387,13 +388,22 @@ def test_system_python_has_packages():
 
 @pytest.mark.slow
 def test_vendor_for_real_from_local_wheels(tmp_path: Path):
-    """Set NEURAL_FILL_WHEELHOUSE to a folder of pyzmq/msgpack wheels for this Python to run it (no network)."""
-    wheelhouse = Path(os.environ.get("NEURAL_FILL_WHEELHOUSE", "/nonexistent"))
+    """Vendoring from a folder of pyzmq/msgpack wheels for this Python (pip offline): $NEURAL_FILL_WHEELHOUSE, or the
+    GIMP tests' wheel cache, downloaded once for this Python on x86-64 Linux."""
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    if "NEURAL_FILL_WHEELHOUSE" in os.environ:
+        wheelhouse = Path(os.environ["NEURAL_FILL_WHEELHOUSE"])
+    elif sys.platform == "linux" and platform.machine() == "x86_64":  # the cache holds manylinux x86-64 wheels
+        try:
+            wheelhouse = gimp_chroot.ensure_wheels(version)
+        except gimp_chroot.ChrootUnavailable as why:
+            pytest.skip(str(why))
+    else:
+        pytest.skip("no local pyzmq/msgpack wheels for this Python: set NEURAL_FILL_WHEELHOUSE")
     tag = f"cp{sys.version_info[0]}{sys.version_info[1]}"
     pyzmq = [*wheelhouse.glob(f"pyzmq-*-{tag}-{tag}-*.whl"), *wheelhouse.glob("pyzmq-*-abi3-*.whl")]
     if sys.platform != "linux" or not pyzmq or not list(wheelhouse.glob(f"msgpack-*-{tag}-*.whl")):
-        pytest.skip("no local pyzmq/msgpack wheels for this Python (NEURAL_FILL_WHEELHOUSE)")
-    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+        pytest.skip(f"no pyzmq/msgpack wheels for this Python in {wheelhouse}")
     target = PythonTarget(version, platform_tags("Linux", platform.machine()))
     message = vendor(tmp_path, target, run=subprocess.run, wheels_from=wheelhouse)
     assert message.startswith("vendored"), message

@@ -47,6 +47,21 @@ def test_bad_options_are_named(change, words):
         get_preset("default", **change)
 
 
+# The names of the functions' own parameters: before they were positional-only, `name=1` met `get_preset`'s `name`
+# ("got multiple values for argument"), a Python internal, not an unknown option.
+PARAMETER_NAMES = ["name", "self", "cls", "values", "preset", "changes", "overrides"]
+
+
+@pytest.mark.parametrize("name", PARAMETER_NAMES)
+@pytest.mark.parametrize("how", ["get_preset", "replace", "from_dict"])
+def test_an_option_named_like_a_parameter_is_just_unknown(name, how):
+    make = {"get_preset": lambda: get_preset("default", **{name: 1}),
+            "replace": lambda: get_preset("preview").replace(**{name: 1}),
+            "from_dict": lambda: FillOptions.from_dict({name: 1}, "preview")}[how]
+    with pytest.raises(OptionsError, match=f"^unknown option '{name}'"):
+        make()
+
+
 def test_unknown_preset_lists_the_known_ones():
     with pytest.raises(OptionsError, match="preview, default, paper"):
         get_preset("fast")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from daemon.files import prepare_folder
 from engine.options import FillOptions
 
 from .pairs import (
@@ -163,8 +164,8 @@ def run_cluster_batch(images: Path, masks: Path, out: Path, options: FillOptions
                       quality: int | None = None, on_ready: Callable[[list], None] | None = None) -> Report:
     """Fill every image of `images` on Ray actors; the rules are the other batches' (pairs.py). `on_ready` gets the
     actors' `where()` once they are up (tests kill one by its pid)."""
+    prepare_folder(out)
     ray = import_ray(address)
-    out.mkdir(parents=True, exist_ok=True)
     pairs = [Pair(p.image.resolve(), p.mask and p.mask.resolve(), p.output.resolve())
              for p in pair_files(images, masks, out, output_format)]
     report = Report()

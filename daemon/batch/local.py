@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from daemon.files import prepare_folder
 from daemon.service.client import Client, DaemonError, DaemonUnavailable
 from daemon.service.link import Closing
 from daemon.service.protocol import ErrorCode
@@ -88,8 +89,8 @@ class InProcess(Closing):
 
         preload(self._options)
 
-    def fill(self, image, mask, options: FillOptions, cancel) -> np.ndarray:
-        from engine.pipeline import fill
+    def fill(self, image, mask, preset: str, options: FillOptions, cancel) -> np.ndarray:
+        from engine.pipeline import fill  # `preset` is only a daemon log's: the options are whole
 
         return fill(image, mask, options, cancel=cancel)
 
@@ -146,11 +147,12 @@ def serve_from(name: str, open_filler: Callable[[], Filler], work: WorkList, fil
 def run_batch(images: Path, masks: Path, out: Path, endpoints: list[str], options: FillOptions,
               output_format: str | None = None, timeout: float = DEFAULT_TIMEOUT, quiet: bool = False,
               on_outcome: OnOutcome | None = None, curve: bool | None = None,
-              insecure_loopback: bool = False, force: bool = False, quality: int | None = None) -> Report:
+              insecure_loopback: bool = False, force: bool = False, quality: int | None = None,
+              preset: str = "default") -> Report:
     """Fill every image of `images` on the daemons at `endpoints`, or in this process when there are none; see the
     module docstring for the rules. `on_outcome` is called (from a filler's thread) after each file. `quality`: as
-    write_image's."""
-    out.mkdir(parents=True, exist_ok=True)
+    write_image's. `preset`: the one `options` came from, which the daemons' logs name."""
+    prepare_folder(out)
     names = list(dict.fromkeys(endpoints)) or [IN_PROCESS]
     report = Report(by_daemon={name: 0 for name in names})
     lock = threading.Lock()
@@ -164,9 +166,8 @@ def run_batch(images: Path, masks: Path, out: Path, endpoints: list[str], option
         bar.write(f"{shown_name(name)} dropped: {why}")
 
     def fill_one(filler: Filler, pair: Pair) -> None:
-        # Whole FillOptions go over the wire, so the preset named here is not used.
-        fill_file(pair, lambda image, mask: filler.fill(image, mask, options=options, cancel=work.stopped.is_set),
-                  quality)
+        fill_file(pair, lambda image, mask: filler.fill(image, mask, preset, options=options,
+                                                        cancel=work.stopped.is_set), quality)
 
     def opener(name: str) -> Callable[[], Filler]:
         if name == IN_PROCESS:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from daemon.batch import DEFAULT_TIMEOUT, BatchInterrupted, run_batch
 from daemon.batch.cluster import ClusterError, run_cluster_batch
+from daemon.files import prepare_folder
 from daemon.service.endpoints import default_endpoint
 
 from .errors import EXIT_CANCELLED, EXIT_FAILURE, EXIT_OK, EXIT_TERMINATED, PROG, CliError, Terminated
@@ -62,6 +63,7 @@ def command_batch(args: argparse.Namespace) -> int:
     if args.workers is not None and args.ray is None:
         raise CliError("--workers is for --ray: a daemon batch uses one job per daemon")
     options = options_from_args(args, on_daemon=bool(args.daemons))
+    prepare_folder(args.out)  # a file there, or no right to write, is said before any network loads
     if not args.daemons and args.ray is None:
         check_weights()  # in this process: a missing VGG-19 is said once, before any file
     try:
@@ -74,7 +76,7 @@ def command_batch(args: argparse.Namespace) -> int:
             report = run_batch(args.images, args.masks, args.out, args.daemons or [], options,
                                output_format=args.format, quality=args.quality, timeout=args.timeout,
                                quiet=args.quiet, force=args.force, curve=args.curve or None,
-                               insecure_loopback=args.insecure_loopback)
+                               insecure_loopback=args.insecure_loopback, preset=args.preset)
     except ClusterError as error:
         raise CliError(str(error)) from None
     except BatchInterrupted as stopped:

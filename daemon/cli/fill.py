@@ -84,7 +84,7 @@ def command_fill(args: argparse.Namespace) -> int:
         check_weights()  # a daemon has its own
     runner = run_fill if args.daemon is None else daemon_runner(
         args.daemon, args.curve or None, args.insecure_loopback,
-        on_hello=(lambda hello: print_daemon_compute(hello, options)) if args.verbose else None)
+        on_hello=(lambda hello: print_daemon_compute(hello, options)) if args.verbose else None, preset=args.preset)
     if source is not None:
         runner = partial(runner, source=source)
     if args.verbose:
@@ -230,9 +230,10 @@ Runner = Callable[[np.ndarray, np.ndarray, FillOptions, ProgressCallback, Cancel
 
 
 def daemon_runner(endpoint: str | None, curve: bool | None = None, insecure_loopback: bool = False,
-                  on_hello: Callable[[dict[str, Any]], None] | None = None) -> Runner:
+                  on_hello: Callable[[dict[str, Any]], None] | None = None, preset: str = "default") -> Runner:
     """A runner that sends the fill to the daemon at `endpoint` (None: the default), with the same exit codes as
-    in-process; `on_hello` hears the daemon's hello first (its device and precision)."""
+    in-process; `on_hello` hears the daemon's hello first (its device and precision). The options go whole; `preset`
+    is the one they came from, which the daemon's log names."""
     endpoint = endpoint or default_endpoint()
 
     def run(image: np.ndarray, mask: np.ndarray, options: FillOptions, progress: ProgressCallback,
@@ -240,7 +241,8 @@ def daemon_runner(endpoint: str | None, curve: bool | None = None, insecure_loop
         with daemon_errors(endpoint), Client(endpoint, curve=curve, insecure_loopback=insecure_loopback) as client:
             if on_hello is not None:
                 on_hello(client.hello())
-            return client.fill(image, mask, options=options, progress=progress, cancel=cancel, source=source)
+            return client.fill(image, mask, preset, options=options, progress=progress, cancel=cancel,
+                               source=source)
 
     return run
 

@@ -12,10 +12,10 @@ Everything is cached under $NEURAL_FILL_GIMP_CACHE (default /var/cache/neural-fi
     gimp-RELEASE.build.log      output of the last build (debootstrap, apt-get)
     wheels/cp313/, wheels/cp314/  pyzmq and msgpack manylinux x86_64 wheels, downloaded once
 
-Building needs root, debootstrap (`apt-get install debootstrap`) and the Debian mirror this machine's apt already uses
-(override with $NEURAL_FILL_DEBIAN_MIRROR); it takes about a minute and 0.7 GB (trixie) or 1 GB (forky). Later runs
-are offline. Whatever is missing is reported by raising `ChrootUnavailable`, whose message says why, so that tests can
-`pytest.skip(str(e))`.
+Building needs root, debootstrap (installed here with the host's apt-get when missing, as on a fresh Debian) and the
+Debian mirror this machine's apt already uses (override with $NEURAL_FILL_DEBIAN_MIRROR); it takes about a minute and
+0.7 GB (trixie) or 1 GB (forky). Later runs are offline. Whatever is missing is reported by raising
+`ChrootUnavailable`, whose message says why, so that tests can `pytest.skip(str(e))`.
 """
 
 from __future__ import annotations
@@ -223,11 +223,31 @@ def _in_chroot(root: Path, *command: str) -> list[str]:
     return ["chroot", str(root), "env", "-i", *env, *command]
 
 
+def _ensure_debootstrap() -> None:
+    """Install debootstrap with the host's apt where it is missing, so that README's test command on a fresh Debian or
+    Ubuntu needs nothing more; elsewhere (no apt-get, another OS) say what to install. We are root (_require_root)."""
+    if shutil.which("debootstrap") is not None:
+        return
+    if not sys.platform.startswith("linux") or shutil.which("apt-get") is None:
+        raise ChrootUnavailable("debootstrap is missing and this machine has no apt-get to install it with "
+                                "(the GIMP chroot is built with Debian's debootstrap)")
+    with _locked("debootstrap.lock"):  # the trixie and forky builds of parallel pytest runs must not race in dpkg
+        if shutil.which("debootstrap") is not None:
+            return
+        log = CACHE_DIR / "debootstrap-install.log"
+        log.write_text("installing debootstrap with the host's apt\n")
+        _say(f"debootstrap is missing: installing it with apt-get (log: {log})")
+        apt = {"DEBIAN_FRONTEND": "noninteractive"}
+        _run_logged(["apt-get", "update", "-qq"], log, "apt-get update (to install debootstrap)", apt)
+        _run_logged(["apt-get", "install", "-y", "-qq", "debootstrap"], log, "apt-get install debootstrap", apt)
+    if shutil.which("debootstrap") is None:
+        raise ChrootUnavailable(f"apt-get installed debootstrap but it is not on PATH ({os.environ.get('PATH')})")
+
+
 def _build(release: Release, final: Path) -> None:
     started = time.monotonic()
     mirror = debian_mirror()
-    if shutil.which("debootstrap") is None:
-        raise ChrootUnavailable("debootstrap is missing: apt-get install debootstrap")
+    _ensure_debootstrap()
     if release.script is not None and not Path(release.script).exists():
         raise ChrootUnavailable(f"debootstrap script {release.script} is missing: apt-get install debootstrap")
     if shutil.disk_usage(CACHE_DIR).free < MIN_FREE_BYTES:
