@@ -37,6 +37,7 @@ from .endpoints import (
 )
 from .jobs import Job, JobQueue
 from .keys import SERVER, KeyPair, ensure_keys, load_pair
+from .locks import claim_socket, release_socket
 from .pixels import request_image, request_mask, request_source
 from .protocol import (
     CHUNK_BYTES,
@@ -53,7 +54,7 @@ from .protocol import (
     job_id_of,
     parse_fill,
 )
-from .sockets import raise_open_file_limit, router_socket, start_curve, user_id
+from .sockets import bind_router, raise_open_file_limit, router_socket, start_curve, user_id
 from .uploads import PATIENCE as UPLOAD_PATIENCE
 from .uploads import Uploads, largest_upload
 from .worker import EVENT, FINAL, STOPPED_MESSAGE, Worker
@@ -114,6 +115,16 @@ class Daemon:
     # ------------------------------------------------------------------------------------------- life cycle
 
     def start(self) -> None:
+        # One daemon per ipc:// socket, told before anything loads: libzmq's bind would replace a running daemon's
+        # socket file with its own, leaving that daemon deaf.
+        self._claim = claim_socket(self.endpoint)
+        try:
+            self._open()
+        except BaseException:
+            release_socket(self._claim)
+            raise
+
+    def _open(self) -> None:
         from engine.device import precision_name, resolve_device, resolve_precision  # late: these load torch
         from engine.pipeline import fill
 
@@ -129,13 +140,13 @@ class Daemon:
         self._inbox.linger = 0
         outbox = f"inproc://neural-fill-worker-{id(self)}"
         try:
-            self._router.bind(self.endpoint)
+            bind_router(self._router, self.endpoint)
             self._inbox.bind(outbox)
-        except zmq.ZMQError as error:
+        except BaseException:
             if self._authenticator is not None:
                 self._authenticator.stop()
             self._context.destroy(linger=0)
-            raise OSError(f"cannot listen on {self.endpoint}: {error}") from None
+            raise
         self._worker = Worker(self._context, outbox, self._queue, fill, preload=self._preload)
         self._worker.start()
         self._worker.loaded.wait()  # a daemon that cannot fill (no VGG-19 weights) says so now, and does not start
@@ -204,6 +215,7 @@ class Daemon:
             log.warning("the running fill did not stop within 5 s")
         else:
             self._context.term()
+        release_socket(self._claim)  # the socket file goes too: no client waits on a socket no one serves
         log.info("stopped")
 
     # ------------------------------------------------------------------------------------------ the socket loop
@@ -335,7 +347,8 @@ class Daemon:
 
     def _shutdown(self, client: bytes, message: Message) -> None:
         # Over CURVE, ZAP let only authorised keys in, and it names the key as the User-Id. An ipc:// socket is in a
-        # folder only its user may enter (checked at start): whoever reaches it could send SIGTERM as well.
+        # folder only its user (and root) may enter, checked at start and made 0700 (endpoints.check_private_dir):
+        # whoever reaches it is the daemon's own user, who could send SIGTERM as well.
         if not (self.allow_shutdown or (self.curve and self._user_id) or ipc_path(self.endpoint) is not None):
             raise ProtocolError(ErrorCode.UNAUTHORISED, "this daemon takes shutdown requests only over ipc:// or from "
                                 "CURVE-authorised clients (stop it with SIGTERM or Ctrl-C)")
