@@ -78,7 +78,7 @@ def is_ipv6(endpoint: str) -> bool:
 
 def check_endpoint(endpoint: str, curve: bool = False, insecure_loopback: bool = False) -> None:
     """Refuse an endpoint that would let an unauthenticated peer in: tcp:// without CURVE unless it is loopback and
-    asked for by name, an ipc:// socket in a folder others can write to."""
+    asked for by name, an ipc:// socket in a folder others can reach."""
     scheme, _, address = endpoint.partition("://")
     if scheme == "inproc":
         return
