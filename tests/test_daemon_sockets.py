@@ -271,6 +271,10 @@ def test_a_tcp_port_in_use_is_said_plainly(capsys):
         endpoint = f"tcp://127.0.0.1:{taken.getsockname()[1]}"
         with pytest.raises(DaemonConfigError, match=f"cannot listen on {endpoint}: the address is in use"):
             Daemon(endpoint, curve=True).start()
+        assert main(["daemon", "--bind", endpoint]) == errors.EXIT_BAD_INPUT
+    said = capsys.readouterr().err
+    assert f"neural-fill: error: cannot listen on {endpoint}: the address is in use" in said
+    assert "Traceback" not in said
 
 
 @pytest.mark.weights

@@ -26,7 +26,10 @@ HANDSHAKE_FAILURES = {getattr(zmq, f"EVENT_HANDSHAKE_FAILED_{name}", 0): rank
                       for rank, name in enumerate(("NO_DETAIL", "PROTOCOL", "AUTH"))}
 HANDSHAKE_SUCCEEDED = getattr(zmq, "EVENT_HANDSHAKE_SUCCEEDED", 0)
 KEY_REFUSED = getattr(zmq, "EVENT_HANDSHAKE_FAILED_AUTH", 0)
+PROTOCOL_FAILED = getattr(zmq, "EVENT_HANDSHAKE_FAILED_PROTOCOL", 0)
 MECHANISM_MISMATCH = getattr(zmq, "PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH", -1)
+SAME_SETTING = ("Give both the same setting: --curve for an ipc:// socket, --insecure-loopback for plain tcp:// (the "
+                "plug-in: run install.py again with the daemon's)")
 
 
 class DaemonError(Exception):
@@ -220,8 +223,8 @@ class Link(Closing):
 
     def unavailable(self, waited: float) -> DaemonUnavailable:
         """Why no answer came: a refused handshake when libzmq said so, else silence."""
-        failure = self._handshake_failure()
         where = f"the Neural Fill daemon at {self.endpoint}"
+        failure = self._handshake_failure()
         if failure is None:
             return DaemonUnavailable(f"no answer from {where} within {waited:g} s: is it running? {self.start_hint}")
         event, value = failure
@@ -229,15 +232,18 @@ class Link(Closing):
             return HandshakeRefused(f"{where} refused this client's key (CURVE): add the client's public key "
                                     "(client.key) to the clients/ folder of the daemon's keys dir, then restart the "
                                     "daemon")
-        if value == MECHANISM_MISMATCH:
+        if event == PROTOCOL_FAILED and value == MECHANISM_MISMATCH:
             this_side = ("speaks CURVE and the daemon does not" if self.curve
                          else "does not speak CURVE and the daemon does")
             return HandshakeRefused(f"{where} does not speak the same security as this client (CURVE on one side "
-                                    f"only): this client {this_side}. Give both the same setting: --curve for an "
-                                    "ipc:// socket, --insecure-loopback for plain tcp:// (the plug-in: run install.py "
-                                    "again with the daemon's)")
-        return HandshakeRefused(f"{where} ended every handshake with this client: with CURVE, check that the "
-                                "client's server.key is the daemon's current public key")
+                                    f"only): this client {this_side}. {SAME_SETTING}")
+        # Without detail: over TCP a daemon that closes on a mismatch often resets the connection before this side
+        # has read why.
+        if not self.curve:
+            return HandshakeRefused(f"{where} ended every handshake with this client, which does not speak CURVE: "
+                                    f"the daemon probably does (CURVE on one side only). {SAME_SETTING}")
+        return HandshakeRefused(f"{where} ended every handshake with this client: check that the client's "
+                                "server.key is the daemon's current public key, and that the daemon speaks CURVE")
 
     def _handshake_failure(self) -> tuple[int, int] | None:
         while self._handshakes is not None and self._handshakes.poll(0):
