@@ -126,11 +126,13 @@ def check_private_dir(folder: Path) -> None:
 def check_socket(endpoint: str) -> bool:
     """What a client checks before it connects to an ipc:// endpoint (any other passes): the folder as the daemon
     checks it, and, where the system says who listens on the socket, that it is this user (root is not trusted by
-    others either). Raises DaemonConfigError naming the folder or socket; False when the folder does not exist (no
-    daemon there; connecting anyway would let whoever makes it first answer)."""
+    others either). Raises DaemonConfigError naming the folder or socket. A missing folder is made (0700) first:
+    libzmq retries a connect until a daemon listens, and whoever made the folder meanwhile would be answered; False
+    when it cannot be (its parent is missing too: no daemon can be there)."""
     path = ipc_path(endpoint)
     if path is None or not hasattr(os, "getuid"):
         return True
+    make_socket_dir(endpoint)
     if not os.path.lexists(path.parent):
         return False
     check_private_dir(path.parent)

@@ -96,8 +96,8 @@ class Link(Closing):
         except DaemonConfigError as error:
             raise UnsafeSocket(str(error)) from None
         if not there:
-            raise DaemonUnavailable(f"no Neural Fill daemon is running at {endpoint} (its folder does not exist). "
-                                    f"{start_hint}")
+            raise DaemonUnavailable(f"no Neural Fill daemon can be running at {endpoint}: its folder's parent "
+                                    f"does not exist. {start_hint}")
         self._socket = zmq.Context.instance().socket(zmq.DEALER)
         self._socket.linger = 0
         self._socket.ipv6 = is_ipv6(endpoint)

@@ -115,12 +115,16 @@ class Daemon:
     # ------------------------------------------------------------------------------------------- life cycle
 
     def start(self) -> None:
-        # One daemon per ipc:// socket, told before anything loads: libzmq's bind would replace a running daemon's
-        # socket file with its own, leaving that daemon deaf.
+        # One daemon per ipc:// socket, told before anything loads (libzmq's bind would take a running one's over).
         self._claim = claim_socket(self.endpoint)
+        self._context: Any = None
         try:
             self._open()
-        except BaseException:
+        except BaseException:  # a daemon that cannot listen or fill (no VGG-19 weights) leaves nothing behind
+            if self._authenticator is not None:
+                self._authenticator.stop()
+            if self._context is not None:
+                self._context.destroy(linger=0)
             release_socket(self._claim)
             raise
 
@@ -139,21 +143,12 @@ class Daemon:
         self._inbox = self._context.socket(zmq.PULL)
         self._inbox.linger = 0
         outbox = f"inproc://neural-fill-worker-{id(self)}"
-        try:
-            bind_router(self._router, self.endpoint)
-            self._inbox.bind(outbox)
-        except BaseException:
-            if self._authenticator is not None:
-                self._authenticator.stop()
-            self._context.destroy(linger=0)
-            raise
+        bind_router(self._router, self.endpoint)
+        self._inbox.bind(outbox)
         self._worker = Worker(self._context, outbox, self._queue, fill, preload=self._preload)
         self._worker.start()
         self._worker.loaded.wait()  # a daemon that cannot fill (no VGG-19 weights) says so now, and does not start
         if self._worker.load_error is not None:
-            if self._authenticator is not None:
-                self._authenticator.stop()
-            self._context.destroy(linger=0)
             raise self._worker.load_error
         log.info("listening on %s (device %s, precision %s, at most %d pixels, %d queued jobs)", self.endpoint,
                  self.device, self.precision, self.max_pixels, self.max_queue)
@@ -347,8 +342,7 @@ class Daemon:
 
     def _shutdown(self, client: bytes, message: Message) -> None:
         # Over CURVE, ZAP let only authorised keys in, and it names the key as the User-Id. An ipc:// socket is in a
-        # folder only its user (and root) may enter, checked at start and made 0700 (endpoints.check_private_dir):
-        # whoever reaches it is the daemon's own user, who could send SIGTERM as well.
+        # 0700 folder (checked at start): only the daemon's own user (and root) reach it, and could send SIGTERM too.
         if not (self.allow_shutdown or (self.curve and self._user_id) or ipc_path(self.endpoint) is not None):
             raise ProtocolError(ErrorCode.UNAUTHORISED, "this daemon takes shutdown requests only over ipc:// or from "
                                 "CURVE-authorised clients (stop it with SIGTERM or Ctrl-C)")

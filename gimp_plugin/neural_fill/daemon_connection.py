@@ -77,8 +77,6 @@ def connect(settings: Settings, endpoint: str, waiting: Callable[[str], None] | 
     never answered by starting a daemon."""
     keys = curve_keys(settings) if endpoints.uses_curve(endpoint, settings.curve) else None
     may_start = bool(settings.daemon_command) and endpoint == settings.endpoint
-    if may_start:
-        endpoints.make_socket_dir(endpoint)  # this user's before anyone else's: the daemon's folder is then checked
     connection = link.Link(endpoint, settings.timeout, keys, start_hint=start_hint(settings, endpoint))
     try:
         if not may_start:
