@@ -121,6 +121,7 @@ def test_a_daemon_without_the_vgg19_weights_refuses_to_start_and_names_the_fix(t
         probe.connect(address)
         probe.send(b"hello")
         assert not probe.poll(300)
+    assert not (tmp_path / "fill.sock").exists() and not (tmp_path / "fill.sock.lock").exists()  # nor held
 
 
 def receive(sock: zmq.Socket, timeout: float = 5.0) -> Message:
