@@ -2,7 +2,7 @@
 
     PROFILE/plug-ins/neural_fill/
         neural_fill.py ...        the plug-in (gimp_plugin/neural_fill/*.py)
-        neural_fill_wire/         daemon/service/{protocol,link,endpoints}.py, copied: the one source of the wire
+        neural_fill_wire/         daemon/service/{protocol,link,endpoints,locks}.py, copied: the one source
         neural_fill.json          endpoint, timeout, CURVE on/off, how to start the daemon (plugin_settings.py)
         keys/                     the CURVE client pair and the daemon's public key (tcp:// endpoints, --curve)
         vendor/py3.13/ ...        pyzmq + msgpack for GIMP's Python when it lacks them (vendoring.py)
@@ -32,7 +32,8 @@ KEYS_DIR = "keys"
 VENDOR_DIR = "vendor"
 MARKER = "Neural Fill install.py"  # in the settings file: what --uninstall may remove
 SOURCE = Path(__file__).resolve().parent / PLUGIN_NAME
-WIRE_SOURCES = ("protocol.py", "link.py", "endpoints.py")  # daemon/service/: standard library, pyzmq and msgpack only
+# daemon/service/: standard library, pyzmq and msgpack only
+WIRE_SOURCES = ("protocol.py", "link.py", "endpoints.py", "locks.py")
 CLIENT_KEY_FILES = ("server.key", "client.key", "client.key_secret")
 
 

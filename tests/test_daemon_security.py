@@ -18,8 +18,9 @@ import zmq.auth
 from daemon.cli import errors
 from daemon.cli.main import main
 from daemon.files import read_image, write_image
-from daemon.service.client import Client, DaemonUnavailable
+from daemon.service.client import Client
 from daemon.service.keys import CONFIG_DIR_ENV, KeysError, ensure_keys
+from daemon.service.link import HandshakeRefused
 from daemon.service.server import Daemon, DaemonConfigError
 from engine import fill
 from tests.support.daemon_helpers import (
@@ -30,6 +31,11 @@ from tests.support.daemon_helpers import (
     several_chunks,
     start_daemon,
 )
+
+sys.path.insert(0, str(REPO / "gimp_plugin" / "neural_fill"))  # as GIMP does: the plug-in's modules by bare name
+
+import daemon_connection  # noqa: E402
+import plugin_settings  # noqa: E402
 
 pytestmark = pytest.mark.weights  # every daemon loads the real VGG-19 at start
 
@@ -112,15 +118,49 @@ def test_the_fill_command_uses_curve_keys_from_the_config_dir(curve_endpoint, ke
     assert read_image(tmp_path / "out.png").shape == image.shape
 
 
-def test_an_unauthorised_key_gets_no_answer_and_the_daemon_serves_on(curve_endpoint, keys_dir, tmp_path):
+def test_an_unauthorised_key_or_no_curve_is_told_as_such_and_the_daemon_serves_on(curve_endpoint, keys_dir,
+                                                                                  tmp_path, capsys):
     stranger = stranger_keys(tmp_path, keys_dir)
-    for settings in ({"keys_dir": stranger}, {"curve": False}):  # a wrong key pair, then no CURVE at all
+    stale = tmp_path / "stale"  # the authorised client pair, beside a server key that is not the daemon's
+    stale.mkdir()
+    for name in ("client.key", "client.key_secret"):
+        shutil.copyfile(keys_dir / name, stale / name)
+    zmq.auth.create_certificates(stale, "server")
+    for settings, said in (({"keys_dir": stranger}, f"the Neural Fill daemon at {curve_endpoint} refused this "
+                                                    "client's key (CURVE): add the client's public key"),
+                           # Told with libzmq's reason, or (when TCP reset the connection first) without it.
+                           ({"curve": False}, "does not speak CURVE"),
+                           ({"keys_dir": stale}, "check that the client's server.key is the daemon's current")):
         started = time.monotonic()
-        with Client(curve_endpoint, timeout=1, **settings) as client, pytest.raises(DaemonUnavailable):
+        with Client(curve_endpoint, timeout=1, **settings) as client, pytest.raises(HandshakeRefused) as refused:
             client.hello()
+        assert said in str(refused.value)
+        if "curve" in settings:
+            assert "CURVE on one side only" in str(refused.value)
         assert time.monotonic() - started < 4  # the 1 s timeout, with room for a busy machine
+    assert main(["status", "--daemon", curve_endpoint, "--insecure-loopback"]) == errors.EXIT_FAILURE
+    said = capsys.readouterr().err
+    assert "does not speak CURVE" in said and "CURVE on one side only" in said
     with Client(curve_endpoint, timeout=10, keys_dir=keys_dir) as client:
         assert client.hello()["op"] == "hello"
+
+
+def test_a_curve_client_of_a_plain_daemon_is_told_so_and_the_plugin_starts_nothing(keys_dir, tmp_path):
+    daemon, thread = start_daemon(f"ipc://{tmp_path / 'plain.sock'}")
+    try:
+        with Client(daemon.endpoint, timeout=1, keys_dir=keys_dir) as client, \
+                pytest.raises(HandshakeRefused, match="this client speaks CURVE and the daemon does not"):
+            client.hello()
+        started = tmp_path / "started"
+        settings = plugin_settings.Settings(endpoint=daemon.endpoint, curve=True, keys_dir=keys_dir,
+                                            daemon_command=(sys.executable, "-c", f"open({str(started)!r}, 'w')"))
+        with pytest.raises(HandshakeRefused, match="CURVE on one side only"):
+            daemon_connection.connect(settings, daemon.endpoint)
+        assert not started.exists()
+        with Client(daemon.endpoint, timeout=10) as client:
+            assert client.status()["running"] is None
+    finally:
+        stop(daemon, thread)
 
 
 def test_a_client_without_keys_is_told_where_they_come_from(tmp_path):

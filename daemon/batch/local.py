@@ -105,7 +105,12 @@ def serve_from(name: str, open_filler: Callable[[], Filler], work: WorkList, fil
                record: OnOutcome, drop: Callable[[str, str], None], hello_timeout: float = HELLO_TIMEOUT) -> None:
     """One filler's thread (a daemon's, or this process's): fill files from `work` until it is empty or the
     filler fails."""
-    with open_filler() as filler:
+    try:
+        filler = open_filler()  # a socket another user could be behind is refused here (UnsafeSocket)
+    except DaemonUnavailable as error:
+        drop(name, str(error))
+        return
+    with filler:
         try:
             filler.hello(timeout=hello_timeout)  # a daemon that is not there is dropped before it is given a job
         except (DaemonUnavailable, DaemonError, WeightsError) as error:

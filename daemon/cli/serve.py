@@ -20,7 +20,7 @@ def add_command(commands: argparse._SubParsersAction) -> None:
     daemon = commands.add_parser("daemon", help="run the fill daemon in the foreground (Ctrl-C or SIGTERM stops it)",
                                  description="Keep the networks loaded and serve fills over ZeroMQ.")
     daemon.add_argument("--bind", metavar="ENDPOINT",
-                        help=f"where to listen: an ipc:// socket in a folder only you can write to, or tcp:// with "
+                        help=f"where to listen: an ipc:// socket in a folder only you can enter (0700), or tcp:// with "
                              f"CURVE (default: {default_endpoint()})")
     daemon.add_argument("--curve", action="store_true",
                         help="CURVE on an ipc:// socket too (it is always on for tcp://): only clients whose public "

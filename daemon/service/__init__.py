@@ -1,1 +1,1 @@
-"""The ZeroMQ service: the wire (protocol, link, endpoints), the daemon and its client."""
+"""The ZeroMQ service: the wire (protocol, link, endpoints, locks), the daemon and its client."""

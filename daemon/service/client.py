@@ -30,7 +30,9 @@ class Client(Closing):
     endpoint None is the default (daemon/service/endpoints.py). CURVE is spoken on every tcp:// endpoint unless
     insecure_loopback, or as `curve` says, or when a keys_dir is given: the daemon's public key and this client's
     pair are read from the keys dir (default: the user's config dir, as the daemon's). A daemon that refuses the
-    key never answers: the calls then raise DaemonUnavailable after `timeout`."""
+    key, or speaks CURVE when this client does not (or the reverse), never answers: the calls then raise
+    HandshakeRefused, a DaemonUnavailable, after `timeout`. An ipc:// socket another user could be behind is
+    refused here, before anything is sent (UnsafeSocket, a DaemonUnavailable too)."""
 
     def __init__(self, endpoint: str | None = None, timeout: float = 10.0, curve: bool | None = None,
                  keys_dir: Path | str | None = None, insecure_loopback: bool = False) -> None:

@@ -4,7 +4,9 @@ Only an authenticated peer may take part in a ZMTP handshake with the daemon: li
 process when a peer claims the routing id it is about to give another (docs/security.md), before our code sees a
 byte. So:
 - on Linux and macOS the default is an ipc:// socket in a folder only the user can enter ($XDG_RUNTIME_DIR/neural-fill,
-  or a 0700 folder of the user's own in the temp dir); a folder others can write to is refused;
+  or a 0700 folder of the user's own in the temp dir); the daemon and every client refuse a folder that is not
+  the user's own and private, and clients refuse a socket another user listens on (check_socket): another user
+  who made the folder first could otherwise receive the user's photos and answer with pixels of their choice;
 - every tcp:// endpoint speaks CURVE (only keys in the keys dir's clients/ get through ZAP), loopback included,
   unless plain loopback TCP is asked for by name (`--insecure-loopback`);
 - nothing but CURVE may listen beyond loopback.
@@ -16,7 +18,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 import stat
+import struct
+import sys
 import tempfile
 from pathlib import Path
 
@@ -73,7 +78,7 @@ def is_ipv6(endpoint: str) -> bool:
 
 def check_endpoint(endpoint: str, curve: bool = False, insecure_loopback: bool = False) -> None:
     """Refuse an endpoint that would let an unauthenticated peer in: tcp:// without CURVE unless it is loopback and
-    asked for by name, an ipc:// socket in a folder others can write to."""
+    asked for by name, an ipc:// socket in a folder others can reach."""
     scheme, _, address = endpoint.partition("://")
     if scheme == "inproc":
         return
@@ -98,20 +103,62 @@ def check_endpoint(endpoint: str, curve: bool = False, insecure_loopback: bool =
 
 
 def check_private_dir(folder: Path) -> None:
-    """The folder of an ipc:// socket must be a real folder of this user's that no one else can write to: another
-    user could otherwise put their own socket (or a link) in its place."""
+    """The folder of an ipc:// socket must be a real folder of this user's that no one else can enter: another user
+    could otherwise put their own socket (or a link) in its place, or reach the daemon's."""
     try:
         info = os.lstat(folder)
     except FileNotFoundError:
         raise DaemonConfigError(f"the socket's folder {folder} does not exist") from None
     if not stat.S_ISDIR(info.st_mode):
-        raise DaemonConfigError(f"the socket's folder {folder} is not a folder (a link is not taken)")
+        raise DaemonConfigError(f"the socket's folder {folder} is not a folder (a link is not taken): remove it, "
+                                "and the daemon makes the folder it needs")
     if hasattr(os, "getuid") and info.st_uid != os.getuid():
-        raise DaemonConfigError(f"the socket's folder {folder} belongs to another user (uid {info.st_uid})")
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise DaemonConfigError(f"others can write to the socket's folder {folder} (mode "
-                                f"{stat.S_IMODE(info.st_mode):o}): use a folder only you can write to, such as "
-                                f"the default {default_socket_dir()}")
+        raise DaemonConfigError(f"the socket's folder {folder} belongs to another user (uid {info.st_uid}), who could "
+                                "listen there in your daemon's place: nothing is sent to it. Have it removed (by "
+                                f"that user or root), or set {RUNTIME_ENV} to a folder of your own, or use another "
+                                "endpoint")
+    if info.st_mode & 0o077:
+        raise DaemonConfigError(f"others can reach the socket's folder {folder} (mode {stat.S_IMODE(info.st_mode):o}):"
+                                f" make it yours alone (chmod 700 {folder}), or use a folder only you can enter, such "
+                                f"as the default {default_socket_dir()}")
+
+
+def check_socket(endpoint: str) -> bool:
+    """What a client checks before it connects to an ipc:// endpoint (any other passes): the folder as the daemon
+    checks it, and, where the system says who listens on the socket, that it is this user (root is not trusted by
+    others either). Raises DaemonConfigError naming the folder or socket. A missing folder is made (0700) first:
+    libzmq retries a connect until a daemon listens, and whoever made the folder meanwhile would be answered; False
+    when it cannot be (its parent is missing too: no daemon can be there)."""
+    path = ipc_path(endpoint)
+    if path is None or not hasattr(os, "getuid"):
+        return True
+    make_socket_dir(endpoint)
+    if not os.path.lexists(path.parent):
+        return False
+    check_private_dir(path.parent)
+    uid = listener_uid(path)
+    if uid is not None and uid != os.getuid():
+        raise DaemonConfigError(f"the socket {path} is served by another user's program (uid {uid}), not your daemon:"
+                                f" nothing is sent to it. Stop that program, remove the socket, then start your daemon")
+    return True
+
+
+def listener_uid(path: Path) -> int | None:
+    """The user id of whoever listens on the Unix socket `path`, where the system says: Linux (SO_PEERCRED), macOS
+    (LOCAL_PEERCRED). None when no one listens, or the system cannot tell (the folder check then stands alone)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1.0)  # a listener whose backlog is full: not worth a hang
+        try:
+            probe.connect(str(path))  # sends nothing: only the kernel's word on who accepted
+            if hasattr(socket, "SO_PEERCRED"):
+                _, uid, _ = struct.unpack("i2I", probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+                return uid
+            if sys.platform == "darwin":  # getsockopt(SOL_LOCAL, LOCAL_PEERCRED): struct xucred {version, uid...}
+                version, uid = struct.unpack_from("=2I", probe.getsockopt(0, 0x001, 76))
+                return uid if version == 0 else None
+        except OSError:  # no one listens (a stale socket), or a path the system cannot take
+            return None
+    return None
 
 
 def make_socket_dir(endpoint: str) -> None:

@@ -3,7 +3,7 @@ msgpack only.
 
 This is the client side that both `daemon.service.client.Client` (numpy, for the CLI, batch and tests) and the GIMP
 plug-in (inside GIMP's own Python) use, so the job's conversation (accepted, progress, cancel, result, silence) is
-written once. install.py copies this module, protocol.py and endpoints.py beside the plug-in.
+written once. install.py copies this module, protocol.py, endpoints.py and locks.py beside the plug-in.
 """
 
 from __future__ import annotations
@@ -13,12 +13,23 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
-from .endpoints import is_ipv6
+from .endpoints import DaemonConfigError, check_socket, is_ipv6
 from .protocol import ErrorCode, Message, ProtocolError, decode, encode
 
 POLL_SECONDS = 0.1  # how often a waiting fill looks at its cancel check
 START_HINT = "Start it with `neural-fill daemon`"
+# The handshake outcomes a link watches, the more telling failure the higher (a mechanism mismatch also ends the
+# connection, which libzmq reports first without detail). getattr: a libzmq or pyzmq without them watches nothing.
+HANDSHAKE_FAILURES = {getattr(zmq, f"EVENT_HANDSHAKE_FAILED_{name}", 0): rank
+                      for rank, name in enumerate(("NO_DETAIL", "PROTOCOL", "AUTH"))}
+HANDSHAKE_SUCCEEDED = getattr(zmq, "EVENT_HANDSHAKE_SUCCEEDED", 0)
+KEY_REFUSED = getattr(zmq, "EVENT_HANDSHAKE_FAILED_AUTH", 0)
+PROTOCOL_FAILED = getattr(zmq, "EVENT_HANDSHAKE_FAILED_PROTOCOL", 0)
+MECHANISM_MISMATCH = getattr(zmq, "PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH", -1)
+SAME_SETTING = ("Give both the same setting: --curve for an ipc:// socket, --insecure-loopback for plain tcp:// (the "
+                "plug-in: run install.py again with the daemon's)")
 
 
 class DaemonError(Exception):
@@ -32,6 +43,14 @@ class DaemonError(Exception):
 
 class DaemonUnavailable(ConnectionError):  # noqa: N818 - reads better at the raise site than ...Error
     """No answer from the daemon within the timeout."""
+
+
+class UnsafeSocket(DaemonUnavailable):
+    """An ipc:// socket that another user could be behind (endpoints.check_socket): nothing was sent to it."""
+
+
+class HandshakeRefused(DaemonUnavailable):
+    """The daemon is there but ended the handshake: a key it does not know, or CURVE on one side only."""
 
 
 class JobCancelled(Exception):  # noqa: N818 - it is an outcome, not a fault
@@ -71,6 +90,14 @@ class Link(Closing):
         self.endpoint = endpoint
         self.timeout = timeout
         self.start_hint = start_hint
+        self.curve = curve is not None
+        try:
+            there = check_socket(endpoint)  # before a byte goes out: who is behind an ipc:// socket
+        except DaemonConfigError as error:
+            raise UnsafeSocket(str(error)) from None
+        if not there:
+            raise DaemonUnavailable(f"no Neural Fill daemon can be running at {endpoint}: its folder's parent "
+                                    f"does not exist. {start_hint}")
         self._socket = zmq.Context.instance().socket(zmq.DEALER)
         self._socket.linger = 0
         self._socket.ipv6 = is_ipv6(endpoint)
@@ -78,9 +105,26 @@ class Link(Closing):
             self._socket.curve_serverkey = curve.server_public
             self._socket.curve_publickey = curve.client_public
             self._socket.curve_secretkey = curve.client_secret
+        self._handshakes = self._watch_handshakes()
+        self._failure: tuple[int, int] | None = None  # the most telling failed handshake since the last good one
         self._socket.connect(endpoint)
 
+    def _watch_handshakes(self) -> zmq.Socket | None:
+        """libzmq's report of each handshake, read only when an answer does not come (costs well under 1 ms)."""
+        events = sum(HANDSHAKE_FAILURES) | HANDSHAKE_SUCCEEDED
+        if not all(HANDSHAKE_FAILURES) or not HANDSHAKE_SUCCEEDED:
+            return None
+        try:
+            monitor = self._socket.get_monitor_socket(events)
+        except (zmq.ZMQError, NotImplementedError):
+            return None
+        monitor.linger = 0
+        return monitor
+
     def close(self) -> None:
+        if self._handshakes is not None:
+            self._socket.disable_monitor()
+            self._handshakes.close()
         self._socket.close()
 
     def call(self, header: dict[str, Any], reply_op: str, timeout: float | None = None) -> Message:
@@ -178,5 +222,36 @@ class Link(Closing):
             raise DaemonError(error.code, f"the daemon sent a malformed message: {error.message}") from None
 
     def unavailable(self, waited: float) -> DaemonUnavailable:
-        return DaemonUnavailable(f"no answer from the Neural Fill daemon at {self.endpoint} within {waited:g} s: "
-                                 f"is it running? {self.start_hint}")
+        """Why no answer came: a refused handshake when libzmq said so, else silence."""
+        where = f"the Neural Fill daemon at {self.endpoint}"
+        failure = self._handshake_failure()
+        if failure is None:
+            return DaemonUnavailable(f"no answer from {where} within {waited:g} s: is it running? {self.start_hint}")
+        event, value = failure
+        if event == KEY_REFUSED:
+            return HandshakeRefused(f"{where} refused this client's key (CURVE): add the client's public key "
+                                    "(client.key) to the clients/ folder of the daemon's keys dir, then restart the "
+                                    "daemon")
+        if event == PROTOCOL_FAILED and value == MECHANISM_MISMATCH:
+            this_side = ("speaks CURVE and the daemon does not" if self.curve
+                         else "does not speak CURVE and the daemon does")
+            return HandshakeRefused(f"{where} does not speak the same security as this client (CURVE on one side "
+                                    f"only): this client {this_side}. {SAME_SETTING}")
+        # Without detail: over TCP a daemon that closes on a mismatch often resets the connection before this side
+        # has read why.
+        if not self.curve:
+            return HandshakeRefused(f"{where} ended every handshake with this client, which does not speak CURVE: "
+                                    f"the daemon probably does (CURVE on one side only). {SAME_SETTING}")
+        return HandshakeRefused(f"{where} ended every handshake with this client: check that the client's "
+                                "server.key is the daemon's current public key, and that the daemon speaks CURVE")
+
+    def _handshake_failure(self) -> tuple[int, int] | None:
+        while self._handshakes is not None and self._handshakes.poll(0):
+            event = recv_monitor_message(self._handshakes)
+            kind, value = event["event"], event["value"]
+            if kind == HANDSHAKE_SUCCEEDED:
+                self._failure = None
+            elif kind in HANDSHAKE_FAILURES and (
+                    self._failure is None or HANDSHAKE_FAILURES[kind] >= HANDSHAKE_FAILURES[self._failure[0]]):
+                self._failure = (kind, value)
+        return self._failure

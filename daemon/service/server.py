@@ -37,6 +37,7 @@ from .endpoints import (
 )
 from .jobs import Job, JobQueue
 from .keys import SERVER, KeyPair, ensure_keys, load_pair
+from .locks import claim_socket, release_socket
 from .pixels import request_image, request_mask, request_source
 from .protocol import (
     CHUNK_BYTES,
@@ -54,7 +55,7 @@ from .protocol import (
     parse_fill,
 )
 from .room import Room, largest_upload, size_text
-from .sockets import raise_open_file_limit, router_socket, start_curve, user_id
+from .sockets import bind_router, raise_open_file_limit, router_socket, start_curve, user_id
 from .uploads import PATIENCE as UPLOAD_PATIENCE
 from .uploads import Uploads
 from .worker import EVENT, FINAL, STOPPED_MESSAGE, Worker
@@ -115,6 +116,20 @@ class Daemon:
     # ------------------------------------------------------------------------------------------- life cycle
 
     def start(self) -> None:
+        # One daemon per ipc:// socket, told before anything loads (libzmq's bind would take a running one's over).
+        self._claim = claim_socket(self.endpoint)
+        self._context: Any = None
+        try:
+            self._open()
+        except BaseException:  # a daemon that cannot listen or fill (no VGG-19 weights) leaves nothing behind
+            if self._authenticator is not None:
+                self._authenticator.stop()
+            if self._context is not None:
+                self._context.destroy(linger=0)
+            release_socket(self._claim)
+            raise
+
+    def _open(self) -> None:
         from engine.device import precision_name, resolve_device, resolve_precision  # late: these load torch
         from engine.pipeline import fill
 
@@ -129,21 +144,12 @@ class Daemon:
         self._inbox = self._context.socket(zmq.PULL)
         self._inbox.linger = 0
         outbox = f"inproc://neural-fill-worker-{id(self)}"
-        try:
-            self._router.bind(self.endpoint)
-            self._inbox.bind(outbox)
-        except zmq.ZMQError as error:
-            if self._authenticator is not None:
-                self._authenticator.stop()
-            self._context.destroy(linger=0)
-            raise OSError(f"cannot listen on {self.endpoint}: {error}") from None
+        bind_router(self._router, self.endpoint)
+        self._inbox.bind(outbox)
         self._worker = Worker(self._context, outbox, self._queue, fill, preload=self._preload)
         self._worker.start()
         self._worker.loaded.wait()  # a daemon that cannot fill (no VGG-19 weights) says so now, and does not start
         if self._worker.load_error is not None:
-            if self._authenticator is not None:
-                self._authenticator.stop()
-            self._context.destroy(linger=0)
             raise self._worker.load_error
         log.info("listening on %s (device %s, precision %s, at most %d pixels, %d queued jobs)", self.endpoint,
                  self.device, self.precision, self.max_pixels, self.max_queue)
@@ -207,6 +213,7 @@ class Daemon:
             log.warning("the running fill did not stop within 5 s")
         else:
             self._context.term()
+        release_socket(self._claim)  # the socket file goes too: no client waits on a socket no one serves
         log.info("stopped")
 
     # ------------------------------------------------------------------------------------------ the socket loop
@@ -337,7 +344,7 @@ class Daemon:
 
     def _shutdown(self, client: bytes, message: Message) -> None:
         # Over CURVE, ZAP let only authorised keys in, and it names the key as the User-Id. An ipc:// socket is in a
-        # folder only its user may enter (checked at start): whoever reaches it could send SIGTERM as well.
+        # 0700 folder (checked at start): only the daemon's own user (and root) reach it, and could send SIGTERM too.
         if not (self.allow_shutdown or (self.curve and self._user_id) or ipc_path(self.endpoint) is not None):
             raise ProtocolError(ErrorCode.UNAUTHORISED, "this daemon takes shutdown requests only over ipc:// or from "
                                 "CURVE-authorised clients (stop it with SIGTERM or Ctrl-C)")

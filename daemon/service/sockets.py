@@ -4,11 +4,12 @@ zmq.auth's authenticator, and the ZAP User-Id a frame carries."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import zmq
 
-from .endpoints import is_ipv6
+from .endpoints import DaemonConfigError, ipc_path, is_ipv6
 from .keys import KeyPair, authorised_dir
 
 RECEIVE_HWM = 16  # messages libzmq queues per client before it stops reading that connection: 16 chunks
@@ -37,6 +38,24 @@ def router_socket(context: zmq.Context, endpoint: str, max_message_bytes: int) -
     router.heartbeat_ivl = HEARTBEAT_IVL_MS
     router.heartbeat_timeout = HEARTBEAT_TIMEOUT_MS
     return router
+
+
+def bind_router(router: zmq.Socket, endpoint: str) -> None:
+    """Bind, an ipc:// socket file made private (0600 under the umask) as its folder is. An address in use is a
+    DaemonConfigError; any other failure an OSError."""
+    private = ipc_path(endpoint) is not None
+    umask = os.umask(0o077) if private else None
+    try:
+        router.bind(endpoint)
+    except zmq.ZMQError as error:
+        if error.errno == zmq.EADDRINUSE:
+            raise DaemonConfigError(f"cannot listen on {endpoint}: the address is in use, by another Neural Fill "
+                                    f"daemon (`neural-fill status --daemon {endpoint}` says) or another "
+                                    "program: stop it, or listen elsewhere") from None
+        raise OSError(f"cannot listen on {endpoint}: {error}") from None
+    finally:
+        if umask is not None:
+            os.umask(umask)
 
 
 def start_curve(context: zmq.Context, router: zmq.Socket, server: KeyPair, keys_dir: Path) -> object:

@@ -5,6 +5,8 @@ Why start it: a user who picked Filters > Neural Fill wants a fill, not a lesson
 only from the command install.py wrote (the checkout's own environment), only for the configured endpoint, and
 detached, so it outlives this plug-in process and keeps its networks loaded for the next fill. Sandboxed GIMPs
 (Flatpak, Snap) cannot run host programs, so install.py writes no command for them and the message says what to run.
+Two fills started at once take turns (a lock in the plug-in's state folder): the second finds the daemon the first
+started instead of starting one that would be refused.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from wire import endpoints, link, protocol
+from wire import endpoints, link, locks, protocol
 
 from plugin_settings import Settings
 
@@ -24,6 +27,7 @@ __all__ = ["connect", "link", "protocol"]
 
 HELLO_SECONDS = 2.0  # a running daemon answers hello at once, even during a fill
 START_SECONDS = 90.0  # loading the networks takes seconds on a CPU; a cold disk and a first torch import, more
+START_LOCK = "autostart.lock"  # beside the log: a folder of this user's alone, for any endpoint
 
 
 def log_path() -> Path:
@@ -68,23 +72,51 @@ def curve_keys(settings: Settings):
 def connect(settings: Settings, endpoint: str, waiting: Callable[[str], None] | None = None):
     """A Link to the daemon at `endpoint` that has answered hello, or DaemonUnavailable saying how to start one.
 
-    `waiting(text)` is called while a started daemon loads (the plug-in pulses GIMP's progress bar)."""
+    `waiting(text)` is called while a started daemon loads (the plug-in pulses GIMP's progress bar). A socket
+    another user could be behind (link.UnsafeSocket) or a daemon that refuses this client's handshake is reported,
+    never answered by starting a daemon."""
     keys = curve_keys(settings) if endpoints.uses_curve(endpoint, settings.curve) else None
+    may_start = bool(settings.daemon_command) and endpoint == settings.endpoint
     connection = link.Link(endpoint, settings.timeout, keys, start_hint=start_hint(settings, endpoint))
     try:
-        connection.call({"op": "hello"}, "hello", timeout=HELLO_SECONDS)
-        return connection
-    except link.DaemonUnavailable:
-        if not settings.daemon_command or endpoint != settings.endpoint:
-            connection.close()
-            raise
-    try:
-        process = start_daemon(settings.daemon_command)
-        wait_for_daemon(connection, process, waiting)
+        if not may_start:
+            connection.call({"op": "hello"}, "hello", timeout=HELLO_SECONDS)
+        elif none_answers(connection):
+            with one_starter():
+                if none_answers(connection):  # else another fill started it while this one waited
+                    process = start_daemon(settings.daemon_command)
+                    wait_for_daemon(connection, process, waiting)
     except BaseException:
         connection.close()
         raise
     return connection
+
+
+def none_answers(connection) -> bool:
+    """True when no daemon answers hello; a refused handshake is raised: a daemon is there."""
+    try:
+        connection.call({"op": "hello"}, "hello", timeout=HELLO_SECONDS)
+        return False
+    except link.HandshakeRefused:
+        raise
+    except link.DaemonUnavailable:
+        return True
+
+
+@contextmanager
+def one_starter() -> Iterator[None]:
+    """Held while this plug-in checks for a daemon and starts one: another fill started at the same moment waits
+    here, then finds the daemon answering."""
+    path = log_path().parent / START_LOCK
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    held = locks.lock(path, wait=START_SECONDS + HELLO_SECONDS)
+    if held is None:
+        raise link.DaemonUnavailable(f"another Neural Fill fill has been starting the daemon for over "
+                                     f"{START_SECONDS:g} s; its output is in {log_path()}")
+    try:
+        yield
+    finally:
+        held.release()
 
 
 def start_daemon(command: tuple[str, ...]) -> subprocess.Popen:
@@ -111,6 +143,8 @@ def wait_for_daemon(connection, process: subprocess.Popen, waiting: Callable[[st
         try:
             connection.call({"op": "hello"}, "hello", timeout=HELLO_SECONDS)
             return
+        except link.HandshakeRefused:
+            raise
         except link.DaemonUnavailable:
             if process.poll() is not None:
                 raise link.DaemonUnavailable(
