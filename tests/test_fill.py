@@ -196,7 +196,7 @@ def test_a_narrow_hole_copies_by_pixel_patches_alone_and_a_wide_one_along_neural
 
 def test_cancel_stops_within_a_second(random_vgg):
     photo, mask = noisy_photo(512, 512), centre_mask(512, 512, 256)
-    options = get_preset("default", iterations=(1000,))
+    options = get_preset("default", iterations=(500,))  # a long fill, within the work options may ask for
     started, cancelled = threading.Event(), threading.Event()
     outcome = {}
 
