@@ -57,21 +57,24 @@ def results_markdown(summary: dict[str, dict[str, float]], records: list[dict[st
     lines = [f"# Hole-filling evaluation: {setting.name}", "", f"Command: `{command}`", ""]
     if invoked_as:
         lines += [f"Invoked as: `{shlex.join(invoked_as)}`", ""]
-    lines += ["| method | L1 % | L2 % | PSNR dB | SSIM | perceptual | gradient ratio | texture match | s/image | n |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += ["| method | L1 % | L2 % | PSNR dB | SSIM | perceptual | gradient ratio | texture match | "
+              "realism (lower is better) | s/image | n |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for method in methods:
         row = summary[method.label]
         lines.append(f"| {method.label} | {_number(row['l1'], 2)} | {_number(row['l2'], 2)} | "
                      f"{_number(row['psnr'], 2)} | {_number(row['ssim'], 3)} | {_number(row['perceptual'], 3)} | "
                      f"{_number(row['gradient_ratio'], 2)} | {_number(row['texture_match'], 2)} | "
-                     f"{_number(row['seconds'], 2)} | {row['n']} |")
+                     f"{_number(row['realism'], 2)} | {_number(row['seconds'], 2)} | {row['n']} |")
     for name in skipped:
-        lines.append(f"| {name} | skipped | | | | | | | | 0 |")
+        lines.append(f"| {name} | skipped | | | | | | | | | 0 |")
     lines += [
         "",
         "All scores are over the hole only, against the original crop: lower L1/L2/perceptual and higher PSNR/SSIM "
         "are closer to it. A blur scores well on L1, L2, PSNR and SSIM: read them with the perceptual distance and "
-        "the gradient ratio, and look at the grids.",
+        "the gradient ratio, and look at the grids. Realism needs no original: the originals' own score "
+        f"{_number(original_realism(records), 2)} (1 would be as like the photo's other patches as they are to each "
+        "other).",
         "",
         "## Settings",
         "",
@@ -96,6 +99,13 @@ def results_markdown(summary: dict[str, dict[str, float]], records: list[dict[st
         "as the original; a blur is under 0.5, noise over 1.5). texture match: the same in the hole over that of "
         "a ring of known pixels around it (a quarter of the hole's square-rooted area wide, at least 8 px); it "
         "needs no original. Both are geometric means over the samples.",
+        "- realism (lower is better; no original needed): each 8x8 patch at least half in the hole (4 px grid) is "
+        "matched to its nearest patch wholly outside it, the difference being the squared colour distance over "
+        "twice the geometric mean of the two patches' detail energies (squared deviation from their own mean "
+        "colour) plus SSIM's C2 per value; the mean over the hole's patches, over the same mean for known patches "
+        "matched to known patches they do not overlap (daemon/evaluation/realism.py). About 1 as real as the photo; "
+        "ghosts, flat blocks and seams score over 1, copies of whole known patches under. Geometric mean over the "
+        "samples.",
         "- s/image: wall time of the method's call, after one warm-up call per method (loading networks and "
         "libraries is not counted; gmic's includes starting the program and PNG files). Machine: "
         f"{machine()}.",
@@ -114,6 +124,11 @@ def results_markdown(summary: dict[str, dict[str, float]], records: list[dict[st
             m.label for m in methods) + ", original.", ""]
         lines += [f"- {grid['file']}: {grid['sample']}" for grid in grids]
     return "\n".join(lines) + "\n"
+
+
+def original_realism(records: list[dict[str, Any]]) -> float:
+    """The realism of the original crops themselves, the scale's reference (geometric mean, as the table's)."""
+    return summarise({"realism": record.get("original_realism", math.nan)} for record in records)["realism"]
 
 
 def _number(value: float, digits: int) -> str:

@@ -1,9 +1,9 @@
 """`neural-fill eval`: run fill methods on photos with masks and score them in the hole.
 
 Takes a folder of photos (photos.py), cuts seeded crops with a hole (samples.py: the paper's Table 1 setting
-`centre128`, a bigger `centre512`, or free-form strokes), lets every method (methods.py) fill the hole, scores
-each result against the original in the hole (metrics.py: L1, L2, PSNR, SSIM, and wall time per image), and
-writes results.md, results.json (report.py) and comparison grids (grids.py).
+`centre128`, a bigger `centre512`, free-form strokes, or object-shaped blobs), lets every method (methods.py) fill
+the hole, scores each result against the original in the hole (metrics.py: L1, L2, PSNR, SSIM, and wall time per
+image) and without it (realism.py), and writes results.md, results.json (report.py) and comparison grids (grids.py).
 
 Loads no torch until a method is built, so `neural-fill` starts as fast with the command registered.
 """
@@ -22,6 +22,7 @@ from .methods import Method, Unavailable, available_methods, make_method
 from .metrics import hole_scores
 from .perceptual import Distance, PerceptualUnavailable, perceptual_distance
 from .photos import list_photos, read_photo
+from .realism import realism
 from .report import method_summaries, write_results
 from .samples import Sample, centre_hole, make_samples
 from .settings import MASK_SETTINGS, EvalSettings
@@ -149,7 +150,8 @@ def run_sample(sample: Sample, methods: list[Method], perceptual: Distance | Non
         outputs[method.label] = out
     record = {"file": sample.source, "crop_number": sample.number, "scale": sample.scale,
               "crop": {"top": sample.top, "left": sample.left, "size": int(sample.image.shape[0])},
-              "hole_fraction": float(sample.hole.mean()), "results": results}
+              "hole_fraction": float(sample.hole.mean()), "original_realism": realism(sample.image, sample.hole),
+              "results": results}
     return record, outputs
 
 
@@ -157,6 +159,6 @@ def progress_line(number: int, total: int, sample: Sample, record: dict[str, Any
     parts = []
     for name, row in record["results"].items():
         parts.append(f"{name} failed" if "error" in row else
-                     f"{name} {row['psnr']:.1f} dB {row['perceptual']:.3f} {row['seconds']:.2f}s")
-    return (f"[{number}/{total}] {sample.label} (hole {record['hole_fraction']:.0%}): PSNR, perceptual: "
-            + ", ".join(parts))
+                     f"{name} {row['psnr']:.1f} dB {row['perceptual']:.3f} {row['realism']:.2f} {row['seconds']:.2f}s")
+    return (f"[{number}/{total}] {sample.label} (hole {record['hole_fraction']:.0%}, original's realism "
+            f"{record['original_realism']:.2f}): PSNR, perceptual, realism: " + ", ".join(parts))
