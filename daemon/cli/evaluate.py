@@ -27,10 +27,14 @@ def add_command(commands: argparse._SubParsersAction) -> None:
                "installed is skipped, with the reason.")
     parser.add_argument("--data", type=Path, required=True, metavar="DIR",
                         help="folder of photos (with a manifest.json, its validation split)")
+    objects = MASK_SETTINGS["objects"]
+    low, high = objects.coverage
     parser.add_argument("--masks", default="centre128", choices=list(MASK_SETTINGS),
                         help="centre128: 128 px crops, 64 px centre hole (the paper's Table 1); centre512: 512 px, "
-                             "256 px hole; freeform/freeform512: 256/512 px crops, strokes covering 10-30%% "
-                             "(default centre128)")
+                             "256 px hole; freeform/freeform512: 256/512 px crops, strokes covering 10-30%; "
+                             f"objects: 512 px crops, an object-shaped hole (overlapping ellipses grown as a lasso "
+                             f"is) covering {low * 100:g}-{high:.0%}, anywhere {objects.margin} px or more from the "
+                             "border (default centre128)".replace("%", "%%"))
     parser.add_argument("-o", "--out", type=Path, required=True, metavar="DIR",
                         help="where results.md, results.json and the grids go")
     parser.add_argument("--methods", type=_method_list, default=None, metavar="A,B,...",
