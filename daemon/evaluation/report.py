@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from engine.atomic import write_atomically
 
 from .metrics import summarise
+from .pairs import FOLDER, PairSheets
 from .samples import HOLE_GREY
 from .settings import EvalSettings, MaskSetting
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 def write_results(out: Path, records: list[dict[str, Any]], grids: list[dict[str, Any]], *, settings: EvalSettings,
                   setting: MaskSetting, photo_note: str, methods: list[Method], skipped: dict[str, str],
-                  invoked_as: list[str] | None) -> None:
+                  invoked_as: list[str] | None, pairs: PairSheets | None = None) -> None:
     summary = method_summaries(methods, records)
     command = equivalent_command(settings)
     document = {
@@ -36,13 +37,15 @@ def write_results(out: Path, records: list[dict[str, Any]], grids: list[dict[str
         "methods": {m.label: {"description": m.description, "version": m.version, "summary": summary[m.label]}
                     for m in methods},
         "skipped": skipped,
+        "pairs": None if pairs is None else {"folder": FOLDER, "ours": pairs.ours, "peer": pairs.peer,
+                                             "count": len(pairs.pairs)},
         "grids": grids,
         "samples": records,
     }
     write_atomically(out / "results.json", json.dumps(_finite(document), indent=1) + "\n")
     write_atomically(out / "results.md", results_markdown(summary, records, grids, command=command, settings=settings,
                                                      setting=setting, photo_note=photo_note, methods=methods,
-                                                     skipped=skipped, invoked_as=invoked_as))
+                                                     skipped=skipped, invoked_as=invoked_as, pairs=pairs))
 
 
 def method_summaries(methods: list[Method], records: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -53,7 +56,8 @@ def method_summaries(methods: list[Method], records: list[dict[str, Any]]) -> di
 
 def results_markdown(summary: dict[str, dict[str, float]], records: list[dict[str, Any]], grids: list[dict[str, Any]],
                      *, command: str, settings: EvalSettings, setting: MaskSetting, photo_note: str,
-                     methods: list[Method], skipped: dict[str, str], invoked_as: list[str] | None) -> str:
+                     methods: list[Method], skipped: dict[str, str], invoked_as: list[str] | None,
+                     pairs: PairSheets | None = None) -> str:
     lines = [f"# Hole-filling evaluation: {setting.name}", "", f"Command: `{command}`", ""]
     if invoked_as:
         lines += [f"Invoked as: `{shlex.join(invoked_as)}`", ""]
@@ -119,6 +123,11 @@ def results_markdown(summary: dict[str, dict[str, float]], records: list[dict[st
                 for name, row in record["results"].items() if "error" in row]
     if failures:
         lines += ["", "## Failures", ""] + [f"- {file}: {name}: {error}" for file, name, error in failures]
+    if pairs is not None and pairs.pairs:
+        lines += ["", "## Blind pairs", "", f"{len(pairs.pairs)} sheets in {FOLDER}/: {pairs.ours} against "
+                  f"{pairs.peer}, sides drawn by a seeded coin, labelled L and R only ({FOLDER}/README.txt tells the "
+                  "judge what to do; show them that folder, not the grids). Score the answers with "
+                  f"`neural-fill eval --score \"L R = ...\" --out {settings.out}`."]
     if grids:
         lines += ["", "## Grids", "", "Columns: input (hole as a checkerboard), " + ", ".join(
             m.label for m in methods) + ", original.", ""]
@@ -158,6 +167,8 @@ def equivalent_command(settings: EvalSettings) -> str:
         parts += ["--methods", ",".join(settings.methods)]
     if settings.limit is not None:
         parts += ["--limit", str(settings.limit)]
+    if settings.pairs is not None:
+        parts += ["--pairs", settings.pairs]
     return shlex.join(parts)
 
 

@@ -18,6 +18,7 @@ class EvalSettings:
     crops: int = 1  # crops per photo
     grids: int = 4  # comparison grids for the first this many samples
     quiet: bool = False
+    pairs: str | None = None  # a peer: blind pairs of ours (the first other method) against it, for judging by eye
 
 
 @dataclass(frozen=True)
