@@ -2,18 +2,20 @@
 (its known pixels), against how close real patches come to each other.
 
 Every 8x8 patch at least half in the hole (on a 4 px grid) is compared with the patches wholly outside it (on the
-same grid), and so is every known patch (as many as `YARDSTICK`, evenly spread), never with a patch that overlaps
-it. Two patches differ by their squared colour distance over twice the geometric mean of their detail energies
-(each patch's squared deviation from its own mean colour) plus a floor. Not the plain distance: a flat block or a
-ghost (two structures averaged, each at half contrast) lies nearer its real neighbours than real patches lie to
-each other, because an average is nearer every member than the members are to one another; over the geometric
-mean, a patch that lost its contrast is far from every textured one (and still near a real smooth patch).
+same grid), and so is every known patch around the hole (`around`: as many as `YARDSTICK`, evenly spread), never
+with a patch that overlaps it. Two patches differ by their squared colour distance over twice the geometric mean
+of their detail energies (each patch's squared deviation from its own mean colour) plus a floor. Not the plain
+distance: a flat block or a ghost (two structures averaged, each at half contrast) lies nearer its real neighbours
+than real patches lie to each other, because an average is nearer every member than the members are to one
+another; over the geometric mean, a patch that lost its contrast is far from every textured one (and still near
+a real smooth patch).
 
-realism = mean nearest difference of the hole's patches / that of the known patches. About 1 for a fill whose
-patches are as like the photo's as its own are to each other (the original's hole scores about 1); over 1 for
-ghosts, flat blocks of a colour the photo does not have, and seams; under 1 where a fill copies known patches whole.
-Lower is better. A smooth blur can score under 1 in a photo with smooth parts of its colours (its patches are real
-there): read it with the gradient ratio and the texture match.
+realism = mean nearest difference of the hole's patches / that of the known patches around it. About 1 for a fill
+whose patches are as like the photo's as its own are to each other (the original's hole scores about 1, give or
+take the photo: 0.8-1.3 on the first photos); over 1 for ghosts, flat blocks of a colour the photo does not have,
+and seams; under 1 where a fill copies known patches whole. Lower is better. A smudge or a blur can score under 1
+in a photo with smooth parts of its colours (its patches are real there): read it with the gradient ratio and the
+texture match, which see a smooth hole in a textured surround.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ import math
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from scipy.ndimage import distance_transform_edt
 
 PATCH = 8
 STRIDE = 4  # px between the patches compared, in the hole and outside it
 OVERLAP = range(-(PATCH // STRIDE) + 1, PATCH // STRIDE)  # grid steps at which two patches overlap
-YARDSTICK = 512  # known patches whose nearest differences set the scale
+YARDSTICK = 512  # known patches whose nearest differences set the scale, evenly spread around the hole
+FEWEST = 64  # fewer known patches than this around the hole: the yardstick takes them from anywhere
 MOST = 1536  # hole patches at most, evenly spread: a few hundred ms on a 512 px crop
 FLOOR = (0.03 * 255) ** 2 * PATCH * PATCH * 3  # SSIM's C2 for each value: flat patches differ against it
 CHUNK = 256  # queries per matrix product
@@ -48,12 +52,21 @@ def realism(result: np.ndarray, hole: np.ndarray) -> float:
     patches = windows[ys, xs].reshape(ys.size, -1)
     cells = np.stack([ys, xs], axis=1) // STRIDE
     candidates = _Candidates(patches[known], cells[known], (int(cells[:, 0].max()) + 1, int(cells[:, 1].max()) + 1))
-    yardstick = known[_evenly(known.size, YARDSTICK)]
+    yardstick = around(hole, known, ys, xs)
     scale = _finite_mean(candidates.nearest(patches[yardstick], cells[yardstick]))
     filled = filled[_evenly(filled.size, MOST)]
     if not scale > 0:
         return math.nan
     return _finite_mean(candidates.nearest(patches[filled], cells[filled])) / scale
+
+
+def around(hole: np.ndarray, known: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """The known patches (indices into ys, xs) that set the scale: those centred within half the square root of
+    the hole's area of it (at least a patch), what the fill should look like; all of them when too few are."""
+    depth = distance_transform_edt(~hole)[ys[known] + PATCH // 2, xs[known] + PATCH // 2]
+    near = known[depth <= max(PATCH, math.sqrt(hole.sum()) / 2)]
+    chosen = near if near.size >= FEWEST else known
+    return chosen[_evenly(chosen.size, YARDSTICK)]
 
 
 def _evenly(count: int, most: int) -> np.ndarray:

@@ -106,8 +106,9 @@ def results_markdown(summary: dict[str, dict[str, float]], records: list[dict[st
         "- realism (lower is better; no original needed): each 8x8 patch at least half in the hole (4 px grid) is "
         "matched to its nearest patch wholly outside it, the difference being the squared colour distance over "
         "twice the geometric mean of the two patches' detail energies (squared deviation from their own mean "
-        "colour) plus SSIM's C2 per value; the mean over the hole's patches, over the same mean for known patches "
-        "matched to known patches they do not overlap (daemon/evaluation/realism.py). About 1 as real as the photo; "
+        "colour) plus SSIM's C2 per value; the mean over the hole's patches, over the same mean for the known "
+        "patches around the hole (within half the square root of its area) matched to known patches they do not "
+        "overlap (daemon/evaluation/realism.py). About 1: as real as the photo around the hole; "
         "ghosts, flat blocks and seams score over 1, copies of whole known patches under. Geometric mean over the "
         "samples.",
         "- s/image: wall time of the method's call, after one warm-up call per method (loading networks and "
