@@ -31,7 +31,7 @@ STRIDE = 4  # px between the patches compared, in the hole and outside it
 OVERLAP = range(-(PATCH // STRIDE) + 1, PATCH // STRIDE)  # grid steps at which two patches overlap
 YARDSTICK = 512  # known patches whose nearest differences set the scale, evenly spread around the hole
 FEWEST = 64  # fewer known patches than this around the hole: the yardstick takes them from anywhere
-MOST = 1536  # hole patches at most, evenly spread: a few hundred ms on a 512 px crop
+MOST = 1024  # hole patches at most, evenly spread: a few hundred ms on a 512 px crop
 FLOOR = (0.03 * 255) ** 2 * PATCH * PATCH * 3  # SSIM's C2 for each value: flat patches differ against it
 CHUNK = 256  # queries per matrix product
 
