@@ -95,7 +95,8 @@ def parse_answers(text: str, count: int) -> list[str]:
     if unknown:
         raise ValueError(f"unknown answer {unknown[0]!r}: answer each pair with L, R or = (or tie)")
     if len(tokens) != count:
-        raise ValueError(f"{len(tokens)} answers for {count} pairs: answer every pair, in order")
+        raise ValueError(f"{len(tokens)} answer{'' if len(tokens) == 1 else 's'} for {count} pairs: answer every "
+                         "pair, in order")
     return [ANSWERS[token.lower()] for token in tokens]
 
 
