@@ -3,7 +3,8 @@
 - centre squares (the paper's setting, and what a rectangle selection gives),
 - free-form strokes (a brushed scratch, a wire, a branch): one generator, `free_form_hole`, for training and
   evaluation alike,
-- object-like blobs (a passer-by, a sign: one compact irregular region).
+- object-like blobs (a passer-by, a sign: one compact irregular region): `blob_hole` for training,
+  `object_hole` (a lasso around a few overlapping ellipses) for evaluation.
 
 Evaluation draws bool numpy masks from a numpy Generator; training draws float tensors (1, S, S) with 1 = hole
 from a torch.Generator. Either way a seed repeats them.
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 - the torch convention
 from PIL import Image, ImageDraw
+from scipy.ndimage import distance_transform_edt
 
 KINDS = ("square", "strokes", "blob")
 
@@ -102,3 +104,56 @@ def free_form_hole(size: int, rng: np.random.Generator, coverage: tuple[float, f
         if low <= covered <= high:
             return np.asarray(canvas) > 0
     raise RuntimeError(f"no free-form hole within {coverage} after 100 draws")  # pragma: no cover - never seen
+
+
+def object_hole(size: int, rng: np.random.Generator, coverage: tuple[float, float], margin: int) -> np.ndarray:
+    """A selection of an object, as drawn with a lasso: a main ellipse 1.4-2.5 times as long as wide, upright or
+    lying, tilted up to 20 degrees, 1-3 smaller ones overlapping it along its length (a head, an arm, a bag),
+    the union grown by 3-8 px (a lasso's slack), scaled to a random fraction of the square within `coverage`,
+    and placed anywhere at least `margin` px from the border (known context on every side)."""
+    low, high = coverage
+    ys, xs = np.mgrid[:size, :size] - (size - 1) / 2
+    for _ in range(100):
+        target = rng.uniform(low, high)
+        length = rng.uniform(1.4, 2.5)
+        # (along, across, half-length, half-width, tilt) in units of the main ellipse's half-width, upright.
+        parts = [(0.0, 0.0, length, 1.0, rng.uniform(-0.35, 0.35))]
+        for _ in range(int(rng.integers(1, 4))):
+            parts.append((rng.uniform(-0.8, 0.8) * length, rng.uniform(-0.7, 0.7), rng.uniform(0.4, 0.9) * length,
+                          rng.uniform(0.4, 0.9), rng.uniform(-0.8, 0.8)))
+        lying = rng.random() < 0.5
+        slack = int(rng.integers(3, 9))
+        unit = size * math.sqrt(target / (math.pi * length)) / 1.3  # a first guess, corrected below
+        for _ in range(4):
+            hole = _ellipses(ys, xs, parts, unit, lying)
+            hole = distance_transform_edt(~hole) <= slack
+            covered = float(hole.mean())
+            if covered == 0:
+                break
+            unit *= math.sqrt(target / covered)
+        rows, cols = np.nonzero(hole)
+        if not rows.size or not low <= covered <= high:
+            continue
+        height, width = rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
+        if rows.min() == 0 or cols.min() == 0 or max(height, width) > size - 2 * margin:
+            continue  # clipped by the square, or too long to leave the margin
+        top = int(rng.integers(margin, size - margin - height + 1))
+        left = int(rng.integers(margin, size - margin - width + 1))
+        placed = np.zeros((size, size), bool)
+        placed[top:top + height, left:left + width] = hole[rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        return placed
+    raise RuntimeError(f"no object hole within {coverage} after 100 draws")  # pragma: no cover - never seen
+
+
+def _ellipses(ys: np.ndarray, xs: np.ndarray, parts: list[tuple[float, ...]], unit: float, lying: bool) -> np.ndarray:
+    """The union of the ellipses `parts` (see object_hole), `unit` px to their unit, on the grid ys, xs centred on
+    the square."""
+    if lying:
+        ys, xs = xs, ys
+    union = np.zeros(ys.shape, bool)
+    for along, across, half_length, half_width, tilt in parts:
+        dy, dx = ys - along * unit, xs - across * unit
+        cos, sin = math.cos(tilt), math.sin(tilt)
+        u, v = dy * cos + dx * sin, -dy * sin + dx * cos
+        union |= (u / (half_length * unit)) ** 2 + (v / (half_width * unit)) ** 2 <= 1
+    return union

@@ -146,6 +146,7 @@ def test_verbose_prints_the_options_used_the_time_and_a_flat_fills_poor_texture_
     assert re.search(r"computing on cpu \(.*threads\), precision (float32|bfloat16)", err)
     match = float(err.split("texture match ")[1].split()[0])
     assert match < 0.7 and "smoother than its surroundings" in err  # the fake engine fills flat grey into noise
+    assert float(err.split("realism ")[1].split()[0]) > 1.5  # and no known patch is that flat
 
 
 def test_every_command_takes_o_and_out_for_what_it_writes(tmp_path, engine, capsys):

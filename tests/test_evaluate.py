@@ -33,7 +33,7 @@ from daemon.evaluation.report import _finite, _number
 from daemon.evaluation.samples import HOLE_GREY, make_samples, scale_for_setting
 from daemon.evaluation.settings import MASK_SETTINGS
 from daemon.photos.manifest import Entry, Manifest, load_manifest, split_by_photo
-from engine.hole_masks import centre_hole, free_form_hole, stroke_hole
+from engine.hole_masks import centre_hole, free_form_hole, object_hole, stroke_hole
 from tests.support.images import noisy_photo
 
 DATA = Path(__file__).parent / "data"
@@ -109,6 +109,30 @@ def test_free_form_holes_cover_10_to_30_percent_and_repeat_with_the_seed():
 
     [sample] = make_samples(photo(300, 300), "a.png", MASK_SETTINGS["freeform"], seed=1)
     assert sample.image.shape[:2] == (256, 256) and 0.10 <= sample.hole.mean() <= 0.30
+
+
+def test_object_holes_are_one_tall_or_wide_blob_of_8_to_20_percent_off_the_border_and_repeat_with_the_seed():
+    from scipy.ndimage import label
+
+    setting = MASK_SETTINGS["objects"]
+    assert setting.crop == 512 and setting.coverage == (0.08, 0.20)
+    holes = [object_hole(512, np.random.default_rng(seed), setting.coverage, setting.margin) for seed in range(24)]
+    coverages = [hole.mean() for hole in holes]
+    assert all(0.08 <= c <= 0.20 for c in coverages) and max(coverages) - min(coverages) > 0.05
+    centres, shapes = set(), set()
+    for hole in holes:
+        assert label(hole)[1] == 1  # one region: the ellipses overlap
+        rows, cols = np.nonzero(hole)
+        assert min(rows.min(), cols.min()) >= setting.margin and max(rows.max(), cols.max()) < 512 - setting.margin
+        height, width = np.ptp(rows) + 1, np.ptp(cols) + 1
+        shapes.add("tall" if height > 1.15 * width else "wide" if width > 1.15 * height else "round")
+        centres.add((round(rows.mean()) // 64, round(cols.mean()) // 64))
+    assert {"tall", "wide"} <= shapes
+    assert len(centres) > 8  # placed anywhere, not at the centre
+    first = make_samples(photo(600, 700), "a.png", setting, seed=4)[0]
+    again = make_samples(photo(600, 700), "a.png", setting, seed=4)[0]
+    assert np.array_equal(first.hole, again.hole) and first.image.shape[:2] == (512, 512)
+    assert not np.array_equal(first.hole, make_samples(photo(600, 700), "a.png", setting, seed=5)[0].hole)
 
 
 def test_the_methods_never_see_the_true_hole():

@@ -166,14 +166,20 @@ def print_daemon_compute(hello: dict[str, Any], options: FillOptions) -> None:
 
 
 def fill_facts(result: np.ndarray, mask: np.ndarray, seconds: float, where: str) -> dict[str, Any]:
-    """What --verbose and --json tell about a fill: its size, time, where it ran and its texture match."""
+    """What --verbose and --json tell about a fill: its size, time, where it ran, its texture match and realism
+    (computed only for them: the realism takes a few hundred ms)."""
     from daemon.evaluation.metrics import texture_match  # late: scipy
+    from daemon.evaluation.realism import realism
 
     hole = mask > 0
     colour = result if result.ndim == 2 else result[..., :3] if result.shape[2] >= 3 else result[..., 0]  # no alpha
     match = texture_match(colour, hole)
+    # The realism compares colour patches on the 0..255 scale its floor is set in.
+    rgb = np.repeat(colour[..., None], 3, axis=2) if colour.ndim == 2 else colour
+    real = realism(rgb.astype(np.float32) * (255 / np.iinfo(rgb.dtype).max if rgb.dtype.kind == "u" else 255), hole)
     return {"filled_pixels": int(hole.sum()), "seconds": round(seconds, 3), "where": where,
-            "texture_match": None if math.isnan(match) else round(float(match), 3)}
+            "texture_match": None if math.isnan(match) else round(float(match), 3),
+            "realism": None if math.isnan(real) else round(float(real), 3)}
 
 
 def print_fill_report(facts: dict[str, Any]) -> None:
@@ -186,6 +192,10 @@ def print_fill_report(facts: dict[str, Any]) -> None:
     shown = "n/a" if match is None else f"{match:.2f}"
     print(f"{PROG}: texture match {shown} (gradient energy in the hole over the ring of known pixels around "
           f"it; about 1 matches): {verdict}", file=sys.stderr)
+    real = facts["realism"]
+    print(f"{PROG}: realism {'n/a' if real is None else f'{real:.2f}'} (how far the fill's 8x8 patches are from "
+          "the nearest known patch, over how far known patches are from each other; about 1 is as real as the "
+          "photo, ghosts, flat blocks and seams score more; lower is better)", file=sys.stderr)
 
 
 def check_mask_usable(mask: np.ndarray, source: str) -> None:

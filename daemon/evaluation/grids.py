@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from engine.atomic import atomic_path
 
-from .samples import Sample
+if TYPE_CHECKING:
+    from .samples import Sample  # a type only: pairs.py scores without the engine that samples.py imports
 
 CHECKER = 8  # px squares of the checkerboard that shows the hole
 MIN_TILE = 256  # small crops are shown enlarged (nearest neighbour) to at least this
@@ -30,7 +31,7 @@ def write_grid(path: Path, sample: Sample, outputs: dict[str, np.ndarray | None]
     size = sample.image.shape[0]
     factor = max(1, MIN_TILE // size)
     tile = size * factor
-    font = _font(13)
+    font = caption_font(13)
     gap = 4
     captions = [_caption_lines(name, font, tile) for name, _ in columns]
     line_height = 16
@@ -51,7 +52,7 @@ def write_grid(path: Path, sample: Sample, outputs: dict[str, np.ndarray | None]
         grid.save(temporary, format="PNG")
 
 
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+def caption_font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     try:
         return ImageFont.load_default(size=size)
     except (TypeError, OSError, ImportError):  # Pillow without FreeType: the fixed bitmap font

@@ -1,6 +1,6 @@
 """Scores of a filled image against the original, in the hole only: L1 and L2 error in %, PSNR, SSIM, the
-perceptual distance (daemon/evaluation/perceptual.py) and the gradient ratio; and the texture match, which needs no
-original (for real object removal)."""
+perceptual distance (daemon/evaluation/perceptual.py) and the gradient ratio; and the texture match and the realism
+(daemon/evaluation/realism.py), which need no original (for real object removal)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from collections.abc import Callable, Iterable
 import numpy as np
 from scipy.ndimage import binary_dilation
 
+from .realism import realism
+
 SSIM_SIGMA, SSIM_RADIUS = 1.5, 5  # an 11x11 Gaussian window, as Wang et al. 2004 (and skimage's gaussian_weights)
 SSIM_K1, SSIM_K2 = 0.01, 0.03
 LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R BT.601
-RATIOS = ("gradient_ratio", "texture_match")
-METRICS = ("l1", "l2", "psnr", "ssim", "perceptual", "gradient_ratio", "texture_match")
+RATIOS = ("gradient_ratio", "texture_match", "realism")
+METRICS = ("l1", "l2", "psnr", "ssim", "perceptual", "gradient_ratio", "texture_match", "realism")
 
 
 def hole_scores(result: np.ndarray, original: np.ndarray, hole: np.ndarray,
@@ -23,8 +25,8 @@ def hole_scores(result: np.ndarray, original: np.ndarray, hole: np.ndarray,
 
     l1: mean absolute error over the hole's pixels and channels, % of 255. l2: mean squared error / 255^2 x 100
     (Yang et al.'s Table 1). psnr: 10 log10(255^2 / MSE) over the hole, dB (inf when identical). ssim: see
-    `ssim_in_box`. perceptual: `perceptual(result, original, hole)` when given (nan otherwise). gradient_ratio and
-    texture_match: see their functions.
+    `ssim_in_box`. perceptual: `perceptual(result, original, hole)` when given (nan otherwise). gradient_ratio,
+    texture_match and realism: see their functions.
     """
     hole = np.asarray(hole, bool)
     if not hole.any():
@@ -39,6 +41,7 @@ def hole_scores(result: np.ndarray, original: np.ndarray, hole: np.ndarray,
         "perceptual": math.nan if perceptual is None else float(perceptual(result, original, hole)),
         "gradient_ratio": gradient_ratio(result, original, hole),
         "texture_match": texture_match(result, hole),
+        "realism": realism(result, hole),
     }
 
 

@@ -1,9 +1,9 @@
 """`neural-fill eval`: run fill methods on photos with masks and score them in the hole.
 
 Takes a folder of photos (photos.py), cuts seeded crops with a hole (samples.py: the paper's Table 1 setting
-`centre128`, a bigger `centre512`, or free-form strokes), lets every method (methods.py) fill the hole, scores
-each result against the original in the hole (metrics.py: L1, L2, PSNR, SSIM, and wall time per image), and
-writes results.md, results.json (report.py) and comparison grids (grids.py).
+`centre128`, a bigger `centre512`, free-form strokes, or object-shaped blobs), lets every method (methods.py) fill
+the hole, scores each result against the original in the hole (metrics.py: L1, L2, PSNR, SSIM, and wall time per
+image) and without it (realism.py), and writes results.md, results.json (report.py) and comparison grids (grids.py).
 
 Loads no torch until a method is built, so `neural-fill` starts as fast with the command registered.
 """
@@ -20,8 +20,10 @@ import numpy as np
 from .grids import write_grid
 from .methods import Method, Unavailable, available_methods, make_method
 from .metrics import hole_scores
+from .pairs import FOLDER, PairSheets
 from .perceptual import Distance, PerceptualUnavailable, perceptual_distance
 from .photos import list_photos, read_photo
+from .realism import realism
 from .report import method_summaries, write_results
 from .samples import Sample, centre_hole, make_samples
 from .settings import MASK_SETTINGS, EvalSettings
@@ -53,13 +55,19 @@ def evaluate(settings: EvalSettings, log: Log = print, invoked_as: list[str] | N
     if not photos:
         raise ValueError(f"{settings.data}: no photos to evaluate on ({photo_note})")
 
-    methods, skipped = resolve_methods(settings.methods, settings.seed)
+    specs = settings.methods
+    if settings.pairs is not None:
+        if specs is None:
+            raise ValueError("--pairs needs --methods, ours first (ours: the first method that is not the peer)")
+        specs = specs if settings.pairs in specs else [*specs, settings.pairs]
+    methods, skipped = resolve_methods(specs, settings.seed)
     methods, failed_warm_up = warm_up(methods)
     skipped.update(failed_warm_up)
     for name, reason in skipped.items():
         say(f"skipped {name}: {reason}")
     if not methods:
         raise ValueError("no method can run here: " + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+    pairs = pair_sheets(settings, specs, skipped) if settings.pairs is not None else None
 
     try:
         perceptual: Distance | None = perceptual_distance()
@@ -71,7 +79,7 @@ def evaluate(settings: EvalSettings, log: Log = print, invoked_as: list[str] | N
     grids: list[dict[str, Any]] = []
     report = Report(skipped=skipped)
     context = dict(settings=settings, setting=setting, photo_note=photo_note, methods=methods, skipped=skipped,
-                   invoked_as=invoked_as)
+                   invoked_as=invoked_as, pairs=pairs)
     for number, path in enumerate(photos, 1):
         source = path.relative_to(settings.data).as_posix()
         try:
@@ -90,6 +98,8 @@ def evaluate(settings: EvalSettings, log: Log = print, invoked_as: list[str] | N
                 write_grid(settings.out / grid_name, sample, outputs)
                 grids.append({"file": grid_name, "sample": sample.label,
                               "columns": ["input", *[m.label for m in methods], "original"]})
+            if pairs is not None and outputs[pairs.ours] is not None and outputs[pairs.peer] is not None:
+                pairs.add(sample, outputs[pairs.ours], outputs[pairs.peer])
             say(progress_line(number, len(photos), sample, record))
         write_results(settings.out, records, grids, **context)  # after every photo: a stopped run keeps its rows
     report.samples = len(records)
@@ -97,6 +107,18 @@ def evaluate(settings: EvalSettings, log: Log = print, invoked_as: list[str] | N
     write_results(settings.out, records, grids, **context)
     say(f"wrote {settings.out / 'results.md'} ({len(records)} samples)")
     return report
+
+
+def pair_sheets(settings: EvalSettings, specs: list[str], skipped: dict[str, str]) -> PairSheets:
+    """The writer of the blind pairs: ours is the first method asked for that is not the peer; both must run."""
+    peer = settings.pairs
+    ours = next((spec for spec in specs if spec != peer), None)
+    if ours is None:
+        raise ValueError(f"--pairs {peer}: name ours in --methods too (the first method that is not {peer})")
+    for role, spec in (("ours", ours), ("the peer", peer)):
+        if spec in skipped:
+            raise ValueError(f"--pairs: {role}, {spec}, cannot run here: {skipped[spec]}")
+    return PairSheets(settings.out / FOLDER, ours, peer, settings.seed)
 
 
 def resolve_methods(specs: list[str] | None, seed: int) -> tuple[list[Method], dict[str, str]]:
@@ -149,7 +171,8 @@ def run_sample(sample: Sample, methods: list[Method], perceptual: Distance | Non
         outputs[method.label] = out
     record = {"file": sample.source, "crop_number": sample.number, "scale": sample.scale,
               "crop": {"top": sample.top, "left": sample.left, "size": int(sample.image.shape[0])},
-              "hole_fraction": float(sample.hole.mean()), "results": results}
+              "hole_fraction": float(sample.hole.mean()), "original_realism": realism(sample.image, sample.hole),
+              "results": results}
     return record, outputs
 
 
@@ -157,6 +180,6 @@ def progress_line(number: int, total: int, sample: Sample, record: dict[str, Any
     parts = []
     for name, row in record["results"].items():
         parts.append(f"{name} failed" if "error" in row else
-                     f"{name} {row['psnr']:.1f} dB {row['perceptual']:.3f} {row['seconds']:.2f}s")
-    return (f"[{number}/{total}] {sample.label} (hole {record['hole_fraction']:.0%}): PSNR, perceptual: "
-            + ", ".join(parts))
+                     f"{name} {row['psnr']:.1f} dB {row['perceptual']:.3f} {row['realism']:.2f} {row['seconds']:.2f}s")
+    return (f"[{number}/{total}] {sample.label} (hole {record['hole_fraction']:.0%}, original's realism "
+            f"{record['original_realism']:.2f}): PSNR, perceptual, realism: " + ", ".join(parts))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from engine.hole_masks import centre_hole, free_form_hole
+from engine.hole_masks import centre_hole, free_form_hole, object_hole
 
 from .settings import MaskSetting
 
@@ -67,7 +67,9 @@ def make_samples(photo: np.ndarray, source: str, setting: MaskSetting, seed: int
         crop = np.ascontiguousarray(scaled[top:top + setting.crop, left:left + setting.crop])
         if setting.hole == "centre":
             hole = centre_hole(setting.crop, setting.hole_side)
-        else:
+        elif setting.hole == "strokes":
             hole = free_form_hole(setting.crop, rng, setting.coverage)
+        else:
+            hole = object_hole(setting.crop, rng, setting.coverage, setting.margin)
         samples.append(Sample(source, number, crop, hole, scale, top, left))
     return samples

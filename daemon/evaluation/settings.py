@@ -18,6 +18,7 @@ class EvalSettings:
     crops: int = 1  # crops per photo
     grids: int = 4  # comparison grids for the first this many samples
     quiet: bool = False
+    pairs: str | None = None  # a peer: blind pairs of ours (the first other method) against it, for judging by eye
 
 
 @dataclass(frozen=True)
@@ -27,9 +28,11 @@ class MaskSetting:
 
     name: str
     crop: int
-    hole: str  # "centre" (a centred square of side `hole_side`) or "strokes" (free-form, `coverage` of the crop)
+    hole: str  # "centre" (a centred square of side `hole_side`), "strokes" (free-form) or "object" (a lasso around
+    # overlapping ellipses, anywhere but near the border); strokes and objects cover `coverage` of the crop
     hole_side: int = 0
     coverage: tuple[float, float] = (0.0, 0.0)
+    margin: int = 0  # objects: the least distance in px from the hole to the crop's border
     short_side_factor: float = 2.0
 
     @property
@@ -39,9 +42,13 @@ class MaskSetting:
     def describe(self) -> str:
         if self.hole == "centre":
             hole = f"the {self.hole_side}x{self.hole_side} centre hole"
-        else:
+        elif self.hole == "strokes":
             hole = (f"seeded random free-form strokes covering {self.coverage[0]:.0%}-{self.coverage[1]:.0%} of "
                     "the crop")
+        else:
+            hole = (f"a seeded random object-shaped hole (2-4 overlapping ellipses, upright or lying, grown 3-8 px "
+                    f"as a lasso is) covering {self.coverage[0]:.0%}-{self.coverage[1]:.0%} of the crop, anywhere "
+                    f"at least {self.margin} px from its border")
         return (f"{self.name}: each photo scaled (Lanczos) so its short side is {self.short_side} px "
                 f"({self.short_side_factor:g}x the crop; never enlarged unless smaller than the crop), a seeded random "
                 f"{self.crop}x{self.crop} crop, {hole}")
@@ -56,4 +63,6 @@ MASK_SETTINGS: dict[str, MaskSetting] = {
     "centre512": MaskSetting("centre512", 512, "centre", hole_side=256),
     "freeform": MaskSetting("freeform", 256, "strokes", coverage=(0.10, 0.30)),
     "freeform512": MaskSetting("freeform512", 512, "strokes", coverage=(0.10, 0.30)),
+    # What a user removes from a photo (issue 32): one object, selected with some slack, off centre.
+    "objects": MaskSetting("objects", 512, "object", coverage=(0.08, 0.20), margin=32),
 }
