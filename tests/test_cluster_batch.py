@@ -145,7 +145,12 @@ def test_an_actor_killed_mid_batch_costs_only_its_file_which_is_retried_and_writ
 
 def test_an_interrupted_driver_keeps_what_it_wrote_and_a_rerun_fills_the_rest(tmp_path, local_ray, capsys):
     images, masks, out = photos(tmp_path, 8)
-    command = [sys.executable, "-m", "daemon.cli", *batch_args(images, masks, out, "--ray", "auto", "--workers", "1")]
+    # As a terminal's Ctrl-C reaches a command in the foreground: a suite run in the background (`pytest &`)
+    # ignores SIGINT, and a child inherits that, so the driver would finish its batch instead.
+    as_in_a_terminal = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                        "runpy.run_module('daemon.cli', run_name='__main__', alter_sys=True)")
+    command = [sys.executable, "-c", as_in_a_terminal,
+               *batch_args(images, masks, out, "--ray", "auto", "--workers", "1")]
     driver = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (out.is_dir() and [p for p in out.iterdir() if not p.name.startswith(".")]):
