@@ -130,9 +130,9 @@ class FillOptions:
     def check_work(self) -> None:
         """OptionsError when these options ask for more work than MAX_WORK: checked where a fill starts and where a
         daemon takes options, not in validate() (a narrow hole's crop raises its working size, engine/pipeline.py)."""
-        paper = PRESETS["paper"][1].work()
-        if self.work() > MAX_WORK * paper:
-            raise OptionsError(f"these options ask for {self.work() / paper:.0f} times the synthesis work of the "
+        times = self.work() / PRESETS["paper"][1].work()
+        if times > MAX_WORK:
+            raise OptionsError(f"these options ask for {times:.0f} times the synthesis work of the "
                                f"'paper' preset per crop (working_size x working_size over the scales, times their "
                                f"iterations and vote_iterations); at most {MAX_WORK} times is taken: use fewer "
                                "iterations or scales, or a smaller working_size")
