@@ -75,6 +75,9 @@ class FillOptions:
     beside_iterations: int = _opt(3, "Rounds of a last pixel PatchMatch that copies from right beside the hole, at "
                                   "the crop's size and again at native size when the crop was synthesised smaller "
                                   "and detail_transfer is on (0 = none).", min=0, max=20)
+    completion: bool = _opt(True, "Fill holes wider than a stroke by patch completion, coarse to fine from where "
+                            "the hole is a few pixels across, every patch of it a copy of known pixels (the content "
+                            "prediction steers which), instead of the scales' L-BFGS and neural-patch copying.")
     augment: bool = _opt(False, "Also copy from mirrored, rotated (+-pi/24) and scaled (1.05^+-1) copies of the "
                          "photo, as the reference's patch bank does.")
     detail_gain: float = _opt(1.5, "Largest factor by which the fill's fine detail is raised where it is weaker "
@@ -260,7 +263,7 @@ _preset("paper", "The reference configuration of Yang et al.'s released code: 3 
         "512 px, relu4_1 patches matched at the start of each scale with texture weight 1e-4, no copying of pixels.",
         working_size=512, scales=3, iterations=(100, 100, 100), texture_layers=("relu4_1",), nn_every=0,
         texture_weight=1e-4, candidate_stride=2, vote_iterations=(0,), pixel_iterations=0, beside_iterations=0,
-        detail_gain=1.0)
+        detail_gain=1.0, completion=False)
 
 
 def get_preset(name: str, /, **overrides: Any) -> FillOptions:  # `/`: an option `name` is just unknown

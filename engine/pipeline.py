@@ -261,7 +261,7 @@ def fill_crop(synthesis: CropSynthesis, colour: np.ndarray, hole: np.ndarray, op
     if want_detail and result.match is not None:
         guide = native * known + upsampled * native_hole
         upsampled = upsampled + transfer_detail(guide, known, size, result.match, result.match_stride)
-    if options.detail_transfer:
+    if options.detail_transfer and result.refine_native:
         # The synthesis's last copying from beside the hole, again at native size: the texture next to the border
         # is then the photo's own, not an enlarged copy.
         upsampled = synthesis.copy_from_beside(native * known + upsampled.clamp(0, 1) * native_hole, native_hole,

@@ -28,6 +28,7 @@ import torch
 from scipy.ndimage import distance_transform_edt
 
 from .content import ContentPredictor, push_pull_fill, seamless
+from .completion import Completion
 from .content_choice import choose_predictor
 from .detail import pixel_field_match
 from .device import one_thread, reduced_precision, torch_threads
@@ -78,6 +79,9 @@ class CropResult:
     image: torch.Tensor  # (1,3,H,W) in 0..1
     match: Match | None  # finest-scale correspondence (query cells in crop coordinates), for detail transfer
     match_stride: int
+    # Whether the native-size pass should copy from beside the hole again (engine/pipeline.py): not after a
+    # completion, whose own pixels it would only average.
+    refine_native: bool = True
 
 
 def pyramid_sizes(height: int, width: int, scales: int) -> list[tuple[int, int]]:
@@ -171,6 +175,8 @@ class CropSynthesis:
             # A thin hole: the last copying from beside reaches every pixel of it at this size, and copying along
             # neural matches first only leaves soft streaks for it to follow (docs/quality.md).
             votes[-1] = 0
+        if opts.completion and not self.pixel_only:
+            return self._complete(image, hole, excluded, want_match, plan[0][0])
         self.progress.plan([(size, iterations + rounds) for (size, iterations), rounds in zip(plan, votes,
                                                                                                strict=True)])
         coarse_size = plan[0][0]
@@ -218,6 +224,22 @@ class CropSynthesis:
         if grainy:
             current = add_grain(current, hole, usable, match, stride, missing)
         return CropResult(current.clamp(0, 1), match if want_match else None, stride)
+
+    def _complete(self, image: torch.Tensor, hole: torch.Tensor, excluded: torch.Tensor, want_match: bool,
+                  predict_size: tuple[int, int]) -> CropResult:
+        """A hole wider than a stroke, filled by patch completion (engine/completion.py) from the content
+        prediction; the fill is copies of known pixels already, so nothing raises its detail or adds grain."""
+        usable = (1 - hole) * (1 - excluded)
+        completion = Completion(image, hole, usable)
+        self.progress.plan(completion.plan())
+        prediction = self._predict(image, hole, predict_size)
+        start = None if prediction is None else self._put_in(image, 1 - hole, resize(prediction, image.shape[-2:]))
+        self.check_cancel()
+        seed = int(torch.randint(0, 2**62, (1,), generator=self.generator))
+        current, sources = completion.run(start, seed, self.check_cancel, self.progress.iteration)
+        current = image * (1 - hole) + current * hole
+        match = pixel_field_match(current, hole, sources) if want_match else None
+        return CropResult(current.clamp(0, 1), match, 1, refine_native=False)
 
     def _copy(self, current: torch.Tensor, reference: torch.Tensor | None, hole: torch.Tensor, usable: torch.Tensor,
               index: int, iterations: int, rounds: int) -> tuple[torch.Tensor, Field | None]:
