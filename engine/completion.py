@@ -34,6 +34,9 @@ SOFT = 1.0
 SIMILARITY_SCALE = 0.04
 COARSEST_SIDE = 16  # px: the pyramid halves while the shorter side stays at least this
 PASSES = 7  # at most, per round: coarse levels get more (1 + their depth)
+# The vote seeks the mode of its colours in MODES rounds of mean shift of this deviation (colours 0..1).
+MODES = 3
+MODE_SPREAD = 0.1
 
 
 @dataclass
@@ -144,10 +147,10 @@ class Completion:
                     up = np.repeat(np.repeat(level.colours, 2, 0), 2, 1)[:finer.hole.shape[0], :finer.hole.shape[1]]
                     finer.colours[finer.hole] = up[finer.hole]
                     finer.colours = vote(qy, qx, sy, sx, weight, RADIUS, 2, finer.colours, finer.usable,
-                                         finer.hole).astype(np.float32)
+                                         finer.hole, MODES, MODE_SPREAD).astype(np.float32)
                 else:
                     level.colours = vote(qy, qx, sy, sx, weight, RADIUS, 1, level.colours, level.usable,
-                                         level.hole).astype(np.float32)
+                                         level.hole, MODES, MODE_SPREAD).astype(np.float32)
                 progress(number, done + 1, rounds)
         return self._result(sy, sx)
 

@@ -97,33 +97,56 @@ def minimise(target, source, soft, hole, usable, qy, qx, index, sy, sx, cost, pa
 
 
 @njit(cache=True, fastmath=True)
-def vote(qy, qx, sy, sx, weight, radius, factor, colours, usable, hole):
+def vote(qy, qx, sy, sx, weight, radius, factor, colours, usable, hole, modes, spread):
     """colours (H,W,3) with its hole rebuilt from the sources: each query's source patch laid over the query's
     place, weighted. factor 1 votes on the field's own level; 2 lays, for each pixel of a coarser field, the 2x2
     pixels under it from `colours`, the level twice the size (Wexler et al. 2007, section 3.2). Hole pixels no
-    patch covers keep their colour."""
+    patch covers keep their colour. With `modes` > 0 the vote seeks the mode, not the mean (Wexler et al.'s mean
+    shift): starting from the colour each pixel's own patch gives it, `modes` times the votes are weighed again by
+    a Gaussian of deviation `spread` around the last estimate, so where two structures meet, a pixel takes one of
+    them and never their mixture."""
     height, width = hole.shape
-    total = np.zeros((height, width, 3))
-    weights = np.zeros((height, width))
-    for k in range(qy.shape[0]):
-        w = weight[k]
-        for dy in range(-radius, radius + 1):
-            for dx in range(-radius, radius + 1):
-                for u in range(factor):
-                    for v in range(factor):
-                        ty, tx = factor * (qy[k] + dy) + u, factor * (qx[k] + dx) + v
-                        ys, xs = factor * (sy[k] + dy) + u, factor * (sx[k] + dx) + v
-                        if ty < 0 or ty >= height or tx < 0 or tx >= width or not hole[ty, tx]:
-                            continue
-                        if ys < 0 or ys >= height or xs < 0 or xs >= width or not usable[ys, xs]:
-                            continue
+    estimate = colours.copy()
+    own = np.zeros((height, width), np.bool_)
+    if modes > 0:
+        for k in range(qy.shape[0]):
+            for u in range(factor):
+                for v in range(factor):
+                    ty, tx = factor * qy[k] + u, factor * qx[k] + v
+                    ys, xs = factor * sy[k] + u, factor * sx[k] + v
+                    if 0 <= ty < height and 0 <= tx < width and hole[ty, tx] and 0 <= ys < height \
+                            and 0 <= xs < width and usable[ys, xs]:
                         for c in range(3):
-                            total[ty, tx, c] += w * colours[ys, xs, c]
-                        weights[ty, tx] += w
-    result = colours.copy()
-    for y in range(height):
-        for x in range(width):
-            if hole[y, x] and weights[y, x] > 0:
-                for c in range(3):
-                    result[y, x, c] = total[y, x, c] / weights[y, x]
-    return result
+                            estimate[ty, tx, c] = colours[ys, xs, c]
+                        own[ty, tx] = True
+    for _ in range(max(modes, 1)):
+        total = np.zeros((height, width, 3))
+        weights = np.zeros((height, width))
+        for k in range(qy.shape[0]):
+            w = weight[k]
+            for dy in range(-radius, radius + 1):
+                for dx in range(-radius, radius + 1):
+                    for u in range(factor):
+                        for v in range(factor):
+                            ty, tx = factor * (qy[k] + dy) + u, factor * (qx[k] + dx) + v
+                            ys, xs = factor * (sy[k] + dy) + u, factor * (sx[k] + dx) + v
+                            if ty < 0 or ty >= height or tx < 0 or tx >= width or not hole[ty, tx]:
+                                continue
+                            if ys < 0 or ys >= height or xs < 0 or xs >= width or not usable[ys, xs]:
+                                continue
+                            kernel = w
+                            if modes > 0 and own[ty, tx]:
+                                distance = 0.0
+                                for c in range(3):
+                                    e = colours[ys, xs, c] - estimate[ty, tx, c]
+                                    distance += e * e
+                                kernel = w * np.exp(-distance / (2 * spread * spread))
+                            for c in range(3):
+                                total[ty, tx, c] += kernel * colours[ys, xs, c]
+                            weights[ty, tx] += kernel
+        for y in range(height):
+            for x in range(width):
+                if hole[y, x] and weights[y, x] > 0:
+                    for c in range(3):
+                        estimate[y, x, c] = total[y, x, c] / weights[y, x]
+    return estimate

@@ -27,8 +27,8 @@ from typing import Protocol
 import torch
 from scipy.ndimage import distance_transform_edt
 
-from .content import ContentPredictor, push_pull_fill, seamless
 from .completion import Completion
+from .content import ContentPredictor, push_pull_fill, seamless
 from .content_choice import choose_predictor
 from .detail import pixel_field_match
 from .device import one_thread, reduced_precision, torch_threads

@@ -76,7 +76,7 @@ def run_crop(random_vgg_model, predictor: RecordingPredictor, size: int, iterati
     image = torch.rand(1, 3, size, size)
     hole = torch.zeros(1, 1, size, size)
     hole[..., size // 4:3 * size // 4, size // 4:3 * size // 4] = 1
-    options = get_preset("default", iterations=(iterations,))
+    options = get_preset("default", iterations=(iterations,), completion=False)  # the scales' pyramid
     progress = RecordingProgress()
     synthesis = CropSynthesis(random_vgg_model, options, [predictor], lambda: None, progress)
     synthesis.run(image, hole, torch.zeros_like(hole), want_match=False)

@@ -132,10 +132,13 @@ def test_a_hole_bigger_than_the_working_size_gets_native_detail_back(random_vgg)
     assert roughness(detailed) > 0.5 * roughness(photo)
 
 
-@pytest.mark.parametrize("content, scales", [("patches", 2), ("network", 1)])  # the network's pyramid starts at 128
-def test_progress_is_monotone_and_says_where_it_is(random_vgg, content, scales):
+@pytest.mark.parametrize("content, completion, scales", [
+    ("patches", False, 2), ("network", False, 1),  # the network's pyramid starts at 128
+    ("network", True, 4)])  # the completion's halves 128 px down to 16
+def test_progress_is_monotone_and_says_where_it_is(random_vgg, content, completion, scales):
     events = []
-    fill(noisy_photo(128, 128), centre_mask(128, 128, 40), FAST.replace(content=content), progress=events.append)
+    fill(noisy_photo(128, 128), centre_mask(128, 128, 40), FAST.replace(content=content, completion=completion),
+         progress=events.append)
     fractions = [e.fraction for e in events]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     synthesis = [e for e in events if e.stage == "synthesis"]
@@ -155,7 +158,8 @@ def test_a_thin_hole_in_a_small_crop_skips_the_finest_neural_copying_that_the_co
 
     def finest_scale_rounds(mask: np.ndarray) -> list:
         events = []
-        result = fill(image, mask, get_preset("preview", content="patches"), progress=events.append)  # 2 scales
+        result = fill(image, mask, get_preset("preview", content="patches", completion=False),
+                      progress=events.append)  # 2 scales
         assert np.array_equal(result[mask == 0], image[mask == 0])
         return [e for e in events if e.stage == "synthesis" and e.scale == e.scales]
 
@@ -181,7 +185,8 @@ def test_a_narrow_hole_copies_by_pixel_patches_alone_and_a_wide_one_along_neural
     def neural_copies(mask: np.ndarray) -> int:
         built.clear()
         events = []
-        result = fill(image, mask, get_preset("default", content="patches"), progress=events.append)
+        result = fill(image, mask, get_preset("default", content="patches", completion=False),
+                      progress=events.append)
         assert np.array_equal(result[mask == 0], image[mask == 0])
         assert any(e.stage == "synthesis" and e.scale == e.scales for e in events)  # every scale copies
         return len(built)
