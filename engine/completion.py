@@ -32,7 +32,10 @@ HOLE_WEIGHT = 0.3
 SOFT = 1.0
 # The normalised patch distance (mean squared difference per channel, colours 0..1) at which a vote weighs 1/e.
 SIMILARITY_SCALE = 0.04
-COARSEST_SIDE = 16  # px: the pyramid halves while the shorter side stays at least this
+# px: the pyramid halves while its shorter side stays at least this. The coarsest level is filled in order of
+# priority (exemplar_fill), which carries edges straight across the hole; started coarser, from a smooth fill,
+# the expectation-maximisation bent a horizon by up to 40 px toward the hole's middle (docs/quality.md).
+COARSEST_SIDE = 64
 PASSES = 7  # at most, per round: coarse levels get more (1 + their depth)
 # The vote seeks the mode of its colours in MODES rounds of mean shift of this deviation (colours 0..1).
 MODES = 3
@@ -117,15 +120,14 @@ class Completion:
     def run(self, start: torch.Tensor | None, seed: int, check_cancel: Callable[[], None],
             progress: Callable[[int, int, int], None] = lambda level, done, total: None
             ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The filled image (1,3,H,W) and each hole pixel's source (2,H,W), -1 elsewhere. start (1,3,H,W): what
-        the coarsest hole starts as (the content prediction); None spreads the known colours inward."""
+        """The filled image (1,3,H,W) and each hole pixel's source (2,H,W), -1 elsewhere. start (1,3,H,W) or None:
+        the content prediction, which steers the coarsest level's choice of patches where the border leaves it
+        open."""
         coarsest = self.levels[0]
-        size = coarsest.hole.shape
-        if start is None:
-            first = _array(push_pull_fill(_tensor(coarsest.colours), _tensor((~coarsest.hole).astype(np.float32))))
-        else:
-            first = _array(F.interpolate(start.detach().float().cpu(), size=size, mode="area"))
-        coarsest.colours[coarsest.hole] = first[coarsest.hole]
+        guide = None
+        if start is not None:
+            guide = _array(F.interpolate(start.detach().float().cpu(), size=coarsest.hole.shape, mode="area"))
+        coarsest.colours = exemplar_fill(coarsest.colours, coarsest.hole, coarsest.usable, guide)
         sy = sx = np.empty(0, dtype=np.int64)
         stream = _next_seed(seed)
         for number, ((_, rounds), level) in enumerate(zip(self.plan(), self.levels, strict=True)):
@@ -180,3 +182,66 @@ class Completion:
         sources[0, qy[inside], qx[inside]] = torch.from_numpy(sy[inside])
         sources[1, qy[inside], qx[inside]] = torch.from_numpy(sx[inside])
         return image, sources.to(self.device)
+
+
+def exemplar_fill(colours: np.ndarray, hole: np.ndarray, usable: np.ndarray, guide: np.ndarray | None,
+                  radius: int = RADIUS, guide_weight: float = 0.1) -> np.ndarray:
+    """Criminisi, Perez and Toyama's (2004) exemplar-based fill, in order of priority: the front pixel whose patch
+    is most known (confidence) and where a strong edge meets the front (data term) is filled first, by the known
+    patch nearest on its filled pixels; so edges that meet the hole are carried straight across before the flat
+    areas close over them. guide (H,W,3) or None: compared, weighted, with the source on the patch's unfilled
+    pixels, so where the border leaves the choice open the content prediction decides."""
+    height, width = hole.shape
+    side = 2 * radius + 1
+    image = colours.astype(np.float32).copy()
+    filled = ~hole
+    confidence = filled.astype(np.float32)
+    # Every patch wholly inside the image and wholly usable is a source.
+    ok = F.avg_pool2d(_tensor(usable.astype(np.float32)), side, 1, 0)[0, 0].numpy() > 1 - 1e-6
+    centres = np.argwhere(ok) + radius
+    offsets = np.stack(np.meshgrid(np.arange(-radius, radius + 1), np.arange(-radius, radius + 1),
+                                   indexing="ij"), -1).reshape(-1, 2)
+    if len(centres) == 0:  # no whole known patch at this size: the known colours spread inward
+        spread = push_pull_fill(_tensor(image), _tensor(filled.astype(np.float32)))
+        return np.where(hole[..., None], _array(spread), image)
+    source_y = centres[:, :1] + offsets[None, :, 0]
+    source_x = centres[:, 1:] + offsets[None, :, 1]
+    sources = image[source_y, source_x]  # (n, side*side, 3)
+    grey = image.mean(2)
+    padded = np.pad(np.arange(height * width).reshape(height, width), radius, mode="edge")
+    while not filled.all():
+        front = ~filled & (F.max_pool2d(_tensor(filled.astype(np.float32)), 3, 1, 1)[0, 0].numpy() > 0)
+        ys, xs = np.nonzero(front)
+        # Confidence: the share of the patch already trusted; data: edge strength across the front.
+        trust = F.avg_pool2d(_tensor(confidence), side, 1, radius, count_include_pad=False)[0, 0].numpy()
+        gy, gx = np.gradient(np.where(filled, grey, np.nan))
+        gy, gx = np.nan_to_num(gy), np.nan_to_num(gx)
+        ny, nx = np.gradient(F.avg_pool2d(_tensor(filled.astype(np.float32)), 3, 1, 1)[0, 0].numpy())
+        norm = np.hypot(ny, nx) + 1e-6
+        edge = np.abs(-gy * nx / norm + gx * ny / norm)  # the isophote (gradient turned 90 degrees) along the normal
+        edge = _max_near(edge, filled, radius)
+        priority = trust[ys, xs] * (edge[ys, xs] + 1e-3)
+        best = int(np.argmax(priority))
+        py, px = int(ys[best]), int(xs[best])
+        index = padded[py:py + side, px:px + side].reshape(-1)
+        ty, tx = index // width, index % width
+        inside = (np.abs(ty - py) <= radius) & (np.abs(tx - px) <= radius)  # the edge-repeated border is not the patch
+        known = filled[ty, tx] & inside
+        target = image[ty, tx]
+        distance = (((sources - target[None]) ** 2).sum(2) * known[None]).sum(1)
+        if guide is not None:
+            unknown = ~filled[ty, tx] & inside
+            distance += guide_weight * (((sources - guide[ty, tx][None]) ** 2).sum(2) * unknown[None]).sum(1)
+        chosen = int(np.argmin(distance))
+        fill_here = ~filled[ty, tx] & inside
+        image[ty[fill_here], tx[fill_here]] = sources[chosen][fill_here]
+        confidence[ty[fill_here], tx[fill_here]] = trust[py, px]
+        filled[ty[fill_here], tx[fill_here]] = True
+        grey = image.mean(2)
+    return image
+
+
+def _max_near(values: np.ndarray, filled: np.ndarray, radius: int) -> np.ndarray:
+    """Each pixel's largest value among the filled pixels within `radius`: the edges the front is about to meet."""
+    masked = np.where(filled, values, 0).astype(np.float32)
+    return F.max_pool2d(_tensor(masked), 2 * radius + 1, 1, radius)[0, 0].numpy()

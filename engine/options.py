@@ -254,10 +254,11 @@ def _preset(name: str, description: str, **values: Any) -> None:
     PRESETS[name] = (description, FillOptions(**values))
 
 
-_preset("preview", "A quick look in seconds: two scales at 256 px (narrow holes three at up to 512 px), fewer "
-        "rounds of pixel copying.", working_size=256, narrow_size=512, scales=2, iterations=(0, 0),
+_preset("preview", "A quick look in seconds: completion at 256 px (narrow holes three scales at up to 512 px), "
+        "fewer rounds of pixel copying.", working_size=256, narrow_size=512, scales=2, iterations=(0, 0),
         vote_iterations=(3, 1), pixel_iterations=2, beside_iterations=1)
-_preset("default", "The best quality per second: real pixels copied along neural-patch matches on three scales.",
+_preset("default", "The best quality per second: holes wider than a stroke completed from real pixels, steered by "
+        "the content network; strokes copied by pixel patches on three scales.",
         working_size=512, scales=3, iterations=(0, 0, 0), vote_iterations=(3, 2, 1))
 _preset("paper", "The reference configuration of Yang et al.'s released code: 3 scales x 100 L-BFGS iterations at "
         "512 px, relu4_1 patches matched at the start of each scale with texture weight 1e-4, no copying of pixels.",

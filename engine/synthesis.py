@@ -1,5 +1,10 @@
-"""Multi-scale neural patch synthesis of one crop (Yang et al., CVPR 2017, section 3), coarse to fine.
+"""Multi-scale synthesis of one crop, coarse to fine, from the content network's prediction.
 
+With `completion` on (the default and preview), a hole wider than a stroke is filled by patch completion
+(engine/completion.py): the prediction starts the coarsest level and so steers which known pixels are copied; every
+pixel of the fill is then a copy, and nothing here raises its detail or adds grain. Narrow holes, and every hole
+with `completion` off (the `paper` preset), take the scales of multi-scale neural patch synthesis (Yang et al.,
+CVPR 2017, section 3):
 The first scale is the one the content prediction is made at and starts from it; each next scale starts from the
 previous result upsampled. At each scale two stages run, either of which may be switched off by its count:
 1. `iterations` of L-BFGS on the paper's joint loss, over the hole's pixels only (known pixels are fixed):
@@ -171,12 +176,12 @@ class CropSynthesis:
         deepest = float(depth(hole).max())
         coarsest = max(plan[0][0]) / (max(image.shape[-2:]) * native_factor)
         self.pixel_only = coarsest <= PIXEL_FIRST and deepest * native_factor <= PIXEL_DEPTH
+        if opts.completion and not self.pixel_only:
+            return self._complete(image, hole, excluded, want_match, plan[0][0])
         if not self.pixel_only and len(votes) > 1 and opts.beside_iterations and deepest <= BESIDE:
             # A thin hole: the last copying from beside reaches every pixel of it at this size, and copying along
             # neural matches first only leaves soft streaks for it to follow (docs/quality.md).
             votes[-1] = 0
-        if opts.completion and not self.pixel_only:
-            return self._complete(image, hole, excluded, want_match, plan[0][0])
         self.progress.plan([(size, iterations + rounds) for (size, iterations), rounds in zip(plan, votes,
                                                                                                strict=True)])
         coarse_size = plan[0][0]
