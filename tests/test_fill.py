@@ -199,6 +199,36 @@ def test_a_narrow_hole_copies_by_pixel_patches_alone_and_a_wide_one_along_neural
     assert neural_copies(centre_mask(256, 256, 160)) > 0
 
 
+def test_a_wide_hole_is_completed_from_real_pixels_and_a_stroke_is_not(random_vgg, monkeypatch):
+    # Wide holes: patch completion (engine/completion.py); strokes keep the pixel PatchMatch, which continues a
+    # stroke's border best (docs/quality.md); `paper` keeps the reference's optimisation.
+    from engine import synthesis
+
+    image = noisy_photo(256, 256)
+    built = []
+
+    class CountedCompletion(synthesis.Completion):
+        def __init__(self, *args, **kwargs):
+            built.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(synthesis, "Completion", CountedCompletion)
+
+    def completions(mask: np.ndarray, **changes) -> int:
+        built.clear()
+        result = fill(image, mask, get_preset("default", content="patches", **changes))
+        assert np.array_equal(result[mask == 0], image[mask == 0])
+        return len(built)
+
+    stroke = np.zeros((256, 256), np.uint8)
+    stroke[40:216, 40:216] = 255
+    stroke[70:186, 70:186] = 0  # a square stroke 30 px wide: its first scale, 64 px, is a quarter of the crop
+    wide = centre_mask(256, 256, 160)
+    assert completions(wide) == 1
+    assert completions(stroke) == 0
+    assert completions(wide, completion=False) == 0
+
+
 def test_cancel_stops_within_a_second(random_vgg):
     photo, mask = noisy_photo(512, 512), centre_mask(512, 512, 256)
     options = get_preset("default", iterations=(500,))  # a long fill, within the work options may ask for
