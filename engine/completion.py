@@ -1,13 +1,14 @@
 """Hole completion that commits to real pixels: Wexler, Shechtman and Irani's (2007) expectation-maximisation over
 a coarse-to-fine pyramid, with PatchMatch (Barnes et al. 2009) nearest-neighbour fields (engine/completion_search.py).
 
-Every 7x7 patch that overlaps the hole keeps one source patch of known pixels; the hole is rebuilt from the
-sources that cover it, weighted by how well each matched, and searched again. Patches are compared on colour and
-its gradients, so a flat source does not win a textured place. The pyramid starts where the hole is a few pixels
-across, and each finer level inherits the field doubled, so copies stay coherent, and a vote of coherent copies is
-the copy itself, not a mean of strangers. A level's last vote reads the finer level's own pixels (Wexler et al.,
-section 3.2): no upsampling blur reaches the fill. The content prediction fills the coarsest hole, and so steers
-which sources are chosen there; its own pixels never reach the fill.
+The coarsest level (64 px) is filled in order of priority (Criminisi, Perez and Toyama 2004: exemplar_fill), which
+carries the edges that reach the hole straight across it; the content prediction decides where the border leaves
+the choice open, and its own pixels never reach the fill. Then, at every level, every 7x7 patch that overlaps the
+hole keeps one source patch of known pixels, compared on colour and its gradients (a flat source does not win a
+textured place), and the hole is rebuilt from the sources that cover it by seeking the mode of their colours, not
+their mean: where two structures meet a pixel takes one of them, never their mixture. Each finer level inherits
+the field doubled, so copies stay coherent, and a level's last vote reads the finer level's own pixels (Wexler et
+al., section 3.2): no upsampling blur reaches the fill.
 """
 
 from __future__ import annotations
