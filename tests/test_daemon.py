@@ -641,7 +641,7 @@ def test_the_cli_fills_through_a_daemon_cancels_on_ctrl_c_and_the_daemon_stops_o
 
         # Ctrl-C in `fill --daemon` cancels the job on the daemon.
         slow = subprocess.Popen([sys.executable, "-m", "daemon.cli", *common, "--scales", "1", "--iterations", "1000",
-                                 "-o", str(tmp_path / "never.png"), "--daemon", address], cwd=REPO,
+                                 "--no-completion", "-o", str(tmp_path / "never.png"), "--daemon", address], cwd=REPO,
                                 stderr=subprocess.PIPE, text=True)
         with Client(address) as client:
             while client.status()["running"] is None:
@@ -653,7 +653,8 @@ def test_the_cli_fills_through_a_daemon_cancels_on_ctrl_c_and_the_daemon_stops_o
 
             # A daemon stopped by SIGTERM is not a cancel of the user's: its client says the daemon stopped.
             orphan = subprocess.Popen([sys.executable, "-m", "daemon.cli", *common, "--scales", "1", "--iterations",
-                                       "1000", "-o", str(tmp_path / "orphan.png"), "--daemon", address], cwd=REPO,
+                                       "1000", "--no-completion", "-o", str(tmp_path / "orphan.png"), "--daemon",
+                                       address], cwd=REPO,
                                       stderr=subprocess.PIPE, text=True)
             while client.status()["running"] is None:
                 time.sleep(0.05)

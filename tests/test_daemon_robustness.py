@@ -170,7 +170,7 @@ sock.connect(sys.argv[1])
 pixels = bytes(64 * 64 * 3)
 mask = bytes(255 if 24 <= i // 64 < 40 and 24 <= i % 64 < 40 else 0 for i in range(64 * 64))
 for frames in fill_request("doomed", 64, 64, 3, "u8", pixels, mask, preset="preview",
-                           options={"working_size": 64, "scales": 1, "iterations": [1000]}):
+                           options={"working_size": 64, "scales": 1, "iterations": [1000], "completion": False}):
     sock.send_multipart(frames)
 while decode(sock.recv_multipart()).op != "progress":
     pass
@@ -239,7 +239,7 @@ pixels = bytes(64 * 64 * 3)
 mask = bytes(255 if 24 <= i // 64 < 40 and 24 <= i % 64 < 40 else 0 for i in range(64 * 64))
 if sys.argv[3] == "fill":
     for frames in fill_request("slow", 64, 64, 3, "u8", pixels, mask, preset="preview",
-                               options={"working_size": 64, "scales": 1, "iterations": [1000]}):
+                               options={"working_size": 64, "scales": 1, "iterations": [1000], "completion": False}):
         sock.send_multipart(frames)
 for _ in range(int(sys.argv[2])):
     sock.send_multipart(encode({"op": "hello"}))

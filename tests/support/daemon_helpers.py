@@ -27,7 +27,8 @@ REPO = Path(__file__).resolve().parents[2]
 # A fixed thread count: the default follows the machine's load at each fill, and the sums of a different count
 # differ in the last bit, so the in-process fill a test compares with would depend on what else runs.
 FAST = get_preset("preview", working_size=64, threads=2)
-SLOW = get_preset("preview", working_size=64, scales=1, iterations=[1000])  # a minute or more: only to cancel
+SLOW = get_preset("preview", working_size=64, scales=1, iterations=[1000],  # a minute or more: only to cancel
+                  completion=False)  # L-BFGS, not the completion, which would not use the iterations
 MAX_PIXELS = 1_000_000
 ERROR_CODES = {value for name, value in vars(ErrorCode).items() if name.isupper()}
 
