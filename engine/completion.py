@@ -38,9 +38,10 @@ SIMILARITY_SCALE = 0.04
 # the expectation-maximisation bent a horizon by up to 40 px toward the hole's middle (docs/quality.md).
 COARSEST_SIDE = 64
 PASSES = 7  # at most, per round: coarse levels get more (1 + their depth)
-# The vote seeks the mode of its colours in MODES rounds of mean shift of this deviation (colours 0..1).
+# The vote seeks the mode of its colours in MODES rounds of mean shift of this deviation (colours 0..1): narrow
+# enough that a grainy photo's grain survives the vote (docs/quality.md).
 MODES = 3
-MODE_SPREAD = 0.1
+MODE_SPREAD = 0.05
 
 
 @dataclass

@@ -134,7 +134,7 @@ def test_a_hole_bigger_than_the_working_size_gets_native_detail_back(random_vgg)
 
 @pytest.mark.parametrize("content, completion, scales", [
     ("patches", False, 2), ("network", False, 1),  # the network's pyramid starts at 128
-    ("network", True, 4)])  # the completion's halves 128 px down to 16
+    ("network", True, 2)])  # the completion's: 64 and 128 px
 def test_progress_is_monotone_and_says_where_it_is(random_vgg, content, completion, scales):
     events = []
     fill(noisy_photo(128, 128), centre_mask(128, 128, 40), FAST.replace(content=content, completion=completion),
