@@ -75,9 +75,10 @@ class FillOptions:
     beside_iterations: int = _opt(3, "Rounds of a last pixel PatchMatch that copies from right beside the hole, at "
                                   "the crop's size and again at native size when the crop was synthesised smaller "
                                   "and detail_transfer is on (0 = none).", min=0, max=20)
-    completion: bool = _opt(True, "Fill holes wider than a stroke by patch completion, coarse to fine from where "
-                            "the hole is a few pixels across, every patch of it a copy of known pixels (the content "
-                            "prediction steers which), instead of the scales' L-BFGS and neural-patch copying.")
+    completion: bool = _opt(True, "Fill holes wider than a stroke by patch completion: the coarsest level (64 px) "
+                            "in order of priority, so edges reaching the hole go straight across, then coarse to "
+                            "fine, every pixel a copy of known pixels (the content prediction steers which). The "
+                            "scales' iterations and vote_iterations then serve narrow holes only.")
     augment: bool = _opt(False, "Also copy from mirrored, rotated (+-pi/24) and scaled (1.05^+-1) copies of the "
                          "photo, as the reference's patch bank does.")
     detail_gain: float = _opt(1.5, "Largest factor by which the fill's fine detail is raised where it is weaker "

@@ -1,8 +1,8 @@
 """Multi-scale synthesis of one crop, coarse to fine, from the content network's prediction.
 
 With `completion` on (the default and preview), a hole wider than a stroke is filled by patch completion
-(engine/completion.py): the prediction starts the coarsest level and so steers which known pixels are copied; every
-pixel of the fill is then a copy, and nothing here raises its detail or adds grain. Narrow holes, and every hole
+(engine/completion.py): the prediction steers which known pixels its coarsest level copies; every pixel of the fill
+is a copy, and nothing here raises its detail or adds grain. Narrow holes, and every hole
 with `completion` off (the `paper` preset), take the scales of multi-scale neural patch synthesis (Yang et al.,
 CVPR 2017, section 3):
 The first scale is the one the content prediction is made at and starts from it; each next scale starts from the
