@@ -1,7 +1,7 @@
 """Hole completion that commits to real pixels: Wexler, Shechtman and Irani's (2007) expectation-maximisation over
 a coarse-to-fine pyramid, with PatchMatch (Barnes et al. 2009) nearest-neighbour fields (engine/completion_search.py).
 
-The coarsest level (64 px) is filled in order of priority (Criminisi, Perez and Toyama 2004: exemplar_fill), which
+The coarsest level (64-127 px) is filled in order of priority (Criminisi, Perez and Toyama 2004: exemplar_fill), which
 carries the edges that reach the hole straight across it; the content prediction decides where the border leaves
 the choice open, and its own pixels never reach the fill. Then, at every level, every 7x7 patch that overlaps the
 hole keeps one source patch of known pixels, compared on colour and its gradients (a flat source does not win a
@@ -137,15 +137,15 @@ class Completion:
             qy, qx = level.queries[:, 0].copy(), level.queries[:, 1].copy()
             cost = np.empty(len(qy), dtype=np.float64)
             passes = min(PASSES, rounds // 2 + 1)
+            finer = self.levels[number + 1] if number + 1 < len(self.levels) else None
             for done in range(rounds):
                 check_cancel()
                 features = _features(level.colours)
                 soft = _features(_array(gaussian_blur(_tensor(level.colours), SOFT)))
                 stream = _next_seed(int(stream))
-                minimise(features, features, soft, level.hole, level.usable, qy, qx, level.index, sy, sx, cost,
+                minimise(features, soft, level.hole, level.usable, qy, qx, level.index, sy, sx, cost,
                          passes, RADIUS, HOLE_WEIGHT, stream)
                 weight = _similarity(cost)
-                finer = self.levels[number + 1] if number + 1 < len(self.levels) else None
                 if done == rounds - 1 and finer is not None:
                     # Fine pixels no coarse patch covers keep the coarse estimate.
                     up = np.repeat(np.repeat(level.colours, 2, 0), 2, 1)[:finer.hole.shape[0], :finer.hole.shape[1]]

@@ -10,16 +10,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .pixel_search import _mix
+from .pixel_search import mix
 
 
 @njit(cache=True, fastmath=True)
-def _distance(target, source, soft, hole, usable, ty, tx, sy, sx, radius, hole_weight, limit):
-    """The squared distance of the target patch at (ty, tx) and the source patch at (sy, sx), over their channels
-    (colour and its gradients). Target pixels off the image do not count; a source pixel off it or not usable
+def _distance(features, soft, hole, usable, ty, tx, sy, sx, radius, hole_weight, limit):
+    """The squared distance of the level's patch at (ty, tx) and its patch at (sy, sx), over the channels of
+    `features` (colour and its gradients). Target pixels off the image do not count; a source pixel off it or not usable
     costs the most a pixel can. The target's hole pixels, an estimate as soft as a vote, count `hole_weight` and
     are compared with the source blurred (`soft`): against sharp sources a soft estimate picks the calmest ones."""
-    height, width, channels = target.shape
+    height, width, channels = features.shape
     total = 0.0
     for dy in range(-radius, radius + 1):
         yt, ys = ty + dy, sy + dy
@@ -35,12 +35,12 @@ def _distance(target, source, soft, hole, usable, ty, tx, sy, sx, radius, hole_w
             if hole[yt, xt]:
                 part = 0.0
                 for c in range(channels):
-                    e = target[yt, xt, c] - soft[ys, xs, c]
+                    e = features[yt, xt, c] - soft[ys, xs, c]
                     part += e * e
                 total += hole_weight * part
             else:
                 for c in range(channels):
-                    e = target[yt, xt, c] - source[ys, xs, c]
+                    e = features[yt, xt, c] - features[ys, xs, c]
                     total += e * e
         if total >= limit:
             return total
@@ -48,27 +48,27 @@ def _distance(target, source, soft, hole, usable, ty, tx, sy, sx, radius, hole_w
 
 
 @njit(cache=True, fastmath=True)
-def _try(target, source, soft, hole, usable, qy, qx, sy, sx, cost, k, cy, cx, radius, hole_weight):
+def _try(features, soft, hole, usable, qy, qx, sy, sx, cost, k, cy, cx, radius, hole_weight):
     """Take the source centred at (cy, cx) for query k if it is usable and closer than the one it has."""
     height, width = usable.shape
     if cy < 0 or cy >= height or cx < 0 or cx >= width or not usable[cy, cx]:
         return
     if cy == sy[k] and cx == sx[k]:
         return
-    d = _distance(target, source, soft, hole, usable, qy[k], qx[k], cy, cx, radius, hole_weight, cost[k])
+    d = _distance(features, soft, hole, usable, qy[k], qx[k], cy, cx, radius, hole_weight, cost[k])
     if d < cost[k]:
         cost[k], sy[k], sx[k] = d, cy, cx
 
 
 @njit(cache=True, fastmath=True)
-def minimise(target, source, soft, hole, usable, qy, qx, index, sy, sx, cost, passes, radius, hole_weight, seed):
+def minimise(features, soft, hole, usable, qy, qx, index, sy, sx, cost, passes, radius, hole_weight, seed):
     """PatchMatch on the field (sy, sx) of the queries (qy, qx), which are in raster order; index (H,W) gives
     each pixel's query number or -1. Each pass scans forward then back: the neighbour before in the scan offers
     its shift, then random shifts at halving reach are tried. cost receives each query's distance."""
     height, width = usable.shape
     n = qy.shape[0]
     for k in range(n):
-        cost[k] = _distance(target, source, soft, hole, usable, qy[k], qx[k], sy[k], sx[k], radius, hole_weight,
+        cost[k] = _distance(features, soft, hole, usable, qy[k], qx[k], sy[k], sx[k], radius, hole_weight,
                             np.inf)
     counter = np.uint64(0)
     for _ in range(passes):
@@ -78,21 +78,21 @@ def minimise(target, source, soft, hole, usable, qy, qx, index, sy, sx, cost, pa
                 y, x = qy[k], qx[k]
                 if 0 <= y - direction < height and index[y - direction, x] >= 0:
                     j = index[y - direction, x]
-                    _try(target, source, soft, hole, usable, qy, qx, sy, sx, cost, k, sy[j] + direction, sx[j],
+                    _try(features, soft, hole, usable, qy, qx, sy, sx, cost, k, sy[j] + direction, sx[j],
                          radius, hole_weight)
                 if 0 <= x - direction < width and index[y, x - direction] >= 0:
                     j = index[y, x - direction]
-                    _try(target, source, soft, hole, usable, qy, qx, sy, sx, cost, k, sy[j], sx[j] + direction,
+                    _try(features, soft, hole, usable, qy, qx, sy, sx, cost, k, sy[j], sx[j] + direction,
                          radius, hole_weight)
                 reach = max(height, width) // 2
                 while reach >= 1:
                     counter += np.uint64(1)
-                    h = _mix(seed + counter * np.uint64(0x9E3779B97F4A7C15))
+                    h = mix(seed + counter * np.uint64(0x9E3779B97F4A7C15))
                     oy = np.int64(h % np.uint64(2 * reach + 1)) - reach
                     ox = np.int64((h >> np.uint64(32)) % np.uint64(2 * reach + 1)) - reach
                     cy = min(max(sy[k] + oy, 0), height - 1)
                     cx = min(max(sx[k] + ox, 0), width - 1)
-                    _try(target, source, soft, hole, usable, qy, qx, sy, sx, cost, k, cy, cx, radius, hole_weight)
+                    _try(features, soft, hole, usable, qy, qx, sy, sx, cost, k, cy, cx, radius, hole_weight)
                     reach //= 2
 
 

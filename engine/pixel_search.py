@@ -18,7 +18,7 @@ NO_LIMIT = np.float32(1e30)
 
 
 @njit(cache=True, inline="always")
-def _mix(value: np.uint64) -> np.uint64:
+def mix(value: np.uint64) -> np.uint64:
     """splitmix64's finaliser: a well-spread 64-bit hash."""
     value = (value ^ (value >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     value = (value ^ (value >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
@@ -28,7 +28,7 @@ def _mix(value: np.uint64) -> np.uint64:
 @njit(cache=True, inline="always")
 def _shift(seed: np.uint64, salt: int, radius: int) -> int:
     """A deterministic pseudo-random integer in [-radius, radius]."""
-    value = _mix(seed + np.uint64(salt) * np.uint64(0x9E3779B97F4A7C15))
+    value = mix(seed + np.uint64(salt) * np.uint64(0x9E3779B97F4A7C15))
     return int(value % np.uint64(2 * radius + 1)) - radius
 
 
