@@ -167,20 +167,35 @@ def test_a_thin_hole_in_a_small_crop_skips_the_finest_neural_copying_that_the_co
     assert finest_scale_rounds(centre_mask(256, 256, 120))  # 60 px deep: beyond the copying from beside
 
 
-def test_a_narrow_hole_copies_by_pixel_patches_alone_and_a_wide_one_along_neural_matches(random_vgg, monkeypatch):
-    # Measured on strokes in 512 px crops: neural matches left soft streaks where pixel patches, coarse to fine,
-    # continue the border (docs/quality.md); a wide hole's middle needs the neural matches' structure.
+def count_built(monkeypatch, name: str) -> list:
+    """engine.synthesis's class `name` replaced by one that notes each instance built: the returned list."""
     from engine import synthesis
 
-    image = noisy_photo(256, 256)
-    built = []
+    built: list = []
+    original = getattr(synthesis, name)
 
-    class CountedEM(synthesis.NeuralEM):
+    class Counted(original):
         def __init__(self, *args, **kwargs):
             built.append(1)
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(synthesis, "NeuralEM", CountedEM)
+    monkeypatch.setattr(synthesis, name, Counted)
+    return built
+
+
+def square_stroke() -> np.ndarray:
+    """A square stroke 30 px wide, 15 px deep, in a 256 px image: its first scale, 64 px, is a quarter of the crop."""
+    stroke = np.zeros((256, 256), np.uint8)
+    stroke[40:216, 40:216] = 255
+    stroke[70:186, 70:186] = 0
+    return stroke
+
+
+def test_a_narrow_hole_copies_by_pixel_patches_alone_and_a_wide_one_along_neural_matches(random_vgg, monkeypatch):
+    # Measured on strokes in 512 px crops: neural matches left soft streaks where pixel patches, coarse to fine,
+    # continue the border (docs/quality.md); a wide hole's middle needs the neural matches' structure.
+    image = noisy_photo(256, 256)
+    built = count_built(monkeypatch, "NeuralEM")
 
     def neural_copies(mask: np.ndarray) -> int:
         built.clear()
@@ -191,10 +206,7 @@ def test_a_narrow_hole_copies_by_pixel_patches_alone_and_a_wide_one_along_neural
         assert any(e.stage == "synthesis" and e.scale == e.scales for e in events)  # every scale copies
         return len(built)
 
-    narrow = np.zeros((256, 256), np.uint8)
-    narrow[40:216, 40:216] = 255
-    narrow[70:186, 70:186] = 0  # a square stroke 30 px wide, 15 px deep; the first scale is 64 px, a quarter
-    assert neural_copies(narrow) == 0
+    assert neural_copies(square_stroke()) == 0
     # 80 px deep; at 64 px no whole known patch lies beside it, which once crashed the neural copying.
     assert neural_copies(centre_mask(256, 256, 160)) > 0
 
@@ -202,17 +214,8 @@ def test_a_narrow_hole_copies_by_pixel_patches_alone_and_a_wide_one_along_neural
 def test_a_wide_hole_is_completed_from_real_pixels_and_a_stroke_is_not(random_vgg, monkeypatch):
     # Wide holes: patch completion (engine/completion.py); strokes keep the pixel PatchMatch, which continues a
     # stroke's border best (docs/quality.md); `paper` keeps the reference's optimisation.
-    from engine import synthesis
-
     image = noisy_photo(256, 256)
-    built = []
-
-    class CountedCompletion(synthesis.Completion):
-        def __init__(self, *args, **kwargs):
-            built.append(1)
-            super().__init__(*args, **kwargs)
-
-    monkeypatch.setattr(synthesis, "Completion", CountedCompletion)
+    built = count_built(monkeypatch, "Completion")
 
     def completions(mask: np.ndarray, **changes) -> int:
         built.clear()
@@ -220,12 +223,9 @@ def test_a_wide_hole_is_completed_from_real_pixels_and_a_stroke_is_not(random_vg
         assert np.array_equal(result[mask == 0], image[mask == 0])
         return len(built)
 
-    stroke = np.zeros((256, 256), np.uint8)
-    stroke[40:216, 40:216] = 255
-    stroke[70:186, 70:186] = 0  # a square stroke 30 px wide: its first scale, 64 px, is a quarter of the crop
     wide = centre_mask(256, 256, 160)
     assert completions(wide) == 1
-    assert completions(stroke) == 0
+    assert completions(square_stroke()) == 0
     assert completions(wide, completion=False) == 0
 
 
