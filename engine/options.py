@@ -75,7 +75,7 @@ class FillOptions:
     beside_iterations: int = _opt(3, "Rounds of a last pixel PatchMatch that copies from right beside the hole, at "
                                   "the crop's size and again at native size when the crop was synthesised smaller "
                                   "and detail_transfer is on (0 = none).", min=0, max=20)
-    completion: bool = _opt(True, "Fill holes wider than a stroke by patch completion: the coarsest level (64 px) "
+    completion: bool = _opt(True, "Fill holes wider than a stroke by patch completion: the coarsest level (64-127 px) "
                             "in order of priority, so edges reaching the hole go straight across, then coarse to "
                             "fine, every pixel a copy of known pixels (the content prediction steers which). The "
                             "scales' iterations and vote_iterations then serve narrow holes only.")
